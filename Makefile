@@ -1,0 +1,57 @@
+# zanzara: `make run` starts the broker, `make test` runs every check.
+# Both create .venv and install what they need on a fresh Debian machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+.PHONY: run test lint typecheck layers pytest system-deps bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(VENV)/.installed $@
+
+## run: start the broker on its defaults (127.0.0.1:1883); pass flags with ARGS="--port 1884 -v"
+run: $(VENV)/.installed
+	$(BIN)/zanzara $(ARGS)
+
+## system-deps: the real peers the tests talk to (mosquitto_pub/sub)
+system-deps:
+	@if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then \
+	  echo "installing mosquitto-clients"; \
+	  $(APT) update -qq && $(APT) install -y -qq mosquitto-clients >/dev/null; \
+	fi
+	@command -v mosquitto_pub >/dev/null || { echo "mosquitto_pub is still missing" >&2; exit 1; }
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(VENV)/.test-installed
+	$(BIN)/mypy
+
+layers: $(VENV)/.test-installed
+	$(BIN)/lint-imports
+
+pytest: $(VENV)/.test-installed system-deps
+	$(BIN)/pytest
+
+## test: lint, types, layer contracts, then the whole test suite
+test: lint typecheck layers pytest
+
+## bench: compare against Mosquitto with ../shared/bench (see bench/README.md)
+bench: $(VENV)/.installed
+	bench/run.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

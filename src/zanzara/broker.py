@@ -1,0 +1,911 @@
+"""The broker core: sessions, routing, retained messages, wills, QoS flows.
+
+The only place that combines sessions, the topic trees, hooks and events.
+Transports hand it packets through :meth:`BrokerCore.connect` and
+:meth:`BrokerCore.handle`; it answers through the :class:`ClientLink` of each
+connection.  One small method per inbound packet type (``_on_publish``,
+``_on_puback``, ...), as in Mosquitto's ``handle_*.c``.
+
+Handlers run synchronously unless a hook must be awaited; then they return a
+coroutine and the connection awaits it before the next packet, which keeps
+each connection's packets strictly in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .config import MqttConfig
+from .errors import ProtocolError, ProtocolViolation
+from .events import (
+    ClientConnected,
+    ClientDisconnected,
+    Delivered,
+    EventHub,
+    Published,
+    Subscribed,
+    Unsubscribed,
+)
+from .hooks import Authenticator, ClientInfo, ConnectRequest, PublishAuthorizer, SubscribeAuthorizer
+from .message import Message
+from .mqtt.codec import encode, encode_properties, encode_publish_template
+from .mqtt.enums import PacketType, ProtocolVersion, ReasonCode, RetainHandling
+from .mqtt.packets import (
+    ConnAck,
+    Connect,
+    Disconnect,
+    Packet,
+    PingReq,
+    PingResp,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    SubAck,
+    Subscribe,
+    Subscription,
+    UnsubAck,
+    Unsubscribe,
+    Will,
+)
+from .mqtt.properties import EMPTY_PROPERTIES, Properties
+from .mqtt.topics import parse_shared, validate_topic_filter, validate_topic_name
+from .protocol import ConnectionPhase, ServerProtocol
+from .session import NEVER_EXPIRES, Outgoing, OutState, Session
+from .topic_tree import RetainedTree, SharedGroup, SubscriptionEntry, SubscriptionTree
+
+__all__ = ["BrokerCore", "Client", "ClientLink"]
+
+logger = logging.getLogger(__name__)
+
+V5 = ProtocolVersion.MQTT5
+Step = Coroutine[Any, Any, None]
+_PUBLISH_KEEP = ("topic_alias", "subscription_identifiers", "message_expiry_interval")
+
+
+class ClientLink(Protocol):
+    """What the broker needs from a live connection (implemented by transports)."""
+
+    protocol: ServerProtocol
+
+    @property
+    def address(self) -> str | None: ...
+
+    @property
+    def listener_name(self) -> str | None: ...
+
+    def send(self, packet: Packet) -> None: ...
+
+    def send_bytes(self, data: bytes) -> bool: ...
+
+    def close(self) -> None:
+        """Flush what is queued, then close the connection."""
+
+    def set_keep_alive(self, seconds: int) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class Client:
+    """A connected client: its connection, session and will."""
+
+    link: ClientLink
+    session: Session
+    info: ClientInfo
+    version: ProtocolVersion
+    will: Will | None = None
+    disconnect_reason: str = "connection_lost"
+
+
+@dataclass(slots=True)
+class _Target:
+    """Everything one client's matching subscriptions say about a topic."""
+
+    client_id: str
+    qos: int
+    no_local: bool
+    retain_as_published: bool
+    subscription_ids: tuple[int, ...]
+    # Set when the client has several matching subscriptions with different options.
+    entries: tuple[SubscriptionEntry, ...] = ()
+
+
+@dataclass(slots=True)
+class _Plan:
+    targets: list[_Target]
+    groups: tuple[SharedGroup, ...]
+
+
+@dataclass(slots=True)
+class Stats:
+    messages_received: int = 0
+    messages_sent: int = 0
+    messages_dropped: int = 0
+    messages_expired: int = 0
+    connections_total: int = 0
+    malformed_packets: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class BrokerCore:
+    def __init__(self, config: MqttConfig | None = None, *, allow_anonymous: bool = True) -> None:
+        self.config = config or MqttConfig()
+        self.allow_anonymous = allow_anonymous
+        self.sessions: dict[str, Session] = {}
+        self.clients: dict[str, Client] = {}
+        self.subscriptions = SubscriptionTree()
+        self.retained: RetainedTree[Message] = RetainedTree()
+        self.events = EventHub()
+        self.stats = Stats()
+        self.authenticators: list[Authenticator] = []
+        self.publish_authorizers: list[PublishAuthorizer] = []
+        self.subscribe_authorizers: list[SubscribeAuthorizer] = []
+        self._plans: dict[str, _Plan] = {}
+        self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
+        self._will_timers: dict[str, tuple[asyncio.TimerHandle, Will]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.clock: Callable[[], float] = self._loop_time
+
+    def _loop_time(self) -> float:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop.time()
+
+    # == connect ==================================================================
+
+    def connect(
+        self, link: ClientLink, packet: Connect
+    ) -> Client | Coroutine[Any, Any, Client | None] | None:
+        """Admit or refuse a CONNECT; returns the Client, None if refused (or a coroutine)."""
+        cfg = self.config
+        version = packet.protocol_version
+        client_id = packet.client_id
+        assigned = None
+        if not client_id:
+            if not cfg.allow_zero_length_clientid or (version is not V5 and not packet.clean_start):
+                # [MQTT-3.1.3-8] a 3.1.1 client with an empty id must ask for a clean session.
+                link.protocol.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
+                return None
+            client_id = assigned = f"auto-{uuid.uuid4().hex}"
+        elif len(client_id) > cfg.max_client_id_length:
+            link.protocol.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id too long")
+            return None
+        if version is not V5 and packet.keep_alive > cfg.max_keepalive:
+            # As Mosquitto: a 3.x client cannot be told a lower keep alive, so it is refused.
+            link.protocol.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "keep alive above max_keepalive")
+            return None
+        info = ClientInfo(
+            client_id=client_id,
+            username=packet.username,
+            protocol_version=version,
+            address=link.address,
+            listener=link.listener_name,
+        )
+        if not self.authenticators:
+            code = (
+                ReasonCode.SUCCESS if self.allow_anonymous or packet.username else ReasonCode.NOT_AUTHORIZED
+            )
+            return self._admit(link, packet, info, assigned, code)
+        return self._authenticate_then_admit(link, packet, info, assigned)
+
+    async def _authenticate_then_admit(
+        self, link: ClientLink, packet: Connect, info: ClientInfo, assigned: str | None
+    ) -> Client | None:
+        request = ConnectRequest(
+            client=info,
+            password=packet.password,
+            clean_start=packet.clean_start,
+            keep_alive=packet.keep_alive,
+            will=packet.will,
+            properties=packet.properties,
+        )
+        code: ReasonCode | None = None
+        for hook in self.authenticators:
+            code = await hook.authenticate(request)
+            if code is not None:
+                break
+        if code is None:
+            code = ReasonCode.SUCCESS if self.allow_anonymous else ReasonCode.NOT_AUTHORIZED
+        return self._admit(link, packet, info, assigned, code)
+
+    def _admit(
+        self, link: ClientLink, packet: Connect, info: ClientInfo, assigned: str | None, code: int
+    ) -> Client | None:
+        if code != ReasonCode.SUCCESS:
+            link.protocol.refuse(code)
+            return None
+        if link.protocol.phase is not ConnectionPhase.CONNECTING:  # closed while a hook was awaited
+            return None
+        cfg = self.config
+        client_id = info.client_id
+        version = packet.protocol_version
+        old = self.clients.get(client_id)
+        if old is not None:
+            self._take_over(old)
+        pending_will = self._will_timers.pop(client_id, None)
+        if pending_will is not None:
+            pending_will[0].cancel()  # [MQTT-3.1.3-9] a reconnect cancels a delayed will
+        self._cancel_timer(self._expiry_timers, client_id)
+
+        session = self.sessions.get(client_id)
+        session_present = session is not None and not packet.clean_start
+        if session is not None and packet.clean_start:
+            # [MQTT-3.1.2-4] clean start discards any existing session.
+            self._end_session(session, publish_will=False)
+            session = None
+        if session is None:
+            session = Session(client_id=client_id, max_queued=cfg.max_queued_messages)
+            self.sessions[client_id] = session
+        session.expiry_interval = self._session_expiry(packet)
+        receive_max = link.protocol.client_receive_maximum
+        session.max_inflight = min(cfg.max_inflight_messages, receive_max)
+
+        props: dict[str, Any] = {}
+        keep_alive = packet.keep_alive
+        if version is V5:
+            if keep_alive > cfg.max_keepalive or (keep_alive == 0 and cfg.max_keepalive < 65535):
+                # [MQTT-3.2.2-21] the client must use the Server Keep Alive we send.
+                keep_alive = cfg.max_keepalive
+                props["server_keep_alive"] = keep_alive
+            if assigned:
+                props["assigned_client_identifier"] = assigned
+            props.update(self._connack_capabilities(session, packet))
+        link.set_keep_alive(keep_alive)
+
+        client = Client(link=link, session=session, info=info, version=version, will=packet.will)
+        self.clients[client_id] = client
+        self.stats.connections_total += 1
+        connack_props = Properties(**props) if props else EMPTY_PROPERTIES
+        link.protocol.accept(ConnAck(session_present=session_present, properties=connack_props))
+        if session_present:
+            self._resend_inflight(client)
+        self._pump(client)
+        if self.events.active:
+            self.events.emit(ClientConnected(client=info, session_present=session_present))
+        return client
+
+    def _session_expiry(self, packet: Connect) -> int:
+        cfg = self.config
+        if packet.protocol_version is V5:
+            expiry = packet.properties.session_expiry_interval or 0
+            if cfg.session_expiry_max is not None:
+                expiry = min(expiry, cfg.session_expiry_max)
+            return expiry
+        if packet.clean_start:
+            return 0
+        if cfg.persistent_client_expiration is not None:
+            return cfg.persistent_client_expiration
+        return NEVER_EXPIRES
+
+    def _connack_capabilities(self, session: Session, packet: Connect) -> dict[str, Any]:
+        cfg = self.config
+        props: dict[str, Any] = {}
+        requested = packet.properties.session_expiry_interval or 0
+        if session.expiry_interval != requested:
+            props["session_expiry_interval"] = session.expiry_interval
+        if cfg.receive_maximum != 65535:
+            props["receive_maximum"] = cfg.receive_maximum
+        if cfg.max_qos < 2:
+            props["maximum_qos"] = cfg.max_qos
+        if not cfg.retain_available:
+            props["retain_available"] = 0
+        if cfg.max_packet_size < 268_435_455:
+            props["maximum_packet_size"] = cfg.max_packet_size
+        if cfg.topic_alias_maximum:
+            props["topic_alias_maximum"] = cfg.topic_alias_maximum
+        if not cfg.wildcard_subscriptions:
+            props["wildcard_subscription_available"] = 0
+        if not cfg.subscription_identifiers:
+            props["subscription_identifier_available"] = 0
+        if not cfg.shared_subscriptions:
+            props["shared_subscription_available"] = 0
+        return props
+
+    def _take_over(self, old: Client) -> None:
+        """[MQTT-3.1.4-3] close the existing connection; v5 tells it why (0x8E)."""
+        old.disconnect_reason = "takeover"
+        old.link.protocol.disconnect(ReasonCode.SESSION_TAKEN_OVER)
+        old.link.close()
+        self.disconnected(old)
+
+    # == disconnect ===============================================================
+
+    def disconnected(self, client: Client) -> None:
+        """The connection of ``client`` is gone (any reason). Idempotent."""
+        cid = client.info.client_id
+        if self.clients.get(cid) is not client:
+            return
+        del self.clients[cid]
+        session = client.session
+        will = client.will
+        client.will = None
+        if session.expiry_interval == 0:
+            self._end_session(session, publish_will=False)
+            if will is not None:
+                self._publish_will(cid, will)
+        else:
+            if will is not None:
+                self._schedule_will(cid, will, session)
+            if session.expiry_interval != NEVER_EXPIRES:
+                loop = asyncio.get_running_loop()
+                self._expiry_timers[cid] = loop.call_later(session.expiry_interval, self._expire_session, cid)
+        if self.events.active:
+            self.events.emit(ClientDisconnected(client=client.info, reason=client.disconnect_reason))
+
+    def _schedule_will(self, cid: str, will: Will, session: Session) -> None:
+        delay = will.properties.will_delay_interval or 0
+        if delay <= 0:
+            self._publish_will(cid, will)
+            return
+        # [MQTT-3.1.3-9] published after the delay or when the session ends, whichever first.
+        loop = asyncio.get_running_loop()
+        handle = loop.call_later(min(delay, session.expiry_interval), self._delayed_will, cid, will)
+        self._will_timers[cid] = (handle, will)
+
+    def _delayed_will(self, cid: str, will: Will) -> None:
+        self._will_timers.pop(cid, None)
+        self._publish_will(cid, will)
+
+    def _publish_will(self, cid: str, will: Will) -> None:
+        props = will.properties
+        if props is not EMPTY_PROPERTIES:
+            props = props.without("will_delay_interval")
+        self.publish_message(self._make_message(will.topic, will.payload, will.qos, will.retain, props, cid))
+
+    def _expire_session(self, cid: str) -> None:
+        self._expiry_timers.pop(cid, None)
+        session = self.sessions.get(cid)
+        if session is not None and cid not in self.clients:
+            self._end_session(session, publish_will=True)
+
+    def _end_session(self, session: Session, *, publish_will: bool) -> None:
+        cid = session.client_id
+        for topic_filter in list(session.subscriptions):
+            self.subscriptions.remove(cid, topic_filter)
+        if session.subscriptions:
+            self._plans.clear()
+        pending = session.reset()
+        self.stats.messages_dropped += len(pending)
+        self.sessions.pop(cid, None)
+        pending_will = self._will_timers.pop(cid, None)
+        if pending_will is not None:
+            pending_will[0].cancel()
+            if publish_will:
+                self._publish_will(cid, pending_will[1])
+
+    @staticmethod
+    def _cancel_timer(timers: dict[str, asyncio.TimerHandle], cid: str) -> None:
+        timer = timers.pop(cid, None)
+        if timer is not None:
+            timer.cancel()
+
+    # == inbound packets ==========================================================
+
+    def handle(self, client: Client, packet: Packet) -> Step | None:
+        """Dispatch one packet of a connected client; may return a coroutine to await."""
+        t = type(packet)
+        if t is Publish:
+            return self._on_publish(client, packet)  # type: ignore[arg-type]
+        if t is PubAck:
+            self._on_puback(client, packet)  # type: ignore[arg-type]
+        elif t is PubRec:
+            self._on_pubrec(client, packet)  # type: ignore[arg-type]
+        elif t is PubRel:
+            self._on_pubrel(client, packet)  # type: ignore[arg-type]
+        elif t is PubComp:
+            self._on_pubcomp(client, packet)  # type: ignore[arg-type]
+        elif t is Subscribe:
+            return self._on_subscribe(client, packet)  # type: ignore[arg-type]
+        elif t is Unsubscribe:
+            self._on_unsubscribe(client, packet)  # type: ignore[arg-type]
+        elif t is PingReq:
+            client.link.send(PingResp())
+        elif t is Disconnect:
+            self._on_disconnect(client, packet)  # type: ignore[arg-type]
+        else:
+            # AUTH re-authentication is not offered yet: refuse it rather than ignore it.
+            raise ProtocolViolation(f"unexpected {PacketType(packet.packet_type).name}")
+        return None
+
+    # -- PUBLISH (inbound) --------------------------------------------------------
+
+    def _on_publish(self, client: Client, packet: Publish) -> Step | None:
+        self.stats.messages_received += 1
+        if packet.retain and not self.config.retain_available:
+            raise ProtocolError("retain not supported", ReasonCode.RETAIN_NOT_SUPPORTED)  # [MQTT-3.3.1-...]
+        if self.publish_authorizers:
+            return self._authorize_publish(client, packet)
+        self._accept_publish(client, packet, ReasonCode.SUCCESS)
+        return None
+
+    async def _authorize_publish(self, client: Client, packet: Publish) -> None:
+        code: int | None = None
+        for hook in self.publish_authorizers:
+            code = await hook.authorize_publish(client.info, packet.topic, packet.qos, packet.retain)
+            if code is not None:
+                break
+        self._accept_publish(client, packet, ReasonCode.SUCCESS if code is None else code)
+
+    def _accept_publish(self, client: Client, packet: Publish, code: int) -> None:
+        qos = packet.qos
+        pid = packet.packet_id
+        if qos == 2:
+            incoming = client.session.incoming_qos2
+            if pid in incoming:
+                # [MQTT-4.3.3-10] a resent QoS 2 PUBLISH is not delivered again.
+                client.link.send(PubRec(packet_id=pid))
+                return
+        if code >= 0x80:
+            # Refused: 3.1.1 has no way to say so, the message is acknowledged and dropped.
+            logger.debug("publish to %s by %s refused (0x%02x)", packet.topic, client.info.client_id, code)
+            if qos == 1:
+                client.link.send(PubAck(packet_id=pid, reason_code=code))  # type: ignore[arg-type]
+            elif qos == 2:
+                client.link.send(PubRec(packet_id=pid, reason_code=code))  # type: ignore[arg-type]
+            return
+        props = packet.properties
+        message = self._make_message(
+            packet.topic, packet.payload, qos, packet.retain, props, client.info.client_id
+        )
+        matched = self.publish_message(message)
+        if qos == 1:
+            rc = 0 if matched or client.version is not V5 else ReasonCode.NO_MATCHING_SUBSCRIBERS
+            client.link.send(PubAck(packet_id=pid, reason_code=rc))  # type: ignore[arg-type]
+        elif qos == 2:
+            client.session.incoming_qos2.add(pid)  # type: ignore[arg-type]
+            rc = 0 if matched or client.version is not V5 else ReasonCode.NO_MATCHING_SUBSCRIBERS
+            client.link.send(PubRec(packet_id=pid, reason_code=rc))  # type: ignore[arg-type]
+
+    def _make_message(
+        self, topic: str, payload: bytes, qos: int, retain: bool, props: Properties, sender: str | None
+    ) -> Message:
+        now = self.clock()
+        expires_at = None
+        if props is not EMPTY_PROPERTIES:
+            if props.message_expiry_interval is not None:
+                expires_at = now + props.message_expiry_interval
+            if props.topic_alias is not None or props.message_expiry_interval is not None:
+                props = props.without(*_PUBLISH_KEEP)
+        return Message(
+            topic=topic,
+            payload=payload,
+            qos=qos,
+            retain=retain,
+            properties=props,
+            expires_at=expires_at,
+            sender=sender,
+            created_at=now,
+        )
+
+    # -- routing ------------------------------------------------------------------
+
+    def publish_message(self, message: Message) -> int:
+        """Store if retained, then route to every matching session; returns the match count."""
+        if message.retain:
+            if message.payload:
+                self.retained.set(message.topic, message)
+            else:
+                # [MQTT-3.3.1-6] an empty retained message clears the topic and is not stored.
+                self.retained.delete(message.topic)
+        if self.events.active:
+            self.events.emit(Published(client_id=message.sender, message=message))
+        plan = self._plans.get(message.topic)
+        if plan is None:
+            plan = self._make_plan(message.topic)
+        targets = plan.targets
+        if not targets and not plan.groups:
+            return 0
+        now = self.clock()
+        if message.expired(now):
+            self.stats.messages_expired += 1
+            return len(targets)
+        shapes: dict[tuple[bool, int, bool, tuple[int, ...]], tuple[bytes, int]] = {}
+        clients = self.clients
+        sender = message.sender
+        mqos = message.qos
+        mretain = message.retain
+        for target in targets:
+            if target.entries:
+                self._deliver_overlapping(target, message, shapes, now)
+                continue
+            if target.no_local and target.client_id == sender:
+                continue  # [MQTT-3.8.3-3]
+            qos = mqos if mqos < target.qos else target.qos
+            retain = mretain and target.retain_as_published  # [MQTT-3.3.1-12], [MQTT-3.3.1-13]
+            client = clients.get(target.client_id)
+            if qos == 0:
+                if client is not None:
+                    self._send_qos0(client, message, retain, target.subscription_ids, shapes, now)
+                continue
+            self._deliver(
+                target.client_id, client, message, qos, retain, target.subscription_ids, shapes, now
+            )
+        for group in plan.groups:
+            entry = group.pick(clients.__contains__)
+            if entry is None:
+                continue
+            qos = min(mqos, entry.qos)
+            sub_ids = (entry.subscription_id,) if entry.subscription_id else ()
+            client = clients.get(entry.client_id)
+            if qos == 0:
+                if client is not None:
+                    self._send_qos0(client, message, False, sub_ids, shapes, now)
+            else:
+                self._deliver(entry.client_id, client, message, qos, False, sub_ids, shapes, now)
+        return len(targets) + len(plan.groups)
+
+    def _deliver_overlapping(
+        self, target: _Target, message: Message, shapes: dict[Any, tuple[bytes, int]], now: float
+    ) -> None:
+        # [MQTT-3.3.4-2] one copy at the highest QoS of the matching subscriptions;
+        # [MQTT-3.3.4-3] carrying all of their subscription identifiers.
+        entries = [e for e in target.entries if not (e.no_local and e.client_id == message.sender)]
+        if not entries:
+            return
+        qos = min(message.qos, max(e.qos for e in entries))
+        retain = message.retain and any(e.retain_as_published for e in entries)
+        sub_ids = tuple(sorted({e.subscription_id for e in entries if e.subscription_id}))
+        client = self.clients.get(target.client_id)
+        if qos == 0:
+            if client is not None:
+                self._send_qos0(client, message, retain, sub_ids, shapes, now)
+        else:
+            self._deliver(target.client_id, client, message, qos, retain, sub_ids, shapes, now)
+
+    def _template(
+        self,
+        version: ProtocolVersion,
+        message: Message,
+        qos: int,
+        retain: bool,
+        sub_ids: tuple[int, ...],
+        shapes: dict[Any, tuple[bytes, int]],
+        now: float,
+    ) -> tuple[bytes, int]:
+        v5 = version is V5
+        key = (v5, qos, retain, sub_ids if v5 else ())
+        shape = shapes.get(key)
+        if shape is None:
+            block = self._publish_properties(message, sub_ids, now) if v5 else None
+            shape = shapes[key] = encode_publish_template(
+                message.topic, message.payload, qos, retain, block, version
+            )
+        return shape
+
+    @staticmethod
+    def _publish_properties(message: Message, sub_ids: tuple[int, ...], now: float) -> bytes | None:
+        props = _hop_properties(message, sub_ids, now)
+        return None if props is EMPTY_PROPERTIES else encode_properties(props, PacketType.PUBLISH)
+
+    def _send_qos0(
+        self,
+        client: Client,
+        message: Message,
+        retain: bool,
+        sub_ids: tuple[int, ...],
+        shapes: dict[Any, tuple[bytes, int]],
+        now: float,
+    ) -> None:
+        data, _ = self._template(client.version, message, 0, retain, sub_ids, shapes, now)
+        if client.link.send_bytes(data):
+            self.stats.messages_sent += 1
+            if self.events.active:
+                self.events.emit(Delivered(client_id=client.info.client_id, message=message, qos=0))
+
+    def _deliver(
+        self,
+        client_id: str,
+        client: Client | None,
+        message: Message,
+        qos: int,
+        retain: bool,
+        sub_ids: tuple[int, ...],
+        shapes: dict[Any, tuple[bytes, int]],
+        now: float,
+    ) -> None:
+        session = client.session if client is not None else self.sessions.get(client_id)
+        if session is None:
+            return
+        out = Outgoing(message=message, qos=qos, retain=retain, subscription_ids=sub_ids)
+        if client is not None and not session.queued and len(session.inflight) < session.max_inflight:
+            pid = session.start_flight(out)
+            data, offset = self._template(client.version, message, qos, retain, sub_ids, shapes, now)
+            self._send_flight(client, out, data[:offset] + pid.to_bytes(2, "big") + data[offset + 2 :])
+            return
+        for dropped in session.enqueue(out):
+            self._dropped(session, dropped, "queue full")
+
+    def _send_flight(self, client: Client, out: Outgoing, data: bytes) -> None:
+        if client.link.send_bytes(data):
+            self.stats.messages_sent += 1
+            return
+        # [MQTT-3.1.2-25] too large for this client: discarded as if delivered.
+        client.session.inflight.pop(out.packet_id, None)
+        self._dropped(client.session, out, "larger than the client's maximum packet size")
+
+    def _dropped(self, session: Session, out: Outgoing, why: str) -> None:
+        self.stats.messages_dropped += 1
+        logger.debug("dropped a message on %s for %s: %s", out.message.topic, session.client_id, why)
+
+    def _pump(self, client: Client) -> None:
+        """Move queued messages into flight while the client's window allows."""
+        session = client.session
+        if not session.queued:
+            return
+        now = self.clock()
+        while len(session.inflight) < session.max_inflight:
+            out = session.dequeue()
+            if out is None:
+                return
+            if out.message.expired(now):
+                # [MQTT-3.3.2-5] an expired message is not delivered.
+                self.stats.messages_expired += 1
+                continue
+            pid = session.start_flight(out)
+            self._send_flight(client, out, self._encode_one(client, out, pid, dup=False, now=now))
+
+    def _encode_one(self, client: Client, out: Outgoing, pid: int, *, dup: bool, now: float) -> bytes:
+        message = out.message
+        props = EMPTY_PROPERTIES
+        if client.version is V5:
+            props = _hop_properties(message, out.subscription_ids, now)
+        return encode(
+            Publish(
+                topic=message.topic,
+                payload=message.payload,
+                qos=out.qos,
+                retain=out.retain,
+                dup=dup,
+                packet_id=pid,
+                properties=props,
+            ),
+            client.version,
+        )
+
+    def _resend_inflight(self, client: Client) -> None:
+        """[MQTT-4.4.0-1] on a resumed session resend unacknowledged PUBLISH (DUP) and PUBREL."""
+        now = self.clock()
+        for pid, out in list(client.session.inflight.items()):
+            if out.state is OutState.WAIT_PUBCOMP:
+                client.link.send(PubRel(packet_id=pid))
+            else:
+                self._send_flight(client, out, self._encode_one(client, out, pid, dup=True, now=now))
+
+    # -- acknowledgements from the client -------------------------------------------
+
+    def _on_puback(self, client: Client, packet: PubAck) -> None:
+        out = client.session.acknowledge(packet.packet_id, OutState.WAIT_PUBACK)
+        if out is not None:
+            self._completed(client, out)
+            self._pump(client)
+
+    def _on_pubrec(self, client: Client, packet: PubRec) -> None:
+        session = client.session
+        if packet.reason_code >= 0x80:
+            # [MQTT-4.3.3-...] a failed PUBREC ends the flow: no PUBREL.
+            if session.acknowledge(packet.packet_id, OutState.WAIT_PUBREC) is not None:
+                self._pump(client)
+            return
+        out = session.received_pubrec(packet.packet_id)
+        if out is None and packet.packet_id not in session.inflight:
+            client.link.send(PubRel(packet_id=packet.packet_id, reason_code=_not_found(client)))
+            return
+        client.link.send(PubRel(packet_id=packet.packet_id))
+
+    def _on_pubcomp(self, client: Client, packet: PubComp) -> None:
+        out = client.session.acknowledge(packet.packet_id, OutState.WAIT_PUBCOMP)
+        if out is not None:
+            self._completed(client, out)
+            self._pump(client)
+
+    def _on_pubrel(self, client: Client, packet: PubRel) -> None:
+        incoming = client.session.incoming_qos2
+        if packet.packet_id in incoming:
+            incoming.discard(packet.packet_id)
+            client.link.send(PubComp(packet_id=packet.packet_id))
+        else:
+            client.link.send(PubComp(packet_id=packet.packet_id, reason_code=_not_found(client)))
+
+    def _completed(self, client: Client, out: Outgoing) -> None:
+        if self.events.active:
+            self.events.emit(Delivered(client_id=client.info.client_id, message=out.message, qos=out.qos))
+
+    # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------
+
+    def _on_subscribe(self, client: Client, packet: Subscribe) -> Step | None:
+        codes = [self._check_subscription(client, sub) for sub in packet.subscriptions]
+        if self.subscribe_authorizers:
+            return self._authorize_subscribe(client, packet, codes)
+        self._complete_subscribe(client, packet, codes)
+        return None
+
+    async def _authorize_subscribe(self, client: Client, packet: Subscribe, codes: list[int]) -> None:
+        for i, sub in enumerate(packet.subscriptions):
+            if codes[i] >= 0x80:
+                continue
+            for hook in self.subscribe_authorizers:
+                code = await hook.authorize_subscribe(client.info, sub)
+                if code is not None:
+                    if code >= 0x80:
+                        codes[i] = code
+                    elif code < codes[i]:
+                        codes[i] = code  # the hook may downgrade the granted QoS
+                    break
+        self._complete_subscribe(client, packet, codes)
+
+    def _check_subscription(self, client: Client, sub: Subscription) -> int:
+        """The granted QoS, or a failure reason code [MQTT-3.9.3]."""
+        cfg = self.config
+        try:
+            validate_topic_filter(sub.topic_filter, max_levels=cfg.max_topic_levels)
+            group, _ = parse_shared(sub.topic_filter)
+        except ProtocolError as exc:
+            return exc.reason_code
+        if group is not None:
+            if not cfg.shared_subscriptions:
+                return ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
+            if sub.no_local:
+                # [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
+                raise ProtocolViolation("no local on a shared subscription")
+        if not cfg.wildcard_subscriptions and ("+" in sub.topic_filter or "#" in sub.topic_filter):
+            return ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED
+        return min(sub.qos, cfg.max_qos)
+
+    def _complete_subscribe(self, client: Client, packet: Subscribe, codes: list[int]) -> None:
+        session = client.session
+        sub_ids = packet.properties.subscription_identifiers
+        sub_id = sub_ids[0] if sub_ids else None
+        retained: list[tuple[Subscription, int, bool]] = []
+        for sub, code in zip(packet.subscriptions, codes, strict=True):
+            if code >= 0x80:
+                continue
+            group, _ = parse_shared(sub.topic_filter)
+            entry = SubscriptionEntry(
+                client_id=session.client_id,
+                topic_filter=sub.topic_filter,
+                qos=code,
+                no_local=sub.no_local,
+                retain_as_published=sub.retain_as_published,
+                subscription_id=sub_id,
+                share_group=group,
+            )
+            is_new = self.subscriptions.add(entry)
+            session.subscriptions[sub.topic_filter] = entry
+            if group is None:
+                retained.append((sub, code, is_new))
+        self._plans.clear()
+        if client.version is not V5:
+            codes = [c if c < 0x80 else 0x80 for c in codes]
+        client.link.send(SubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)))
+        for sub, granted, is_new in retained:
+            handling = sub.retain_handling
+            if handling is RetainHandling.DO_NOT_SEND or (
+                handling is RetainHandling.SEND_IF_NEW_SUBSCRIPTION and not is_new
+            ):
+                continue
+            self._send_retained(client, sub.topic_filter, granted, sub_id)
+        if self.events.active:
+            self.events.emit(
+                Subscribed(client=client.info, subscriptions=packet.subscriptions, reason_codes=tuple(codes))
+            )
+
+    def _send_retained(self, client: Client, topic_filter: str, granted: int, sub_id: int | None) -> None:
+        """[MQTT-3.3.1-9] retained messages go out with RETAIN set, at most the granted QoS."""
+        now = self.clock()
+        sub_ids = (sub_id,) if sub_id else ()
+        expired = []
+        for topic, message in self.retained.match(topic_filter):
+            if message.expired(now):
+                expired.append(topic)
+                continue
+            qos = min(message.qos, granted)
+            if qos == 0:
+                self._send_qos0(client, message, True, sub_ids, {}, now)
+            else:
+                self._deliver(client.info.client_id, client, message, qos, True, sub_ids, {}, now)
+        for topic in expired:
+            self.retained.delete(topic)
+
+    def _on_unsubscribe(self, client: Client, packet: Unsubscribe) -> None:
+        session = client.session
+        codes = []
+        for topic_filter in packet.topic_filters:
+            existed = self.subscriptions.remove(session.client_id, topic_filter)
+            session.subscriptions.pop(topic_filter, None)
+            codes.append(ReasonCode.SUCCESS if existed else ReasonCode.NO_SUBSCRIPTION_EXISTED)
+        self._plans.clear()
+        # [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.
+        client.link.send(UnsubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)))
+        if self.events.active:
+            self.events.emit(Unsubscribed(client=client.info, topic_filters=packet.topic_filters))
+
+    # -- DISCONNECT ---------------------------------------------------------------
+
+    def _on_disconnect(self, client: Client, packet: Disconnect) -> None:
+        expiry = packet.properties.session_expiry_interval
+        if expiry is not None:
+            if client.session.expiry_interval == 0 and expiry != 0:
+                # [MQTT-3.14.2-2] a session that ends with the connection cannot be extended.
+                raise ProtocolViolation("session expiry set on DISCONNECT after 0 in CONNECT")
+            client.session.expiry_interval = expiry
+        if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE:
+            client.will = None  # [MQTT-3.1.2-10] a normal DISCONNECT discards the will
+        client.disconnect_reason = "disconnect"
+        client.link.close()
+
+    # == embedded API ==============================================================
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties = EMPTY_PROPERTIES,
+    ) -> int:
+        validate_topic_name(topic, max_levels=self.config.max_topic_levels)
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
+        return self.publish_message(self._make_message(topic, payload, qos, retain, properties, None))
+
+    # == subscription plans =========================================================
+
+    def _make_plan(self, topic: str) -> _Plan:
+        matches = self.subscriptions.match(topic)
+        by_client: dict[str, list[SubscriptionEntry]] = {}
+        for entry in matches.entries:
+            by_client.setdefault(entry.client_id, []).append(entry)
+        targets = []
+        for cid, entries in by_client.items():
+            first = entries[0]
+            if len(entries) == 1:
+                sub_ids = (first.subscription_id,) if first.subscription_id else ()
+                targets.append(_Target(cid, first.qos, first.no_local, first.retain_as_published, sub_ids))
+            else:
+                targets.append(_Target(cid, 0, False, False, (), tuple(entries)))
+        plan = _Plan(targets, matches.groups)
+        if len(self._plans) > 50_000:
+            self._plans.clear()
+        self._plans[topic] = plan
+        return plan
+
+    def restore_subscriptions(self, entries: Iterable[SubscriptionEntry]) -> None:
+        for entry in entries:
+            self.subscriptions.add(entry)
+        self._plans.clear()
+
+    async def close(self) -> None:
+        for timer in self._expiry_timers.values():
+            timer.cancel()
+        self._expiry_timers.clear()
+        for handle, _ in self._will_timers.values():
+            handle.cancel()
+        self._will_timers.clear()
+        await self.events.close()
+
+
+def _not_found(client: Client) -> int:
+    return ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if client.version is V5 else 0
+
+
+def _hop_properties(message: Message, sub_ids: tuple[int, ...], now: float) -> Properties:
+    """The message's properties for one hop: remaining expiry [MQTT-3.3.2-6], subscription ids."""
+    props = message.properties
+    expiry = message.remaining_expiry(now)
+    if expiry is None and not sub_ids:
+        return props
+    return Properties(
+        payload_format_indicator=props.payload_format_indicator,
+        message_expiry_interval=expiry,
+        content_type=props.content_type,
+        response_topic=props.response_topic,
+        correlation_data=props.correlation_data,
+        subscription_identifiers=sub_ids,
+        user_properties=props.user_properties,
+    )

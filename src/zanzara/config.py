@@ -1,0 +1,277 @@
+"""Typed, validated broker configuration.
+
+Everything an operator can set lives here as frozen pydantic models: the
+listeners, the MQTT protocol limits (named after Mosquitto's options where
+one exists) and logging.  A configuration is checked completely before the
+broker starts, and every problem surfaces as one :class:`ConfigError` naming
+the dotted path of the offending key (``listeners.1.port``,
+``mqtt.max_keepalive``), so a typo fails at start instead of being ignored.
+
+The broker reads attributes only; it never sees pydantic errors or raw dicts.
+``zanzara.example.toml`` at the repository root is the reference for every
+key and its default; ``tests/test_config.py`` keeps the two in step.
+
+This module reads the configuration file and nothing else: it must not import
+asyncio, sockets or any zanzara module but :mod:`zanzara.errors`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from typing import Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from .errors import ConfigError
+
+__all__ = [
+    "Config",
+    "ListenerConfig",
+    "ListenerProtocol",
+    "LogFormat",
+    "LogLevel",
+    "MqttConfig",
+    "config_from_dict",
+    "load_config",
+]
+
+ListenerProtocol = Literal["mqtt", "ws"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+
+_UINT16_MAX = 0xFFFF
+_UINT32_MAX = 0xFFFFFFFF
+# Largest Remaining Length a four-byte Variable Byte Integer can carry [MQTT-1.5.5].
+_MAX_REMAINING_LENGTH = 268_435_455
+_DEFAULT_WS_PATH = "/mqtt"
+
+
+class _Section(BaseModel):
+    """Common settings for every configuration section.
+
+    ``extra="forbid"``: an unknown key is an error, not silently ignored.
+    ``strict=True``: TOML already types its values, so ``port = "1883"`` is a
+    mistake to report, not a string to coerce.  ``frozen=True``: the running
+    broker cannot mutate what it was started with.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ListenerConfig(_Section):
+    """One socket the broker accepts connections on."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    # 0 asks the OS for a free port (useful in tests).
+    port: int = Field(default=1883, ge=0, le=_UINT16_MAX)
+    protocol: ListenerProtocol = "mqtt"
+    # HTTP path of the WebSocket endpoint; meaningful for protocol = "ws" only.
+    path: str = _DEFAULT_WS_PATH
+    # Shown in logs and metrics; defaults to "host:port" wherever it is used.
+    name: str | None = Field(default=None, min_length=1)
+    # -1: unlimited.  0 is refused: a listener that accepts nobody is a mistake.
+    max_connections: int = Field(default=-1, ge=-1)
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, path: str, info: ValidationInfo) -> str:
+        # ``info.data`` holds the fields declared above this one that validated.
+        protocol = info.data.get("protocol")
+        if protocol == "mqtt" and path != _DEFAULT_WS_PATH:
+            raise PydanticCustomError("ws_only", 'only used when protocol = "ws"')
+        if not path.startswith("/"):
+            raise PydanticCustomError("path_format", "must start with '/'")
+        return path
+
+    @field_validator("max_connections")
+    @classmethod
+    def _check_max_connections(cls, value: int) -> int:
+        if value == 0:
+            raise PydanticCustomError("max_connections", "must be -1 (unlimited) or at least 1")
+        return value
+
+
+class MqttConfig(_Section):
+    """Protocol limits the broker enforces and announces (MQTT 5 CONNACK properties)."""
+
+    # Server cap on keep alive seconds; a v5 client asking for more is told
+    # this value in CONNACK (Server Keep Alive, [MQTT-3.2.2-21]).
+    max_keepalive: int = Field(default=65535, ge=0, le=_UINT16_MAX)
+    # Seconds a new connection has to send CONNECT before it is closed.
+    connect_timeout: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    # Bytes, whole packet, both directions.  64 leaves room for a minimal
+    # CONNECT; the upper bound is the largest packet the encoding allows.
+    max_packet_size: int = Field(default=_MAX_REMAINING_LENGTH, ge=64, le=_MAX_REMAINING_LENGTH + 5)
+    # QoS 1/2 PUBLISH packets a client may have unacknowledged towards us
+    # (CONNACK Receive Maximum, [MQTT-3.2.2.3.3]); 0 is a protocol error.
+    receive_maximum: int = Field(default=100, ge=1, le=_UINT16_MAX)
+    # Our outgoing QoS 1/2 window per client, further capped by the
+    # client's own Receive Maximum.
+    max_inflight_messages: int = Field(default=100, ge=1, le=_UINT16_MAX)
+    # Messages held per session beyond the inflight window; 0: unlimited.
+    max_queued_messages: int = Field(default=1000, ge=0)
+    # Bounds the work of matching one topic (denial of service guard).
+    max_topic_levels: int = Field(default=128, ge=1)
+    # CONNACK Topic Alias Maximum; 0 disables topic aliases from clients.
+    topic_alias_maximum: int = Field(default=10, ge=0, le=_UINT16_MAX)
+    max_qos: int = Field(default=2, ge=0, le=2)
+    retain_available: bool = True
+    allow_zero_length_clientid: bool = True
+    # [MQTT-3.1.3-5] a server must accept client ids of 1 to 23 characters,
+    # so a smaller cap would break conforming clients.
+    max_client_id_length: int = Field(default=_UINT16_MAX, ge=23, le=_UINT16_MAX)
+    # Cap on the Session Expiry Interval a v5 client may ask for; None: no cap.
+    session_expiry_max: int | None = Field(default=None, ge=0, le=_UINT32_MAX)
+    # Seconds a disconnected 3.1.1 clean_session=0 session is kept; None:
+    # forever.  0 is refused so that nobody writes it meaning "never".
+    persistent_client_expiration: int | None = Field(default=None, ge=1, le=_UINT32_MAX)
+    shared_subscriptions: bool = True
+    wildcard_subscriptions: bool = True
+    subscription_identifiers: bool = True
+
+
+class Config(_Section):
+    """The whole broker configuration (the root of the TOML file)."""
+
+    # Lists from TOML become tuples (strict=False allows that one coercion)
+    # so that a frozen Config is immutable all the way down.
+    listeners: tuple[ListenerConfig, ...] = Field(
+        default_factory=lambda: (ListenerConfig(),), min_length=1, strict=False
+    )
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    allow_anonymous: bool = True
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "text"
+
+    @model_validator(mode="after")
+    def _check_listeners_distinct(self) -> Self:
+        # Raised as ConfigError directly: pydantic lets non-ValueError
+        # exceptions through, and only here do we know the exact field.
+        bound: dict[tuple[str, int], int] = {}
+        named: dict[str, int] = {}
+        for index, listener in enumerate(self.listeners):
+            # Port 0 binds a fresh ephemeral port each time, so it never clashes.
+            if listener.port != 0:
+                address = (listener.host.lower(), listener.port)
+                if address in bound:
+                    raise ConfigError(
+                        f"listeners.{index}.port",
+                        f"{listener.host}:{listener.port} is already used by listeners.{bound[address]}",
+                    )
+                bound[address] = index
+            if listener.name is not None:
+                if listener.name in named:
+                    raise ConfigError(
+                        f"listeners.{index}.name",
+                        f"{listener.name!r} is already used by listeners.{named[listener.name]}",
+                    )
+                named[listener.name] = index
+        return self
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a TOML configuration file.
+
+    Raises :class:`ConfigError`: for an unreadable file or a TOML syntax error
+    the field is the file name; otherwise it is the dotted key path.
+    """
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(source, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        # [TOML 1.0] a TOML document must be valid UTF-8.
+        raise ConfigError(source, f"not valid UTF-8 (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        # The message ends with "(at line N, column M)".
+        raise ConfigError(source, f"invalid TOML: {exc}") from None
+    return config_from_dict(data, source=source)
+
+
+def config_from_dict(data: Mapping[str, object], source: str = "<dict>") -> Config:
+    """Validate already-parsed configuration data (a TOML document's shape).
+
+    ``source`` names the data in errors that concern it as a whole.
+    Raises :class:`ConfigError` naming the first offending key.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, f"expected a table, got {type(data).__name__}")
+    try:
+        return Config.model_validate(dict(data))
+    except ValidationError as exc:
+        raise _to_config_error(exc, source) from None
+
+
+def _to_config_error(exc: ValidationError, source: str) -> ConfigError:
+    # One error at a time: the first is usually the cause of the rest
+    # (pydantic reports a failed list item and then the list it emptied).
+    error = exc.errors(include_url=False)[0]
+    loc = error["loc"]
+    field = ".".join(str(part) for part in loc) or source
+    return ConfigError(field, _describe(error))
+
+
+def _describe(error: ErrorDetails) -> str:
+    """Phrase a pydantic error in TOML's vocabulary (table, array, key)."""
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key" + _suggestion(error["loc"])
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        return "Input should be a table"
+    if kind == "tuple_type":
+        return "Input should be an array"
+    if kind == "too_short":
+        return f"should have at least {error.get('ctx', {}).get('min_length', 1)} entry"
+    return error["msg"]
+
+
+def _suggestion(loc: tuple[int | str, ...]) -> str:
+    """'; did you mean ...?' for a misspelt key, or nothing."""
+    section = _section_at(loc[:-1])
+    if section is None or not loc:
+        return ""
+    matches = difflib.get_close_matches(str(loc[-1]), list(section.model_fields), n=1)
+    return f"; did you mean {matches[0]!r}?" if matches else ""
+
+
+def _section_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model that validates the table at ``loc`` (list indices skipped)."""
+    section: type[BaseModel] = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = section.model_fields.get(part)
+        if field is None:
+            return None
+        inner = _model_in(field.annotation)
+        if inner is None:
+            return None
+        section = inner
+    return section
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The model class inside an annotation such as ``tuple[ListenerConfig, ...]``."""
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None

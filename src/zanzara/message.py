@@ -1,0 +1,48 @@
+"""The application message: stored once, referenced by every queue that holds it.
+
+A :class:`Message` is what a publisher sent, minus what belongs to one hop
+(packet id, DUP, topic alias, subscription identifiers).  Each recipient's
+queue and inflight entries point at the same object (Mosquitto's
+``mosquitto_msg_store``), so fan-out never copies payloads.
+
+Pure: time is passed in as ``now`` (seconds, any monotonic origin).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .mqtt.properties import EMPTY_PROPERTIES, Properties
+
+__all__ = ["Message"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    # Properties forwarded unaltered to subscribers [MQTT-3.3.2-...]: payload format,
+    # content type, response topic, correlation data, user properties.  Topic alias,
+    # subscription identifiers and message expiry are per hop and are not kept here.
+    properties: Properties = EMPTY_PROPERTIES
+    # Absolute deadline on the broker's clock; None: never expires.
+    expires_at: float | None = None
+    priority: int = 0
+    # The publishing client (None for messages published by the broker itself);
+    # needed for the no-local subscription option [MQTT-3.8.3-3].
+    sender: str | None = None
+    created_at: float = 0.0
+    # Broker-assigned id for delivery tracking (time-sortable); None when untracked.
+    message_id: str | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def remaining_expiry(self, now: float) -> int | None:
+        """Seconds left, rounded up, as forwarded in the PUBLISH [MQTT-3.3.2-6]."""
+        if self.expires_at is None:
+            return None
+        return max(0, math.ceil(self.expires_at - now))

@@ -1,0 +1,294 @@
+"""The sans-I/O MQTT server connection: bytes in, validated packets out, bytes to send.
+
+Everything that is a rule of one *connection* lives here: CONNECT first and
+only once [MQTT-3.1.0-1, MQTT-3.1.0-2], topic name validation, inbound topic
+aliases, the inbound receive maximum, what may be sent to this client (its
+maximum packet size, whether it wants reason strings), and the single place
+where a :class:`~zanzara.errors.ProtocolError` becomes a CONNACK or
+DISCONNECT.  Session rules (QoS flows, subscriptions) belong to the broker.
+
+Must not import asyncio, sockets or the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from enum import Enum
+from typing import Any, cast
+
+from .errors import ProtocolError, ProtocolViolation
+from .mqtt.codec import MAX_PACKET_SIZE, Reader, encode
+from .mqtt.enums import ProtocolVersion, ReasonCode
+from .mqtt.packets import (
+    Auth,
+    ConnAck,
+    Connect,
+    Disconnect,
+    Packet,
+    PubAck,
+    PubComp,
+    Publish,
+    Subscribe,
+)
+from .mqtt.properties import EMPTY_PROPERTIES, Properties
+from .mqtt.topics import validate_topic_name
+
+__all__ = ["ConnectionPhase", "ServerProtocol", "connack_code"]
+
+logger = logging.getLogger(__name__)
+
+V5 = ProtocolVersion.MQTT5
+
+# MQTT 5 reason code -> MQTT 3.1.1 CONNACK return code (table 3.1 of 3.1.1).
+_V3_CONNACK: dict[int, int] = {
+    ReasonCode.SUCCESS: 0,
+    ReasonCode.UNSUPPORTED_PROTOCOL_VERSION: 1,
+    ReasonCode.CLIENT_IDENTIFIER_NOT_VALID: 2,
+    ReasonCode.SERVER_UNAVAILABLE: 3,
+    ReasonCode.SERVER_BUSY: 3,
+    ReasonCode.SERVER_SHUTTING_DOWN: 3,
+    ReasonCode.BAD_USER_NAME_OR_PASSWORD: 4,
+    ReasonCode.NOT_AUTHORIZED: 5,
+    ReasonCode.BANNED: 5,
+    ReasonCode.BAD_AUTHENTICATION_METHOD: 5,
+}
+
+
+def connack_code(reason_code: int, version: ProtocolVersion) -> int | None:
+    """The CONNACK code to send for ``reason_code``; None: close without CONNACK.
+
+    3.1.1 has no CONNACK code for a malformed CONNECT: the server just closes
+    the connection [MQTT-3.1.4-1].
+    """
+    if version is V5:
+        return reason_code
+    return _V3_CONNACK.get(reason_code)
+
+
+class ConnectionPhase(Enum):
+    AWAIT_CONNECT = "await_connect"  # nothing received yet
+    CONNECTING = "connecting"  # CONNECT received, CONNACK not sent yet
+    CONNECTED = "connected"
+    CLOSED = "closed"  # failed, disconnected or closed by us: input is discarded
+
+
+class ServerProtocol:
+    """One client connection, seen from the server."""
+
+    def __init__(
+        self,
+        *,
+        max_packet_size: int = MAX_PACKET_SIZE,
+        receive_maximum: int = 65535,
+        topic_alias_maximum: int = 0,
+        max_topic_levels: int = 128,
+        max_qos: int = 2,
+    ) -> None:
+        self.reader = Reader(role="server", max_packet_size=max_packet_size)
+        self.phase = ConnectionPhase.AWAIT_CONNECT
+        self.version: ProtocolVersion = ProtocolVersion.MQTT311
+        self.receive_maximum = receive_maximum
+        self.topic_alias_maximum = topic_alias_maximum
+        self.max_topic_levels = max_topic_levels
+        self.max_qos = max_qos
+        # What the client told us in CONNECT (MQTT 5 defaults otherwise).
+        self.client_max_packet_size = MAX_PACKET_SIZE
+        self.client_receive_maximum = 65535
+        self.problem_information = True
+        self.error: ProtocolError | None = None
+        self.deferred_error: ProtocolError | None = None
+        self._aliases_in: dict[int, str] = {}
+        self._unacked_in: set[int] = set()
+        self._out: list[bytes] = []
+
+    # -- input ------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Packet]:
+        """Feed bytes; return the complete, valid packets in order.
+
+        On a protocol error the packets before it are returned and the error
+        is kept in :attr:`deferred_error`: the caller handles those packets
+        first, then calls :meth:`fail` (so their acknowledgements precede the
+        DISCONNECT).  Nothing after the error is parsed.
+        """
+        if self.phase is ConnectionPhase.CLOSED or self.deferred_error is not None:
+            return []
+        self.reader.feed(data)
+        packets: list[Packet] = []
+        try:
+            for packet in self.reader.read_packets():
+                if type(packet) is Publish:
+                    packets.append(self._check_publish(packet))
+                else:
+                    checked = self._check(packet)
+                    if checked is not None:
+                        packets.append(checked)
+        except ProtocolError as exc:
+            self.deferred_error = exc
+        return packets
+
+    def _check_publish(self, packet: Publish) -> Publish:
+        if self.phase is ConnectionPhase.AWAIT_CONNECT:
+            raise ProtocolViolation("PUBLISH before CONNECT")  # [MQTT-3.1.0-1]
+        props = packet.properties
+        if props is not EMPTY_PROPERTIES:
+            if props.subscription_identifiers:
+                # [MQTT-3.3.4-6] a client must not send a Subscription Identifier.
+                raise ProtocolViolation("PUBLISH from a client carries a subscription identifier")
+            if props.topic_alias is not None:
+                packet = self._resolve_alias(packet, props.topic_alias)
+        topic = packet.topic
+        if not topic or "+" in topic or "#" in topic or topic.count("/") >= self.max_topic_levels:
+            validate_topic_name(packet.topic, max_levels=self.max_topic_levels)
+        if packet.qos:
+            if packet.qos > self.max_qos:
+                # [MQTT-3.2.2-11] QoS above Maximum QoS is a protocol error (0x9B).
+                raise ProtocolError("QoS not supported", ReasonCode.QOS_NOT_SUPPORTED)
+            unacked = self._unacked_in
+            if packet.packet_id not in unacked:
+                unacked.add(packet.packet_id)  # type: ignore[arg-type]
+                if len(unacked) > self.receive_maximum:
+                    # [MQTT-3.3.4-9] more unacknowledged QoS>0 PUBLISH than Receive Maximum.
+                    raise ProtocolError("receive maximum exceeded", ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
+        return packet
+
+    def _resolve_alias(self, packet: Publish, alias: int) -> Publish:
+        # [MQTT-3.3.2-9], [MQTT-3.3.2-10]: alias 0 or above our maximum is invalid.
+        if alias > self.topic_alias_maximum:
+            raise ProtocolError("topic alias out of range", ReasonCode.TOPIC_ALIAS_INVALID)
+        props = packet.properties.without("topic_alias")
+        if packet.topic:
+            self._aliases_in[alias] = packet.topic
+            return replace(packet, properties=props)
+        topic = self._aliases_in.get(alias)
+        if topic is None:
+            raise ProtocolViolation(f"topic alias {alias} was never set")
+        return replace(packet, topic=topic, properties=props)
+
+    def _check(self, packet: Packet) -> Packet | None:
+        phase = self.phase
+        if type(packet) is Connect:
+            if phase is not ConnectionPhase.AWAIT_CONNECT:
+                raise ProtocolViolation("second CONNECT")  # [MQTT-3.1.0-2]
+            self._accept_connect(packet)
+            return packet
+        if phase is ConnectionPhase.AWAIT_CONNECT:
+            raise ProtocolViolation("first packet is not CONNECT")  # [MQTT-3.1.0-1]
+        if type(packet) is Subscribe and len(packet.properties.subscription_identifiers) > 1:
+            raise ProtocolViolation("more than one subscription identifier")  # [MQTT-3.8.2.1.2]
+        if type(packet) is Auth and phase is ConnectionPhase.CONNECTED and not self.auth_method:
+            raise ProtocolViolation("AUTH without an authentication method")  # [MQTT-4.12.0-1]
+        return packet
+
+    def _accept_connect(self, packet: Connect) -> None:
+        self.version = packet.protocol_version
+        self.phase = ConnectionPhase.CONNECTING
+        props = packet.properties
+        self.auth_method = props.authentication_method
+        if self.version is V5:
+            if props.maximum_packet_size is not None:
+                self.client_max_packet_size = props.maximum_packet_size
+            if props.receive_maximum is not None:
+                self.client_receive_maximum = props.receive_maximum
+            if props.request_problem_information == 0:
+                self.problem_information = False
+
+    auth_method: str | None = None
+
+    # -- output -----------------------------------------------------------------
+
+    def send(self, packet: Packet) -> None:
+        """Encode ``packet`` for this client, honouring what it accepts."""
+        if self.phase is ConnectionPhase.CLOSED and type(packet) not in (Disconnect, ConnAck):
+            return
+        t = type(packet)
+        if t is PubAck or t is PubComp:
+            self._unacked_in.discard(packet.packet_id)  # type: ignore[union-attr]
+        if self.version is V5:
+            fitted = self._fit(packet)
+            if fitted is None:
+                return
+            packet = fitted
+        self._out.append(encode(packet, self.version))
+
+    def _fit(self, packet: Packet) -> Packet | None:
+        props: Properties = getattr(packet, "properties", EMPTY_PROPERTIES)
+        if props is EMPTY_PROPERTIES:
+            return packet
+        t = type(packet)
+        if not self.problem_information and t not in (Publish, ConnAck, Disconnect):
+            # [MQTT-3.1.2-29] no reason string or user properties unless asked for.
+            packet = _without_diagnostics(packet, props)
+        if len(encode(packet, self.version)) > self.client_max_packet_size:
+            # [MQTT-3.1.2-25] never exceed the client's maximum: drop the optional parts first.
+            packet = _without_diagnostics(packet, props)
+            if len(encode(packet, self.version)) > self.client_max_packet_size:
+                logger.debug("dropping %s larger than the client's maximum packet size", t.__name__)
+                return None
+        return packet
+
+    def send_bytes(self, data: bytes) -> bool:
+        """Queue an already encoded packet (a PUBLISH shared among subscribers).
+
+        Returns False if the client's maximum packet size forbids it; the
+        caller then treats the message as delivered [MQTT-3.1.2-25].
+        """
+        if len(data) > self.client_max_packet_size:
+            return False
+        self._out.append(data)
+        return True
+
+    def data_to_send(self) -> list[bytes]:
+        out = self._out
+        self._out = []
+        return out
+
+    # -- errors -----------------------------------------------------------------
+
+    def fail(self, exc: ProtocolError) -> None:
+        """Answer a protocol error the way the spec says, then discard input.
+
+        The one place where errors become packets: during CONNECT a CONNACK
+        with the reason (v5) or the 3.1.1 return code, if there is one;
+        afterwards a v5 DISCONNECT with the reason [MQTT-4.13.1-1].
+        """
+        if self.phase is ConnectionPhase.CLOSED:
+            return
+        self.error = exc
+        code = exc.reason_code
+        reason_string = str(exc) if self.problem_information else None
+        props = Properties(reason_string=reason_string) if reason_string else EMPTY_PROPERTIES
+        if self.phase is not ConnectionPhase.CONNECTED:
+            version = self.reader.version or self.version
+            self.version = version
+            answer = connack_code(code, version)
+            if answer is not None:
+                self._out.append(encode(ConnAck(reason_code=answer, properties=props), version))
+        elif self.version is V5:
+            self._out.append(encode(Disconnect(reason_code=code, properties=props), V5))
+        self.phase = ConnectionPhase.CLOSED
+
+    def refuse(self, reason_code: int, reason_string: str | None = None) -> None:
+        """Refuse a CONNECT (authentication, client id, ...)."""
+        self.fail(ProtocolError(reason_string or ReasonCode(reason_code).name, reason_code))
+
+    def disconnect(self, reason_code: int, reason_string: str | None = None) -> None:
+        """Server-initiated DISCONNECT (v5 only sends a packet) [MQTT-3.14]."""
+        if self.phase is ConnectionPhase.CLOSED:
+            return
+        if self.version is V5 and self.phase is ConnectionPhase.CONNECTED:
+            props = Properties(reason_string=reason_string) if reason_string else EMPTY_PROPERTIES
+            self._out.append(encode(Disconnect(reason_code=reason_code, properties=props), V5))
+        self.phase = ConnectionPhase.CLOSED
+
+    def accept(self, connack: ConnAck) -> None:
+        """Send the successful CONNACK and enter the CONNECTED phase."""
+        self.send(connack)
+        self.phase = ConnectionPhase.CONNECTED
+
+
+def _without_diagnostics(packet: Packet, props: Properties) -> Packet:
+    """``packet`` without its reason string and user properties."""
+    same: Any = packet  # every packet with properties has the same ``properties`` field
+    return cast(Packet, replace(same, properties=props.without("reason_string", "user_properties")))

@@ -1,0 +1,240 @@
+"""Build a running broker from a configuration: listeners, signals, shutdown.
+
+:class:`Broker` is the embedded API (``async with zanzara.Broker(...)``);
+:func:`run` is what the ``zanzara`` command calls.
+
+Shutdown order (ARCHITECTURE.md rule 6): stop accepting, send DISCONNECT
+(v5: 0x8B) to every client, flush, wait briefly for sockets to close, cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
+from types import TracebackType
+from typing import Self
+
+from .broker import BrokerCore
+from .config import Config, ListenerConfig, MqttConfig
+from .events import Event
+from .hooks import Authenticator, PublishAuthorizer, SubscribeAuthorizer
+from .mqtt.enums import ReasonCode
+from .mqtt.properties import EMPTY_PROPERTIES, Properties
+from .transports.connection import Flusher, MqttConnection
+from .transports.tcp import TcpListener
+
+__all__ = ["Broker", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+class Broker:
+    """An MQTT broker inside your asyncio program.
+
+    >>> async with Broker(port=1883) as broker:          # doctest: +SKIP
+    ...     await broker.publish("alerts/1", b"hello", qos=1)
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        mqtt: MqttConfig | None = None,
+        authenticators: Iterable[Authenticator] = (),
+        authorizers: Iterable[PublishAuthorizer | SubscribeAuthorizer] = (),
+    ) -> None:
+        config = config or Config()
+        if host is not None or port is not None:
+            first = config.listeners[0] if config.listeners else ListenerConfig()
+            changed = first.model_copy(
+                update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
+            )
+            config = config.model_copy(update={"listeners": (changed, *config.listeners[1:])})
+        if mqtt is not None:
+            config = config.model_copy(update={"mqtt": mqtt})
+        self.config = config
+        self.core = BrokerCore(config.mqtt, allow_anonymous=config.allow_anonymous)
+        for hook in authenticators:
+            self.add_authenticator(hook)
+        for authz in authorizers:
+            self.add_authorizer(authz)
+        self.listeners: list[TcpListener] = []
+        self._connections: set[MqttConnection] = set()
+        self._flusher: Flusher | None = None
+        self._stopped = asyncio.Event()
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+        self._started = False
+
+    # -- hooks and events ---------------------------------------------------------
+
+    def add_authenticator(self, hook: Authenticator) -> None:
+        self.core.authenticators.append(hook)
+
+    def add_authorizer(self, hook: PublishAuthorizer | SubscribeAuthorizer) -> None:
+        """Add an object with ``authorize_publish`` and/or ``authorize_subscribe``."""
+        if hasattr(hook, "authorize_publish"):
+            self.core.publish_authorizers.append(hook)  # type: ignore[arg-type]
+        if hasattr(hook, "authorize_subscribe"):
+            self.core.subscribe_authorizers.append(hook)  # type: ignore[arg-type]
+
+    def on(self, *names: str) -> Callable[[Callable[[Event], Awaitable[None] | None]], Callable[[], None]]:
+        """Decorator: ``@broker.on("client_connected")`` registers a listener (all events if no names)."""
+
+        def register(callback: Callable[[Event], Awaitable[None] | None]) -> Callable[[], None]:
+            return self.core.events.add(callback, *names)
+
+        return register
+
+    def add_listener(
+        self, callback: Callable[[Event], Awaitable[None] | None], *names: str
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` for the named events; returns a function that removes it."""
+        return self.core.events.add(callback, *names)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._started:
+            raise RuntimeError("broker already started")
+        self._started = True
+        loop = asyncio.get_running_loop()
+        self._flusher = Flusher(loop)
+        try:
+            for i, lc in enumerate(self.config.listeners):
+                if lc.protocol != "mqtt":
+                    raise NotImplementedError(
+                        f"listeners.{i}.protocol = {lc.protocol!r} is not available yet"
+                    )
+                listener = TcpListener(
+                    self._factory(lc.name or f"{lc.host}:{lc.port}"),
+                    lc.host,
+                    lc.port,
+                    name=lc.name or f"listener{i}",
+                )
+                await listener.start()
+                self.listeners.append(listener)
+                logger.info("listening on %s", listener.url)
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _factory(self, name: str) -> Callable[[], MqttConnection]:
+        flusher = self._flusher
+        assert flusher is not None
+        core = self.core
+        connections = self._connections
+
+        def make() -> MqttConnection:
+            conn = MqttConnection(core, flusher, listener_name=name, on_close=self._connection_closed)
+            connections.add(conn)
+            self._all_closed.clear()
+            return conn
+
+        return make
+
+    def _connection_closed(self, conn: MqttConnection) -> None:
+        self._connections.discard(conn)
+        if not self._connections:
+            self._all_closed.set()
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of every listener, with the real port when 0 was configured."""
+        return [(lst.host, lst.port) for lst in self.listeners]
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Graceful shutdown: stop accepting, DISCONNECT everyone (v5: 0x8B), flush, close."""
+        for listener in self.listeners:
+            await listener.stop()
+        self.listeners.clear()
+        for conn in list(self._connections):
+            conn.shutdown(ReasonCode.SERVER_SHUTTING_DOWN)
+        if self._flusher is not None:
+            self._flusher.run()
+        try:
+            async with asyncio.timeout(grace):
+                await self._all_closed.wait()
+        except TimeoutError:
+            logger.warning("%d connections did not close in time; aborting them", len(self._connections))
+            for conn in list(self._connections):
+                if conn.transport is not None:
+                    conn.transport.abort()
+        await self.core.close()
+        self._stopped.set()
+
+    async def wait_closed(self) -> None:
+        await self._stopped.wait()
+
+    # -- publishing from the server side --------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties | None = None,
+        user_properties: Iterable[tuple[str, str]] = (),
+    ) -> int:
+        """Publish as the broker; returns how many subscriptions matched."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        props = properties or EMPTY_PROPERTIES
+        user_props = tuple(user_properties)
+        if user_props:
+            props = _with_user_properties(props, user_props)
+        return self.core.publish(topic, payload, qos=qos, retain=retain, properties=props)
+
+
+def _with_user_properties(props: Properties, user_props: tuple[tuple[str, str], ...]) -> Properties:
+    return replace(props, user_properties=props.user_properties + user_props)
+
+
+def _install_loop_policy() -> str:
+    try:
+        import uvloop  # noqa: PLC0415 - optional: the stock loop is the fallback
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+def run(config: Config) -> int:
+    """Run the broker until SIGINT/SIGTERM; returns the process exit code."""
+    loop_name = _install_loop_policy()
+
+    async def main() -> int:
+        broker = Broker(config)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await broker.start()
+        except OSError as exc:
+            logger.error("cannot listen: %s", exc)
+            return 1
+        for host, port in broker.addresses:
+            print(f"zanzara listening on mqtt://{host}:{port} ({loop_name})", flush=True)
+        await stop.wait()
+        logger.info("shutting down")
+        await broker.stop()
+        return 0
+
+    return asyncio.run(main())

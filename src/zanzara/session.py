@@ -1,0 +1,168 @@
+"""Session state that survives reconnects [MQTT-4.1].
+
+A :class:`Session` holds a client's subscriptions, its outgoing messages
+(inflight, waiting for an acknowledgement, and the queue behind them), the
+packet ids it has in use and the incoming QoS 2 packet ids it has received
+but not yet released.  It decides order and admission; it never does I/O.
+
+Queue order: highest priority first, publish order within one priority.
+Overflow policy (``max_queued``): drop the lowest priority first, then the
+oldest within it; dropped entries are returned to the caller, who counts and
+reports them.  Pure: no asyncio, no clock (``now`` is passed in).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .message import Message
+from .topic_tree import SubscriptionEntry
+
+__all__ = ["OutState", "Outgoing", "Session"]
+
+NEVER_EXPIRES = 0xFFFFFFFF  # [MQTT-3.1.2-...] session expiry interval meaning "does not expire"
+
+
+class OutState(Enum):
+    QUEUED = "queued"
+    WAIT_PUBACK = "wait_puback"
+    WAIT_PUBREC = "wait_pubrec"
+    WAIT_PUBCOMP = "wait_pubcomp"
+
+
+@dataclass(slots=True, eq=False)
+class Outgoing:
+    """One message on its way to one session (queued or inflight)."""
+
+    message: Message
+    qos: int
+    retain: bool
+    subscription_ids: tuple[int, ...] = ()
+    packet_id: int = 0
+    state: OutState = OutState.QUEUED
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    client_id: str
+    # Seconds the session outlives its connection; 0: ends with it [MQTT-3.1.2-...].
+    expiry_interval: int = 0
+    max_inflight: int = 100
+    max_queued: int = 1000  # 0: unlimited
+    subscriptions: dict[str, SubscriptionEntry] = field(default_factory=dict)
+    inflight: dict[int, Outgoing] = field(default_factory=dict)
+    # Incoming QoS 2 packet ids received (PUBREC sent), not yet released by PUBREL.
+    incoming_qos2: set[int] = field(default_factory=set)
+    _next_packet_id: int = 0
+    _buckets: dict[int, deque[Outgoing]] = field(default_factory=dict)
+    _priorities: list[int] = field(default_factory=list)  # ascending, only non-empty buckets
+    _queued: int = 0
+
+    # -- packet ids -------------------------------------------------------------
+
+    def next_packet_id(self) -> int:
+        """A packet id not in use by any inflight message [MQTT-2.2.1-3]."""
+        if len(self.inflight) >= 65535:
+            raise RuntimeError("no free packet identifier")
+        pid = self._next_packet_id
+        inflight = self.inflight
+        while True:
+            pid = pid + 1 if pid < 65535 else 1
+            if pid not in inflight:
+                self._next_packet_id = pid
+                return pid
+
+    # -- the queue --------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    def window_open(self) -> bool:
+        return len(self.inflight) < self.max_inflight
+
+    def enqueue(self, out: Outgoing) -> list[Outgoing]:
+        """Queue ``out``; return what the overflow policy dropped (maybe ``out`` itself)."""
+        prio = out.message.priority
+        bucket = self._buckets.get(prio)
+        if bucket is None:
+            bucket = self._buckets[prio] = deque()
+            bisect.insort(self._priorities, prio)
+        bucket.append(out)
+        self._queued += 1
+        if self.max_queued and self._queued > self.max_queued:
+            return [self._drop_one() for _ in range(self._queued - self.max_queued)]
+        return []
+
+    def _drop_one(self) -> Outgoing:
+        lowest = self._priorities[0]
+        bucket = self._buckets[lowest]
+        dropped = bucket.popleft()
+        self._queued -= 1
+        if not bucket:
+            del self._buckets[lowest]
+            self._priorities.pop(0)
+        return dropped
+
+    def dequeue(self) -> Outgoing | None:
+        """The next message to send: highest priority, oldest first."""
+        if not self._queued:
+            return None
+        highest = self._priorities[-1]
+        bucket = self._buckets[highest]
+        out = bucket.popleft()
+        self._queued -= 1
+        if not bucket:
+            del self._buckets[highest]
+            self._priorities.pop()
+        return out
+
+    def iter_queue(self) -> Iterator[Outgoing]:
+        """Queued entries in delivery order (for inspection and persistence)."""
+        for prio in reversed(self._priorities):
+            yield from self._buckets[prio]
+
+    def clear_queue(self) -> list[Outgoing]:
+        dropped = list(self.iter_queue())
+        self._buckets.clear()
+        self._priorities.clear()
+        self._queued = 0
+        return dropped
+
+    # -- inflight ---------------------------------------------------------------
+
+    def start_flight(self, out: Outgoing) -> int:
+        """Give ``out`` a packet id and put it in flight; returns the packet id."""
+        pid = self.next_packet_id()
+        out.packet_id = pid
+        out.state = OutState.WAIT_PUBACK if out.qos == 1 else OutState.WAIT_PUBREC
+        self.inflight[pid] = out
+        return pid
+
+    def acknowledge(self, packet_id: int, state: OutState) -> Outgoing | None:
+        """Complete the flight of ``packet_id`` if it is in ``state``; None if not."""
+        out = self.inflight.get(packet_id)
+        if out is None or out.state is not state:
+            return None
+        del self.inflight[packet_id]
+        return out
+
+    def received_pubrec(self, packet_id: int) -> Outgoing | None:
+        """QoS 2 step 2: the message is now owned by the receiver [MQTT-4.3.3]."""
+        out = self.inflight.get(packet_id)
+        if out is None or out.state is not OutState.WAIT_PUBREC:
+            return None
+        out.state = OutState.WAIT_PUBCOMP
+        return out
+
+    def reset(self) -> list[Outgoing]:
+        """Forget everything (clean start); return what was pending, for reporting."""
+        pending = list(self.inflight.values()) + self.clear_queue()
+        self.inflight.clear()
+        self.incoming_qos2.clear()
+        self.subscriptions.clear()
+        return pending

@@ -1,0 +1,248 @@
+"""Tests for zanzara.cli: flags over the config file, error reporting, logging, --version."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import logging
+import subprocess
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import zanzara
+from zanzara.cli import JsonFormatter, build_config, build_parser, configure_logging, main
+from zanzara.config import Config, ListenerConfig
+from zanzara.errors import ConfigError
+
+
+def config_for(*argv: str) -> Config:
+    return build_config(build_parser().parse_args(list(argv)))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "zanzara.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """main() reconfigures the root logger; put pytest's handlers back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def fake_server(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
+    """Replace zanzara.server with a stub whose run() records its config and returns 0."""
+    calls: list[Config] = []
+
+    def run(config: Config) -> int:
+        calls.append(config)
+        return 0
+
+    module = types.ModuleType("zanzara.server")
+    module.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "zanzara.server", module)
+    # `from zanzara import server` looks at the package attribute first.
+    monkeypatch.setattr(zanzara, "server", module, raising=False)
+    return calls
+
+
+# --- build_config -------------------------------------------------------------------------------------
+
+
+def test_no_arguments_is_mosquitto_like_default() -> None:
+    config = config_for()
+    assert config == Config()
+    assert [(lc.host, lc.port) for lc in config.listeners] == [("127.0.0.1", 1883)]
+    assert config.allow_anonymous is True
+
+
+def test_host_and_port_override_default_listener() -> None:
+    config = config_for("--host", "0.0.0.0", "--port", "1884")
+    assert config.listeners == (ListenerConfig(host="0.0.0.0", port=1884),)
+
+
+def test_port_alone_keeps_default_host() -> None:
+    assert config_for("--port", "0").listeners == (ListenerConfig(port=0),)
+
+
+def test_verbose_sets_debug() -> None:
+    assert config_for("-v").log_level == "debug"
+    assert config_for("--verbose").log_level == "debug"
+
+
+def test_log_level_flag() -> None:
+    assert config_for("--log-level", "warning").log_level == "warning"
+
+
+def test_verbose_and_log_level_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-v", "--log-level", "error"]) == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_flags_override_first_mqtt_listener_of_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        log_level = "error"
+        [[listeners]]
+        protocol = "ws"
+        port = 8080
+        [[listeners]]
+        host = "10.0.0.1"
+        port = 1883
+        name = "tcp"
+        [[listeners]]
+        port = 1885
+        """,
+    )
+    config = config_for("-c", str(path), "--port", "1999", "-v")
+    assert [(lc.host, lc.port, lc.protocol) for lc in config.listeners] == [
+        ("127.0.0.1", 8080, "ws"),
+        ("10.0.0.1", 1999, "mqtt"),
+        ("127.0.0.1", 1885, "mqtt"),
+    ]
+    assert config.listeners[1].name == "tcp"  # the rest of the listener is kept
+    assert config.log_level == "debug"
+
+
+def test_flags_add_mqtt_listener_when_file_has_none(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[listeners]]\nprotocol = "ws"\nport = 8080\n')
+    config = config_for("-c", str(path), "--host", "::1")
+    assert [(lc.host, lc.port, lc.protocol) for lc in config.listeners] == [
+        ("127.0.0.1", 8080, "ws"),
+        ("::1", 1883, "mqtt"),
+    ]
+
+
+def test_flag_that_makes_listeners_clash_is_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "[[listeners]]\nport = 1883\n[[listeners]]\nport = 1884\n")
+    with pytest.raises(ConfigError, match=r"listeners\.1\.port: 127\.0\.0\.1:1884 is already used"):
+        config_for("-c", str(path), "--port", "1884")
+
+
+def test_file_values_are_kept_without_flags(tmp_path: Path) -> None:
+    path = write(tmp_path, 'allow_anonymous = false\nlog_format = "json"\n')
+    config = config_for("-c", str(path))
+    assert config.allow_anonymous is False
+    assert config.log_format == "json"
+
+
+@pytest.mark.parametrize("port", ["65536", "-1", "http"])
+def test_bad_port_flag_is_a_usage_error(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--port", port]) == 2
+    assert "argument --port" in capsys.readouterr().err
+
+
+# --- main -------------------------------------------------------------------------------------------
+
+
+def test_config_error_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "[mqtt]\nmax_keepalive = 70000\n")
+    assert main(["-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "zanzara: config error: mqtt.max_keepalive: Input should be less than or equal to 65535\n"
+
+
+def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "nope.toml"
+    assert main(["-c", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"zanzara: config error: {path}: cannot read")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_main_runs_server_with_built_config(fake_server: list[Config]) -> None:
+    assert main(["--port", "1999", "--log-level", "warning"]) == 0
+    [config] = fake_server
+    assert config.listeners[0].port == 1999
+    assert logging.getLogger().level == logging.WARNING
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_main_returns_server_exit_code(fake_server: list[Config], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules["zanzara.server"], "run", lambda config: 3)
+    assert main([]) == 3
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"zanzara {importlib.metadata.version('zanzara')}"
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "--config" in capsys.readouterr().out
+
+
+def test_python_m_zanzara_reports_config_error(tmp_path: Path) -> None:
+    # A real process: no traceback, one line on stderr, status 2.
+    (tmp_path / "bad.toml").write_text("[mqtt]\nmax_keepalive = -5\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "zanzara", "-c", "bad.toml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "zanzara: config error: mqtt.max_keepalive: " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+# --- logging ----------------------------------------------------------------------------------------
+
+
+def _record(msg: str, *args: object, exc_info: bool = False) -> logging.LogRecord:
+    info = sys.exc_info() if exc_info else None
+    return logging.LogRecord("zanzara.test", logging.WARNING, __file__, 1, msg, args, info)
+
+
+def test_json_formatter_one_object_per_line() -> None:
+    line = JsonFormatter().format(_record("client %s said %r", "c1", "ciao\nmondo"))
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["level"] == "warning"
+    assert entry["logger"] == "zanzara.test"
+    assert entry["msg"] == "client c1 said 'ciao\\nmondo'"
+    assert entry["ts"].endswith("+00:00")
+    assert set(entry) == {"ts", "level", "logger", "msg"}
+
+
+def test_json_formatter_includes_exception() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = _record("failed", exc_info=True)
+    entry = json.loads(JsonFormatter().format(record))
+    assert "RuntimeError: boom" in entry["exc"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_configure_logging(log_format: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    configure_logging("info", "json" if log_format == "json" else "text")
+    logging.getLogger("zanzara.x").debug("hidden")
+    logging.getLogger("zanzara.x").info("shown %d", 1)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    if log_format == "json":
+        assert json.loads(lines[0])["msg"] == "shown 1"
+    else:
+        assert lines[0].endswith(" INFO zanzara.x: shown 1")
