@@ -81,6 +81,16 @@ class BrokerThread:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
+    def wait_offline(self, client_id: str, timeout: float = 5.0) -> None:
+        """Block until the broker has seen ``client_id``'s connection go."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.call(lambda: client_id in self.core.clients):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{client_id} is still connected")
+            time.sleep(0.01)
+
     def stop(self) -> None:
         if self._stop is not None and self._thread.is_alive():
             self.loop.call_soon_threadsafe(self._stop.set)

@@ -330,6 +330,7 @@ def test_message_expiry_forwarded_and_enforced(broker):
     live_pub.publish("exp/live", b"l", 1, properties=props(MessageExpiryInterval=30))
     assert sub.expect().properties.MessageExpiryInterval in (29, 30)
     sub.disconnect()
+    broker.wait_offline("exp-sub")
     live_pub.publish("exp/short", b"s", 1, properties=props(MessageExpiryInterval=1))
     live_pub.publish("exp/long", b"L", 1, properties=props(MessageExpiryInterval=100))
     time.sleep(1.3)

@@ -26,6 +26,7 @@ def test_offline_queue_delivered_once_in_order(broker, version, qos):
     sub = persistent(broker.port, f"off-{qos}", version)
     sub.subscribe("off/#", qos)
     sub.disconnect()
+    broker.wait_offline(f"off-{qos}")
     pub = PahoClient(broker.port, version=version)
     for i in range(200):
         pub.publish(f"off/{i % 3}", f"{i}".encode(), qos)
@@ -53,6 +54,7 @@ def test_qos0_not_queued_for_offline_session(broker):
     c = persistent(broker.port, "q0-off", V5)
     c.subscribe("q0/x", 1)
     c.disconnect()
+    broker.wait_offline("q0-off")
     p = PahoClient(broker.port, version=V5)
     p.publish("q0/x", b"zero", 0)
     p.publish("q0/x", b"one", 1)
@@ -66,6 +68,7 @@ def test_clean_start_discards_session(broker):
     c = persistent(broker.port, "cs", V5)
     c.subscribe("cs/x", 1)
     c.disconnect()
+    broker.wait_offline("cs")
     p = PahoClient(broker.port, version=V5)
     p.publish("cs/x", b"queued", 1)
     c = PahoClient(broker.port, "cs", version=V5, clean=True, session_expiry=3600)
