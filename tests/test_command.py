@@ -1,0 +1,84 @@
+"""The `zanzara` command as users run it: a real process, uvloop, signals, mosquitto clients."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from clients import V5, PahoClient
+from conftest import require
+
+ZANZARA = Path(sys.executable).with_name("zanzara")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([str(ZANZARA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return proc, line
+
+
+def test_command_serves_and_shuts_down_gracefully():
+    port = free_port()
+    proc, banner = start("--host", "127.0.0.1", "--port", str(port), "-v")
+    try:
+        assert f"mqtt://127.0.0.1:{port}" in banner
+        assert "uvloop" in banner  # the fast loop is the default on Linux
+        sub = subprocess.Popen(
+            [require("mosquitto_sub"), "-p", str(port), "-t", "cmd/#", "-C", "2", "-q", "1", "-V", "mqttv5"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.5)
+        for i in range(2):
+            subprocess.run(
+                [require("mosquitto_pub"), "-p", str(port), "-t", f"cmd/{i}", "-m", f"m{i}", "-q", "1"],
+                check=True,
+                timeout=10,
+            )
+        out, _ = sub.communicate(timeout=10)
+        assert out.split() == ["m0", "m1"]
+        c = PahoClient(port, version=V5)
+        proc.send_signal(signal.SIGTERM)
+        rc, _ = c.expect_disconnect()
+        assert rc.value == 0x8B  # server shutting down
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_command_config_file(tmp_path):
+    port = free_port()
+    cfg = tmp_path / "zanzara.toml"
+    cfg.write_text(f'[[listeners]]\nhost = "127.0.0.1"\nport = {port}\n\n[mqtt]\nmax_keepalive = 30\n')
+    proc, banner = start("-c", str(cfg))
+    try:
+        assert f":{port}" in banner
+        c = PahoClient(port, version=V5, keepalive=600)
+        assert c.connack[2].ServerKeepAlive == 30
+        c.disconnect()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+
+
+def test_command_refuses_bad_config(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[mqtt]\nmax_keepalive = 70000\n")
+    out = subprocess.run(
+        [str(ZANZARA), "-c", str(cfg)], capture_output=True, text=True, timeout=30, env={**os.environ}
+    )
+    assert out.returncode == 2
+    assert "config error: mqtt.max_keepalive" in out.stderr
