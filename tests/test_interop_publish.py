@@ -383,3 +383,24 @@ def test_outgoing_qos2_flow_raw(broker):
     raw.send(PubRec(packet_id=p.packet_id))
     assert raw.recv() == PubRel(packet_id=p.packet_id)
     raw.send(PubComp(packet_id=p.packet_id))
+
+
+def test_topic_alias_to_client(broker):
+    """[MQTT-3.3.2-11/12] with the client's Topic Alias Maximum, repeated topics go out as an alias alone."""
+    raw = RawClient(broker.port)
+    raw.connect("alias-rx", properties=Properties(topic_alias_maximum=2))
+    raw.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="al/#", qos=1),)))
+    assert isinstance(raw.recv(), SubAck)
+    pub = PahoClient(broker.port, version=V5)
+    for topic in ("al/a", "al/a", "al/b", "al/c", "al/b"):
+        pub.publish(topic, topic.encode(), 0)
+    got = [raw.recv() for _ in range(5)]
+    seen = [(p.topic, p.properties.topic_alias, p.payload) for p in got]
+    assert seen == [
+        ("al/a", 1, b"al/a"),
+        ("", 1, b"al/a"),
+        ("al/b", 2, b"al/b"),
+        ("al/c", None, b"al/c"),  # no alias left: the full topic
+        ("", 2, b"al/b"),
+    ]
+

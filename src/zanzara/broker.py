@@ -33,7 +33,6 @@ from .events import (
 )
 from .hooks import Authenticator, ClientInfo, ConnectRequest, PublishAuthorizer, SubscribeAuthorizer
 from .message import Message
-from .mqtt.codec import encode, encode_properties, encode_publish_template
 from .mqtt.enums import PacketType, ProtocolVersion, ReasonCode, RetainHandling
 from .mqtt.packets import (
     ConnAck,
@@ -56,6 +55,7 @@ from .mqtt.packets import (
 )
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 from .mqtt.topics import parse_shared, validate_topic_filter, validate_topic_name
+from .outbound import PublishEncoder
 from .protocol import ConnectionPhase, ServerProtocol
 from .session import NEVER_EXPIRES, Outgoing, OutState, Session
 from .topic_tree import RetainedTree, SharedGroup, SubscriptionEntry, SubscriptionTree
@@ -504,14 +504,14 @@ class BrokerCore:
         if message.expired(now):
             self.stats.messages_expired += 1
             return len(targets)
-        shapes: dict[tuple[bool, int, bool, tuple[int, ...]], tuple[bytes, int]] = {}
+        shapes = PublishEncoder(message, now)
         clients = self.clients
         sender = message.sender
         mqos = message.qos
         mretain = message.retain
         for target in targets:
             if target.entries:
-                self._deliver_overlapping(target, message, shapes, now)
+                self._deliver_overlapping(target, shapes)
                 continue
             if target.no_local and target.client_id == sender:
                 continue  # [MQTT-3.8.3-3]
@@ -520,11 +520,9 @@ class BrokerCore:
             client = clients.get(target.client_id)
             if qos == 0:
                 if client is not None:
-                    self._send_qos0(client, message, retain, target.subscription_ids, shapes, now)
+                    self._send_qos0(client, shapes, retain, target.subscription_ids)
                 continue
-            self._deliver(
-                target.client_id, client, message, qos, retain, target.subscription_ids, shapes, now
-            )
+            self._deliver(target.client_id, client, shapes, qos, retain, target.subscription_ids)
         for group in plan.groups:
             entry = group.pick(clients.__contains__)
             if entry is None:
@@ -534,16 +532,15 @@ class BrokerCore:
             client = clients.get(entry.client_id)
             if qos == 0:
                 if client is not None:
-                    self._send_qos0(client, message, False, sub_ids, shapes, now)
+                    self._send_qos0(client, shapes, False, sub_ids)
             else:
-                self._deliver(entry.client_id, client, message, qos, False, sub_ids, shapes, now)
+                self._deliver(entry.client_id, client, shapes, qos, False, sub_ids)
         return len(targets) + len(plan.groups)
 
-    def _deliver_overlapping(
-        self, target: _Target, message: Message, shapes: dict[Any, tuple[bytes, int]], now: float
-    ) -> None:
+    def _deliver_overlapping(self, target: _Target, shapes: PublishEncoder) -> None:
         # [MQTT-3.3.4-2] one copy at the highest QoS of the matching subscriptions;
         # [MQTT-3.3.4-3] carrying all of their subscription identifiers.
+        message = shapes.message
         entries = [e for e in target.entries if not (e.no_local and e.client_id == message.sender)]
         if not entries:
             return
@@ -553,69 +550,37 @@ class BrokerCore:
         client = self.clients.get(target.client_id)
         if qos == 0:
             if client is not None:
-                self._send_qos0(client, message, retain, sub_ids, shapes, now)
+                self._send_qos0(client, shapes, retain, sub_ids)
         else:
-            self._deliver(target.client_id, client, message, qos, retain, sub_ids, shapes, now)
-
-    def _template(
-        self,
-        version: ProtocolVersion,
-        message: Message,
-        qos: int,
-        retain: bool,
-        sub_ids: tuple[int, ...],
-        shapes: dict[Any, tuple[bytes, int]],
-        now: float,
-    ) -> tuple[bytes, int]:
-        v5 = version is V5
-        key = (v5, qos, retain, sub_ids if v5 else ())
-        shape = shapes.get(key)
-        if shape is None:
-            block = self._publish_properties(message, sub_ids, now) if v5 else None
-            shape = shapes[key] = encode_publish_template(
-                message.topic, message.payload, qos, retain, block, version
-            )
-        return shape
-
-    @staticmethod
-    def _publish_properties(message: Message, sub_ids: tuple[int, ...], now: float) -> bytes | None:
-        props = _hop_properties(message, sub_ids, now)
-        return None if props is EMPTY_PROPERTIES else encode_properties(props, PacketType.PUBLISH)
+            self._deliver(target.client_id, client, shapes, qos, retain, sub_ids)
 
     def _send_qos0(
-        self,
-        client: Client,
-        message: Message,
-        retain: bool,
-        sub_ids: tuple[int, ...],
-        shapes: dict[Any, tuple[bytes, int]],
-        now: float,
+        self, client: Client, shapes: PublishEncoder, retain: bool, sub_ids: tuple[int, ...]
     ) -> None:
-        data, _ = self._template(client.version, message, 0, retain, sub_ids, shapes, now)
-        if client.link.send_bytes(data):
+        proto = client.link.protocol
+        if client.link.send_bytes(shapes.encode_for(proto, 0, retain, sub_ids)):
             self.stats.messages_sent += 1
             if self.events.active:
-                self.events.emit(Delivered(client_id=client.info.client_id, message=message, qos=0))
+                self.events.emit(Delivered(client_id=client.info.client_id, message=shapes.message, qos=0))
+        else:
+            proto.forget_alias(shapes.message.topic)
 
     def _deliver(
         self,
         client_id: str,
         client: Client | None,
-        message: Message,
+        shapes: PublishEncoder,
         qos: int,
         retain: bool,
         sub_ids: tuple[int, ...],
-        shapes: dict[Any, tuple[bytes, int]],
-        now: float,
     ) -> None:
         session = client.session if client is not None else self.sessions.get(client_id)
         if session is None:
             return
-        out = Outgoing(message=message, qos=qos, retain=retain, subscription_ids=sub_ids)
+        out = Outgoing(message=shapes.message, qos=qos, retain=retain, subscription_ids=sub_ids)
         if client is not None and not session.queued and len(session.inflight) < session.max_inflight:
             pid = session.start_flight(out)
-            data, offset = self._template(client.version, message, qos, retain, sub_ids, shapes, now)
-            self._send_flight(client, out, data[:offset] + pid.to_bytes(2, "big") + data[offset + 2 :])
+            self._send_flight(client, out, shapes.encode_for(client.link.protocol, qos, retain, sub_ids, pid))
             return
         for dropped in session.enqueue(out):
             self._dropped(session, dropped, "queue full")
@@ -625,6 +590,7 @@ class BrokerCore:
             self.stats.messages_sent += 1
             return
         # [MQTT-3.1.2-25] too large for this client: discarded as if delivered.
+        client.link.protocol.forget_alias(out.message.topic)
         client.session.inflight.pop(out.packet_id, None)
         self._dropped(client.session, out, "larger than the client's maximum packet size")
 
@@ -650,21 +616,9 @@ class BrokerCore:
             self._send_flight(client, out, self._encode_one(client, out, pid, dup=False, now=now))
 
     def _encode_one(self, client: Client, out: Outgoing, pid: int, *, dup: bool, now: float) -> bytes:
-        message = out.message
-        props = EMPTY_PROPERTIES
-        if client.version is V5:
-            props = _hop_properties(message, out.subscription_ids, now)
-        return encode(
-            Publish(
-                topic=message.topic,
-                payload=message.payload,
-                qos=out.qos,
-                retain=out.retain,
-                dup=dup,
-                packet_id=pid,
-                properties=props,
-            ),
-            client.version,
+        encoder = PublishEncoder(out.message, now)
+        return encoder.encode_for(
+            client.link.protocol, out.qos, out.retain, out.subscription_ids, pid, dup=dup
         )
 
     def _resend_inflight(self, client: Client) -> None:
@@ -804,10 +758,11 @@ class BrokerCore:
                 expired.append(topic)
                 continue
             qos = min(message.qos, granted)
+            encoder = PublishEncoder(message, now)
             if qos == 0:
-                self._send_qos0(client, message, True, sub_ids, {}, now)
+                self._send_qos0(client, encoder, True, sub_ids)
             else:
-                self._deliver(client.info.client_id, client, message, qos, True, sub_ids, {}, now)
+                self._deliver(client.info.client_id, client, encoder, qos, True, sub_ids)
         for topic in expired:
             self.retained.delete(topic)
 
@@ -892,20 +847,3 @@ class BrokerCore:
 
 def _not_found(client: Client) -> int:
     return ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if client.version is V5 else 0
-
-
-def _hop_properties(message: Message, sub_ids: tuple[int, ...], now: float) -> Properties:
-    """The message's properties for one hop: remaining expiry [MQTT-3.3.2-6], subscription ids."""
-    props = message.properties
-    expiry = message.remaining_expiry(now)
-    if expiry is None and not sub_ids:
-        return props
-    return Properties(
-        payload_format_indicator=props.payload_format_indicator,
-        message_expiry_interval=expiry,
-        content_type=props.content_type,
-        response_topic=props.response_topic,
-        correlation_data=props.correlation_data,
-        subscription_identifiers=sub_ids,
-        user_properties=props.user_properties,
-    )

@@ -95,10 +95,12 @@ class ServerProtocol:
         # What the client told us in CONNECT (MQTT 5 defaults otherwise).
         self.client_max_packet_size = MAX_PACKET_SIZE
         self.client_receive_maximum = 65535
+        self.client_topic_alias_maximum = 0
         self.problem_information = True
         self.error: ProtocolError | None = None
         self.deferred_error: ProtocolError | None = None
         self._aliases_in: dict[int, str] = {}
+        self._aliases_out: dict[str, int] = {}
         self._unacked_in: set[int] = set()
         self._out: list[bytes] = []
 
@@ -191,12 +193,34 @@ class ServerProtocol:
                 self.client_max_packet_size = props.maximum_packet_size
             if props.receive_maximum is not None:
                 self.client_receive_maximum = props.receive_maximum
+            if props.topic_alias_maximum:
+                self.client_topic_alias_maximum = props.topic_alias_maximum
             if props.request_problem_information == 0:
                 self.problem_information = False
 
     auth_method: str | None = None
 
     # -- output -----------------------------------------------------------------
+
+    def outgoing_alias(self, topic: str) -> tuple[int, bool] | None:
+        """(alias, already known by the client) for ``topic``; None when none is free.
+
+        The first ``topic_alias_maximum`` distinct topics get an alias for the
+        life of the connection [MQTT-3.3.2-11]: fan-out topics repeat, and a
+        stable mapping needs no eviction bookkeeping.
+        """
+        alias = self._aliases_out.get(topic)
+        if alias is not None:
+            return alias, True
+        if len(self._aliases_out) >= self.client_topic_alias_maximum:
+            return None
+        alias = self._aliases_out[topic] = len(self._aliases_out) + 1
+        return alias, False
+
+    def forget_alias(self, topic: str) -> None:
+        """The PUBLISH that would have taught the client this alias was not sent."""
+        if self._aliases_out.get(topic) == len(self._aliases_out):
+            del self._aliases_out[topic]
 
     def send(self, packet: Packet) -> None:
         """Encode ``packet`` for this client, honouring what it accepts."""
