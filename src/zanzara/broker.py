@@ -16,18 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from .config import MqttConfig
 from .errors import ProtocolError, ProtocolViolation
 from .events import (
     ClientConnected,
     ClientDisconnected,
-    Delivered,
     EventHub,
-    Published,
     Subscribed,
     Unsubscribed,
 )
@@ -55,12 +52,12 @@ from .mqtt.packets import (
 )
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 from .mqtt.topics import parse_shared, validate_topic_filter, validate_topic_name
-from .outbound import PublishEncoder
-from .protocol import ConnectionPhase, ServerProtocol
-from .session import NEVER_EXPIRES, Outgoing, OutState, Session
-from .topic_tree import RetainedTree, SharedGroup, SubscriptionEntry, SubscriptionTree
+from .protocol import ConnectionPhase
+from .routing import Client, ClientLink, Router, Stats
+from .session import NEVER_EXPIRES, OutState, Session
+from .topic_tree import SubscriptionEntry
 
-__all__ = ["BrokerCore", "Client", "ClientLink"]
+__all__ = ["BrokerCore", "Client", "ClientLink", "Stats"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,87 +66,24 @@ Step = Coroutine[Any, Any, None]
 _PUBLISH_KEEP = ("topic_alias", "subscription_identifiers", "message_expiry_interval")
 
 
-class ClientLink(Protocol):
-    """What the broker needs from a live connection (implemented by transports)."""
-
-    protocol: ServerProtocol
-
-    @property
-    def address(self) -> str | None: ...
-
-    @property
-    def listener_name(self) -> str | None: ...
-
-    def send(self, packet: Packet) -> None: ...
-
-    def send_bytes(self, data: bytes) -> bool: ...
-
-    def close(self) -> None:
-        """Flush what is queued, then close the connection."""
-
-    def set_keep_alive(self, seconds: int) -> None: ...
-
-
-@dataclass(slots=True, eq=False)
-class Client:
-    """A connected client: its connection, session and will."""
-
-    link: ClientLink
-    session: Session
-    info: ClientInfo
-    version: ProtocolVersion
-    will: Will | None = None
-    disconnect_reason: str = "connection_lost"
-
-
-@dataclass(slots=True)
-class _Target:
-    """Everything one client's matching subscriptions say about a topic."""
-
-    client_id: str
-    qos: int
-    no_local: bool
-    retain_as_published: bool
-    subscription_ids: tuple[int, ...]
-    # Set when the client has several matching subscriptions with different options.
-    entries: tuple[SubscriptionEntry, ...] = ()
-
-
-@dataclass(slots=True)
-class _Plan:
-    targets: list[_Target]
-    groups: tuple[SharedGroup, ...]
-
-
-@dataclass(slots=True)
-class Stats:
-    messages_received: int = 0
-    messages_sent: int = 0
-    messages_dropped: int = 0
-    messages_expired: int = 0
-    connections_total: int = 0
-    malformed_packets: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
-
-
 class BrokerCore:
     def __init__(self, config: MqttConfig | None = None, *, allow_anonymous: bool = True) -> None:
         self.config = config or MqttConfig()
         self.allow_anonymous = allow_anonymous
         self.sessions: dict[str, Session] = {}
         self.clients: dict[str, Client] = {}
-        self.subscriptions = SubscriptionTree()
-        self.retained: RetainedTree[Message] = RetainedTree()
         self.events = EventHub()
         self.stats = Stats()
         self.authenticators: list[Authenticator] = []
         self.publish_authorizers: list[PublishAuthorizer] = []
         self.subscribe_authorizers: list[SubscribeAuthorizer] = []
-        self._plans: dict[str, _Plan] = {}
         self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
         self._will_timers: dict[str, tuple[asyncio.TimerHandle, Will]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.clock: Callable[[], float] = self._loop_time
+        self.router = Router(self.config, self.sessions, self.clients, self.stats, self.events, self.clock)
+        self.subscriptions = self.router.subscriptions
+        self.retained = self.router.retained
 
     def _loop_time(self) -> float:
         if self._loop is None:
@@ -263,8 +197,8 @@ class BrokerCore:
         connack_props = Properties(**props) if props else EMPTY_PROPERTIES
         link.protocol.accept(ConnAck(session_present=session_present, properties=connack_props))
         if session_present:
-            self._resend_inflight(client)
-        self._pump(client)
+            self.router.resend_inflight(client)
+        self.router.pump(client)
         if self.events.active:
             self.events.emit(ClientConnected(client=info, session_present=session_present))
         return client
@@ -355,7 +289,8 @@ class BrokerCore:
         props = will.properties
         if props is not EMPTY_PROPERTIES:
             props = props.without("will_delay_interval")
-        self.publish_message(self._make_message(will.topic, will.payload, will.qos, will.retain, props, cid))
+        message = self._make_message(will.topic, will.payload, will.qos, will.retain, props, cid)
+        self.router.publish_message(message)
 
     def _expire_session(self, cid: str) -> None:
         self._expiry_timers.pop(cid, None)
@@ -368,7 +303,7 @@ class BrokerCore:
         for topic_filter in list(session.subscriptions):
             self.subscriptions.remove(cid, topic_filter)
         if session.subscriptions:
-            self._plans.clear()
+            self.router.invalidate()
         pending = session.reset()
         self.stats.messages_dropped += len(pending)
         self.sessions.pop(cid, None)
@@ -452,7 +387,7 @@ class BrokerCore:
         message = self._make_message(
             packet.topic, packet.payload, qos, packet.retain, props, client.info.client_id
         )
-        matched = self.publish_message(message)
+        matched = self.router.publish_message(message)
         if qos == 1:
             rc = 0 if matched or client.version is not V5 else ReasonCode.NO_MATCHING_SUBSCRIBERS
             client.link.send(PubAck(packet_id=pid, reason_code=rc))  # type: ignore[arg-type]
@@ -482,168 +417,20 @@ class BrokerCore:
             created_at=now,
         )
 
-    # -- routing ------------------------------------------------------------------
-
-    def publish_message(self, message: Message) -> int:
-        """Store if retained, then route to every matching session; returns the match count."""
-        if message.retain:
-            if message.payload:
-                self.retained.set(message.topic, message)
-            else:
-                # [MQTT-3.3.1-6] an empty retained message clears the topic and is not stored.
-                self.retained.delete(message.topic)
-        if self.events.active:
-            self.events.emit(Published(client_id=message.sender, message=message))
-        plan = self._plans.get(message.topic)
-        if plan is None:
-            plan = self._make_plan(message.topic)
-        targets = plan.targets
-        if not targets and not plan.groups:
-            return 0
-        now = self.clock()
-        if message.expired(now):
-            self.stats.messages_expired += 1
-            return len(targets)
-        shapes = PublishEncoder(message, now)
-        clients = self.clients
-        sender = message.sender
-        mqos = message.qos
-        mretain = message.retain
-        for target in targets:
-            if target.entries:
-                self._deliver_overlapping(target, shapes)
-                continue
-            if target.no_local and target.client_id == sender:
-                continue  # [MQTT-3.8.3-3]
-            qos = mqos if mqos < target.qos else target.qos
-            retain = mretain and target.retain_as_published  # [MQTT-3.3.1-12], [MQTT-3.3.1-13]
-            client = clients.get(target.client_id)
-            if qos == 0:
-                if client is not None:
-                    self._send_qos0(client, shapes, retain, target.subscription_ids)
-                continue
-            self._deliver(target.client_id, client, shapes, qos, retain, target.subscription_ids)
-        for group in plan.groups:
-            entry = group.pick(clients.__contains__)
-            if entry is None:
-                continue
-            qos = min(mqos, entry.qos)
-            sub_ids = (entry.subscription_id,) if entry.subscription_id else ()
-            client = clients.get(entry.client_id)
-            if qos == 0:
-                if client is not None:
-                    self._send_qos0(client, shapes, False, sub_ids)
-            else:
-                self._deliver(entry.client_id, client, shapes, qos, False, sub_ids)
-        return len(targets) + len(plan.groups)
-
-    def _deliver_overlapping(self, target: _Target, shapes: PublishEncoder) -> None:
-        # [MQTT-3.3.4-2] one copy at the highest QoS of the matching subscriptions;
-        # [MQTT-3.3.4-3] carrying all of their subscription identifiers.
-        message = shapes.message
-        entries = [e for e in target.entries if not (e.no_local and e.client_id == message.sender)]
-        if not entries:
-            return
-        qos = min(message.qos, max(e.qos for e in entries))
-        retain = message.retain and any(e.retain_as_published for e in entries)
-        sub_ids = tuple(sorted({e.subscription_id for e in entries if e.subscription_id}))
-        client = self.clients.get(target.client_id)
-        if qos == 0:
-            if client is not None:
-                self._send_qos0(client, shapes, retain, sub_ids)
-        else:
-            self._deliver(target.client_id, client, shapes, qos, retain, sub_ids)
-
-    def _send_qos0(
-        self, client: Client, shapes: PublishEncoder, retain: bool, sub_ids: tuple[int, ...]
-    ) -> None:
-        proto = client.link.protocol
-        if client.link.send_bytes(shapes.encode_for(proto, 0, retain, sub_ids)):
-            self.stats.messages_sent += 1
-            if self.events.active:
-                self.events.emit(Delivered(client_id=client.info.client_id, message=shapes.message, qos=0))
-        else:
-            proto.forget_alias(shapes.message.topic)
-
-    def _deliver(
-        self,
-        client_id: str,
-        client: Client | None,
-        shapes: PublishEncoder,
-        qos: int,
-        retain: bool,
-        sub_ids: tuple[int, ...],
-    ) -> None:
-        session = client.session if client is not None else self.sessions.get(client_id)
-        if session is None:
-            return
-        out = Outgoing(message=shapes.message, qos=qos, retain=retain, subscription_ids=sub_ids)
-        if client is not None and not session.queued and len(session.inflight) < session.max_inflight:
-            pid = session.start_flight(out)
-            self._send_flight(client, out, shapes.encode_for(client.link.protocol, qos, retain, sub_ids, pid))
-            return
-        for dropped in session.enqueue(out):
-            self._dropped(session, dropped, "queue full")
-
-    def _send_flight(self, client: Client, out: Outgoing, data: bytes) -> None:
-        if client.link.send_bytes(data):
-            self.stats.messages_sent += 1
-            return
-        # [MQTT-3.1.2-25] too large for this client: discarded as if delivered.
-        client.link.protocol.forget_alias(out.message.topic)
-        client.session.inflight.pop(out.packet_id, None)
-        self._dropped(client.session, out, "larger than the client's maximum packet size")
-
-    def _dropped(self, session: Session, out: Outgoing, why: str) -> None:
-        self.stats.messages_dropped += 1
-        logger.debug("dropped a message on %s for %s: %s", out.message.topic, session.client_id, why)
-
-    def _pump(self, client: Client) -> None:
-        """Move queued messages into flight while the client's window allows."""
-        session = client.session
-        if not session.queued:
-            return
-        now = self.clock()
-        while len(session.inflight) < session.max_inflight:
-            out = session.dequeue()
-            if out is None:
-                return
-            if out.message.expired(now):
-                # [MQTT-3.3.2-5] an expired message is not delivered.
-                self.stats.messages_expired += 1
-                continue
-            pid = session.start_flight(out)
-            self._send_flight(client, out, self._encode_one(client, out, pid, dup=False, now=now))
-
-    def _encode_one(self, client: Client, out: Outgoing, pid: int, *, dup: bool, now: float) -> bytes:
-        encoder = PublishEncoder(out.message, now)
-        return encoder.encode_for(
-            client.link.protocol, out.qos, out.retain, out.subscription_ids, pid, dup=dup
-        )
-
-    def _resend_inflight(self, client: Client) -> None:
-        """[MQTT-4.4.0-1] on a resumed session resend unacknowledged PUBLISH (DUP) and PUBREL."""
-        now = self.clock()
-        for pid, out in list(client.session.inflight.items()):
-            if out.state is OutState.WAIT_PUBCOMP:
-                client.link.send(PubRel(packet_id=pid))
-            else:
-                self._send_flight(client, out, self._encode_one(client, out, pid, dup=True, now=now))
-
     # -- acknowledgements from the client -------------------------------------------
 
     def _on_puback(self, client: Client, packet: PubAck) -> None:
         out = client.session.acknowledge(packet.packet_id, OutState.WAIT_PUBACK)
         if out is not None:
-            self._completed(client, out)
-            self._pump(client)
+            self.router.completed(client, out)
+            self.router.pump(client)
 
     def _on_pubrec(self, client: Client, packet: PubRec) -> None:
         session = client.session
         if packet.reason_code >= 0x80:
             # [MQTT-4.3.3-...] a failed PUBREC ends the flow: no PUBREL.
             if session.acknowledge(packet.packet_id, OutState.WAIT_PUBREC) is not None:
-                self._pump(client)
+                self.router.pump(client)
             return
         out = session.received_pubrec(packet.packet_id)
         if out is None and packet.packet_id not in session.inflight:
@@ -654,8 +441,8 @@ class BrokerCore:
     def _on_pubcomp(self, client: Client, packet: PubComp) -> None:
         out = client.session.acknowledge(packet.packet_id, OutState.WAIT_PUBCOMP)
         if out is not None:
-            self._completed(client, out)
-            self._pump(client)
+            self.router.completed(client, out)
+            self.router.pump(client)
 
     def _on_pubrel(self, client: Client, packet: PubRel) -> None:
         incoming = client.session.incoming_qos2
@@ -664,10 +451,6 @@ class BrokerCore:
             client.link.send(PubComp(packet_id=packet.packet_id))
         else:
             client.link.send(PubComp(packet_id=packet.packet_id, reason_code=_not_found(client)))
-
-    def _completed(self, client: Client, out: Outgoing) -> None:
-        if self.events.active:
-            self.events.emit(Delivered(client_id=client.info.client_id, message=out.message, qos=out.qos))
 
     # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------
 
@@ -732,7 +515,7 @@ class BrokerCore:
             session.subscriptions[sub.topic_filter] = entry
             if group is None:
                 retained.append((sub, code, is_new))
-        self._plans.clear()
+        self.router.invalidate()
         if client.version is not V5:
             codes = [c if c < 0x80 else 0x80 for c in codes]
         client.link.send(SubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)))
@@ -742,29 +525,11 @@ class BrokerCore:
                 handling is RetainHandling.SEND_IF_NEW_SUBSCRIPTION and not is_new
             ):
                 continue
-            self._send_retained(client, sub.topic_filter, granted, sub_id)
+            self.router.send_retained(client, sub.topic_filter, granted, sub_id)
         if self.events.active:
             self.events.emit(
                 Subscribed(client=client.info, subscriptions=packet.subscriptions, reason_codes=tuple(codes))
             )
-
-    def _send_retained(self, client: Client, topic_filter: str, granted: int, sub_id: int | None) -> None:
-        """[MQTT-3.3.1-9] retained messages go out with RETAIN set, at most the granted QoS."""
-        now = self.clock()
-        sub_ids = (sub_id,) if sub_id else ()
-        expired = []
-        for topic, message in self.retained.match(topic_filter):
-            if message.expired(now):
-                expired.append(topic)
-                continue
-            qos = min(message.qos, granted)
-            encoder = PublishEncoder(message, now)
-            if qos == 0:
-                self._send_qos0(client, encoder, True, sub_ids)
-            else:
-                self._deliver(client.info.client_id, client, encoder, qos, True, sub_ids)
-        for topic in expired:
-            self.retained.delete(topic)
 
     def _on_unsubscribe(self, client: Client, packet: Unsubscribe) -> None:
         session = client.session
@@ -773,7 +538,7 @@ class BrokerCore:
             existed = self.subscriptions.remove(session.client_id, topic_filter)
             session.subscriptions.pop(topic_filter, None)
             codes.append(ReasonCode.SUCCESS if existed else ReasonCode.NO_SUBSCRIPTION_EXISTED)
-        self._plans.clear()
+        self.router.invalidate()
         # [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.
         client.link.send(UnsubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)))
         if self.events.active:
@@ -807,33 +572,9 @@ class BrokerCore:
         validate_topic_name(topic, max_levels=self.config.max_topic_levels)
         if qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
-        return self.publish_message(self._make_message(topic, payload, qos, retain, properties, None))
+        return self.router.publish_message(self._make_message(topic, payload, qos, retain, properties, None))
 
     # == subscription plans =========================================================
-
-    def _make_plan(self, topic: str) -> _Plan:
-        matches = self.subscriptions.match(topic)
-        by_client: dict[str, list[SubscriptionEntry]] = {}
-        for entry in matches.entries:
-            by_client.setdefault(entry.client_id, []).append(entry)
-        targets = []
-        for cid, entries in by_client.items():
-            first = entries[0]
-            if len(entries) == 1:
-                sub_ids = (first.subscription_id,) if first.subscription_id else ()
-                targets.append(_Target(cid, first.qos, first.no_local, first.retain_as_published, sub_ids))
-            else:
-                targets.append(_Target(cid, 0, False, False, (), tuple(entries)))
-        plan = _Plan(targets, matches.groups)
-        if len(self._plans) > 50_000:
-            self._plans.clear()
-        self._plans[topic] = plan
-        return plan
-
-    def restore_subscriptions(self, entries: Iterable[SubscriptionEntry]) -> None:
-        for entry in entries:
-            self.subscriptions.add(entry)
-        self._plans.clear()
 
     async def close(self) -> None:
         for timer in self._expiry_timers.values():

@@ -45,6 +45,7 @@ from .properties import EMPTY_PROPERTIES, PROPERTY_SPECS, WILL, Properties, Wire
 __all__ = [
     "MAX_PACKET_SIZE",
     "Reader",
+    "decode_properties",
     "encode",
     "encode_properties",
     "encode_publish_template",
@@ -832,3 +833,11 @@ def _encode_connect(c: Connect, version: ProtocolVersion) -> bytes:
     if c.password is not None:
         body += _bin_bytes(c.password)
     return _frame(0x10, body)
+
+
+def decode_properties(data: bytes, where: PacketType | str) -> Properties:
+    """Parse a property block produced by :func:`encode_properties` (used by stores)."""
+    props, end = _decode_properties(data, 0, len(data), where)
+    if end != len(data):
+        raise MalformedPacket("bytes left over after the property block")
+    return props

@@ -1,0 +1,1 @@
+"""Storage back-ends: memory (tests), SQLite (the default), Redis (several nodes)."""

@@ -1,0 +1,116 @@
+"""Group commit shared by every durable back-end.
+
+Writes are appended to an in-memory batch as plain tuples ``(op, *args)``;
+one writer task takes the whole batch, hands it to the back-end's
+``write_batch`` (one transaction, one fsync), then resolves the futures of
+everyone who asked for a commit while that batch was open.
+
+Failure policy: when a batch fails, the commits waiting on it fail at once
+(the broker then does not acknowledge those publishes), the error is logged,
+and the same batch is retried with backoff before anything newer, so the
+store never sees operations out of order and catches up when it comes back.
+The batch is bounded only by what arrives while the previous one commits;
+its size is reported in :attr:`BatchWriter.last_batch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import StoreError
+
+__all__ = ["BatchWriter", "Op"]
+
+logger = logging.getLogger(__name__)
+
+Op = tuple[Any, ...]
+
+
+class BatchWriter:
+    def __init__(self, name: str, write_batch: Callable[[list[Op]], Awaitable[None]]) -> None:
+        self.name = name
+        self._write_batch = write_batch
+        self._ops: list[Op] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.failing = False
+        self.batches = 0
+        self.last_batch = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"zanzara-{self.name}-writer")
+
+    def add(self, op: Op) -> None:
+        self._ops.append(op)
+
+    def commit(self) -> asyncio.Future[None]:
+        """A future that completes when everything added so far is durable."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self._ops and not self._waiters and not self.failing:
+            fut.set_result(None)  # nothing pending: already durable
+            return fut
+        self._waiters.append(fut)
+        self._wake.set()
+        return fut
+
+    async def _run(self) -> None:
+        delay = 0.05
+        retry: tuple[list[Op], list[asyncio.Future[None]]] | None = None
+        while True:
+            if retry is None:
+                await self._wake.wait()
+                self._wake.clear()
+                if not self._ops and not self._waiters:
+                    if self._closing:
+                        return
+                    continue
+                ops, waiters = self._ops, self._waiters
+                self._ops, self._waiters = [], []
+            else:
+                ops, waiters = retry
+            try:
+                if ops:
+                    await self._write_batch(ops)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self.failing:
+                    logger.error("%s store failed, retrying: %s", self.name, exc)
+                self.failing = True
+                error = StoreError(f"{self.name} store unavailable: {exc}")
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_exception(error)
+                retry = (ops, [])
+                await asyncio.sleep(delay)  # backoff before retrying the same batch
+                delay = min(delay * 2, 2.0)
+                continue
+            if self.failing:
+                logger.warning("%s store is back", self.name)
+            self.failing = False
+            retry = None
+            delay = 0.05
+            self.batches += 1
+            self.last_batch = len(ops)
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+            if self._closing and not self._ops and not self._waiters:
+                return
+
+    async def close(self) -> None:
+        """Write what is pending, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                async with asyncio.timeout(10):
+                    await self._task
+            except TimeoutError:
+                logger.error("%s store: pending writes could not be flushed at shutdown", self.name)
+                self._task.cancel()

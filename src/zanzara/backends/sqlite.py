@@ -1,0 +1,328 @@
+"""SQLite store: the default, embedded, one file under ``./data/`` (WAL mode).
+
+All SQL runs on one dedicated thread (sqlite3 connections are not shared
+across threads); the event loop only appends operations to the current batch
+(see ``batch.py``), and each batch is one transaction.
+
+Durability: ``fsync`` (``synchronous=FULL``): a committed batch survives
+``kill -9`` and power loss.  ``os`` (``synchronous=NORMAL`` in WAL mode):
+survives ``kill -9``; a power loss may drop the last batches the OS had not
+written yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+from ..message import Message
+from ..mqtt.codec import decode_properties, encode_properties
+from ..mqtt.enums import PacketType
+from ..mqtt.properties import EMPTY_PROPERTIES
+from ..session import OutState
+from ..storage import QueueRecord, SessionRecord, Snapshot
+from ..topic_tree import SubscriptionEntry
+from .batch import BatchWriter, Op
+
+__all__ = ["SqliteStore"]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL, properties BLOB, expires_at REAL, priority INTEGER NOT NULL,
+    sender TEXT, created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    client_id TEXT PRIMARY KEY, expiry_interval INTEGER NOT NULL, disconnected_at REAL
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    client_id TEXT NOT NULL, topic_filter TEXT NOT NULL, qos INTEGER NOT NULL, no_local INTEGER NOT NULL,
+    retain_as_published INTEGER NOT NULL, subscription_id INTEGER, share_group TEXT,
+    PRIMARY KEY (client_id, topic_filter)
+);
+CREATE TABLE IF NOT EXISTS queue (
+    client_id TEXT NOT NULL, message_id TEXT NOT NULL, seq INTEGER NOT NULL, qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL, subscription_ids TEXT NOT NULL, state TEXT NOT NULL, packet_id INTEGER NOT NULL,
+    PRIMARY KEY (client_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS queue_message ON queue (message_id);
+CREATE TABLE IF NOT EXISTS incoming (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
+    PRIMARY KEY (client_id, packet_id));
+CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, message_id TEXT NOT NULL);
+"""
+
+_GC = """DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?)
+AND NOT EXISTS (SELECT 1 FROM retained WHERE message_id = ?)"""
+
+
+class SqliteStore:
+    name = "sqlite"
+
+    def __init__(
+        self, path: str | Path = "data/zanzara.db", *, durability: Literal["fsync", "os"] = "fsync"
+    ) -> None:
+        self.path = Path(path)
+        self.durability = durability
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zanzara-sqlite")
+        self._db: sqlite3.Connection | None = None
+        self._writer = BatchWriter(self.name, self._write)
+        self._seq = 0
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def open(self) -> Snapshot:
+        loop = asyncio.get_running_loop()
+        snapshot = await loop.run_in_executor(self._executor, self._open_and_load)
+        self._writer.start()
+        return snapshot
+
+    def _open_and_load(self) -> Snapshot:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=" + ("FULL" if self.durability == "fsync" else "NORMAL"))
+        db.executescript(SCHEMA)
+        self._db = db
+        return self._load(db)
+
+    def _load(self, db: sqlite3.Connection) -> Snapshot:
+        snap = Snapshot()
+        messages: dict[str, Message] = {}
+        for row in db.execute("SELECT * FROM messages"):
+            messages[row[0]] = _message(row)
+        for cid, expiry, disconnected_at in db.execute("SELECT * FROM sessions"):
+            snap.sessions.append(
+                SessionRecord(client_id=cid, expiry_interval=expiry, disconnected_at=disconnected_at)
+            )
+        for cid, tf, qos, nl, rap, sid, group in db.execute("SELECT * FROM subscriptions"):
+            snap.subscriptions.append(
+                SubscriptionEntry(
+                    client_id=cid,
+                    topic_filter=tf,
+                    qos=qos,
+                    no_local=bool(nl),
+                    retain_as_published=bool(rap),
+                    subscription_id=sid,
+                    share_group=group,
+                )
+            )
+        rows = db.execute(
+            "SELECT client_id, message_id, seq, qos, retain, subscription_ids, state, packet_id"
+            " FROM queue ORDER BY seq"
+        )
+        for cid, mid, seq, qos, retain, sub_ids, state, pid in rows:
+            self._seq = max(self._seq, seq)
+            message = messages.get(mid)
+            if message is None:
+                continue
+            snap.queues.setdefault(cid, []).append(
+                QueueRecord(
+                    message=message,
+                    qos=qos,
+                    retain=bool(retain),
+                    subscription_ids=tuple(json.loads(sub_ids)),
+                    state=OutState(state),
+                    packet_id=pid,
+                )
+            )
+        for cid, pid in db.execute("SELECT client_id, packet_id FROM incoming"):
+            snap.incoming.setdefault(cid, set()).add(pid)
+        for _topic, mid in db.execute("SELECT topic, message_id FROM retained"):
+            if mid in messages:
+                snap.retained.append(messages[mid])
+        return snap
+
+    async def close(self) -> None:
+        await self._writer.close()
+        loop = asyncio.get_running_loop()
+        if self._db is not None:
+            await loop.run_in_executor(self._executor, self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    def commit(self) -> Awaitable[None]:
+        return self._writer.commit()
+
+    # -- recording ----------------------------------------------------------------
+
+    def session_put(self, record: SessionRecord) -> None:
+        self._writer.add(("session_put", record.client_id, record.expiry_interval, record.disconnected_at))
+
+    def session_delete(self, client_id: str) -> None:
+        self._writer.add(("session_delete", client_id))
+
+    def subscription_put(self, entry: SubscriptionEntry) -> None:
+        self._writer.add(("subscription_put", entry))
+
+    def subscription_delete(self, client_id: str, topic_filter: str) -> None:
+        self._writer.add(("subscription_delete", client_id, topic_filter))
+
+    def outgoing_enqueue(self, client_id: str, record: QueueRecord) -> None:
+        self._seq += 1
+        self._writer.add(("enqueue", client_id, record, self._seq))
+
+    def outgoing_update(self, client_id: str, message_id: str, state: OutState, packet_id: int) -> None:
+        self._writer.add(("update", client_id, message_id, state.value, packet_id))
+
+    def outgoing_delete(self, client_id: str, message_id: str) -> None:
+        self._writer.add(("dequeue", client_id, message_id))
+
+    def incoming_put(self, client_id: str, packet_id: int) -> None:
+        self._writer.add(("incoming_put", client_id, packet_id))
+
+    def incoming_delete(self, client_id: str, packet_id: int) -> None:
+        self._writer.add(("incoming_delete", client_id, packet_id))
+
+    def retained_put(self, message: Message) -> None:
+        self._writer.add(("retained_put", message))
+
+    def retained_delete(self, topic: str) -> None:
+        self._writer.add(("retained_delete", topic))
+
+    # -- the writer thread ----------------------------------------------------------
+
+    async def _write(self, ops: list[Op]) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._apply, ops)
+
+    def _apply(self, ops: list[Op]) -> None:
+        db = self._db
+        if db is None:
+            raise RuntimeError("store is closed")
+        stored: set[str] = set()
+        touched: set[str] = set()
+        db.execute("BEGIN")
+        try:
+            for op in ops:
+                kind = op[0]
+                if kind == "enqueue":
+                    _, cid, rec, seq = op
+                    msg = rec.message
+                    if msg.message_id not in stored:
+                        _put_message(db, msg)
+                        stored.add(msg.message_id)
+                    db.execute(
+                        "INSERT OR REPLACE INTO queue VALUES (?,?,?,?,?,?,?,?)",
+                        (
+                            cid,
+                            msg.message_id,
+                            seq,
+                            rec.qos,
+                            int(rec.retain),
+                            json.dumps(rec.subscription_ids),
+                            rec.state.value,
+                            rec.packet_id,
+                        ),
+                    )
+                elif kind == "dequeue":
+                    db.execute("DELETE FROM queue WHERE client_id = ? AND message_id = ?", (op[1], op[2]))
+                    touched.add(op[2])
+                elif kind == "update":
+                    db.execute(
+                        "UPDATE queue SET state = ?, packet_id = ? WHERE client_id = ? AND message_id = ?",
+                        (op[3], op[4], op[1], op[2]),
+                    )
+                elif kind == "incoming_put":
+                    db.execute("INSERT OR IGNORE INTO incoming VALUES (?, ?)", (op[1], op[2]))
+                elif kind == "incoming_delete":
+                    db.execute("DELETE FROM incoming WHERE client_id = ? AND packet_id = ?", (op[1], op[2]))
+                elif kind == "session_put":
+                    db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)", op[1:])
+                elif kind == "session_delete":
+                    cid = op[1]
+                    touched.update(
+                        r[0] for r in db.execute("SELECT message_id FROM queue WHERE client_id = ?", (cid,))
+                    )
+                    for table in ("sessions", "subscriptions", "queue", "incoming"):
+                        db.execute(
+                            f"DELETE FROM {table} WHERE client_id = ?", (cid,)
+                        )  # table names are constants
+                elif kind == "subscription_put":
+                    e = op[1]
+                    db.execute(
+                        "INSERT OR REPLACE INTO subscriptions VALUES (?,?,?,?,?,?,?)",
+                        (
+                            e.client_id,
+                            e.topic_filter,
+                            e.qos,
+                            int(e.no_local),
+                            int(e.retain_as_published),
+                            e.subscription_id,
+                            e.share_group,
+                        ),
+                    )
+                elif kind == "subscription_delete":
+                    db.execute(
+                        "DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?", (op[1], op[2])
+                    )
+                elif kind == "retained_put":
+                    msg = op[1]
+                    old = db.execute(
+                        "SELECT message_id FROM retained WHERE topic = ?", (msg.topic,)
+                    ).fetchone()
+                    if old:
+                        touched.add(old[0])
+                    if msg.message_id not in stored:
+                        _put_message(db, msg)
+                        stored.add(msg.message_id)
+                    db.execute("INSERT OR REPLACE INTO retained VALUES (?, ?)", (msg.topic, msg.message_id))
+                elif kind == "retained_delete":
+                    old = db.execute("SELECT message_id FROM retained WHERE topic = ?", (op[1],)).fetchone()
+                    if old:
+                        touched.add(old[0])
+                        db.execute("DELETE FROM retained WHERE topic = ?", (op[1],))
+                else:
+                    raise ValueError(f"unknown store operation {kind!r}")
+            for mid in touched:
+                db.execute(_GC, (mid, mid, mid))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+def _put_message(db: sqlite3.Connection, msg: Message) -> None:
+    props = (
+        None if msg.properties is EMPTY_PROPERTIES else encode_properties(msg.properties, PacketType.PUBLISH)
+    )
+    db.execute(
+        "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (
+            msg.message_id,
+            msg.topic,
+            msg.payload,
+            msg.qos,
+            int(msg.retain),
+            props,
+            msg.expires_at,
+            msg.priority,
+            msg.sender,
+            msg.created_at,
+        ),
+    )
+
+
+def _message(row: Any) -> Message:
+    # sqlite3 rows are untyped; the schema above fixes each column's type.
+    mid, topic, payload, qos, retain, props, expires_at, priority, sender, created_at = row
+    return Message(
+        message_id=mid,
+        topic=topic,
+        payload=bytes(payload),
+        qos=qos,
+        retain=bool(retain),
+        properties=decode_properties(bytes(props), PacketType.PUBLISH) if props else EMPTY_PROPERTIES,
+        expires_at=expires_at,
+        priority=priority,
+        sender=sender,
+        created_at=created_at,
+    )

@@ -1,0 +1,313 @@
+"""Routing: from a message to every session that should get it.
+
+:class:`Router` holds the subscription and retained trees, turns a topic into
+a cached delivery plan (one target per client, overlapping subscriptions
+merged), and moves messages into flight or into session queues.  It also
+owns what follows from acknowledgements: pumping a session's queue as its
+inflight window opens, and resending on reconnect.
+
+The broker (``broker.py``) decides *whether* things happen (CONNECT,
+authorization, QoS flows); the router decides *where messages go*.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .config import MqttConfig
+from .events import Delivered, EventHub, Published
+from .hooks import ClientInfo
+from .message import Message
+from .mqtt.enums import ProtocolVersion
+from .mqtt.packets import Packet, PubRel, Will
+from .outbound import PublishEncoder
+from .protocol import ServerProtocol
+from .session import Outgoing, OutState, Session
+from .topic_tree import RetainedTree, SharedGroup, SubscriptionEntry, SubscriptionTree
+
+__all__ = ["Client", "ClientLink", "Router", "Stats"]
+
+logger = logging.getLogger(__name__)
+
+
+class ClientLink(Protocol):
+    """What the broker needs from a live connection (implemented by transports)."""
+
+    protocol: ServerProtocol
+
+    @property
+    def address(self) -> str | None: ...
+
+    @property
+    def listener_name(self) -> str | None: ...
+
+    def send(self, packet: Packet) -> None: ...
+
+    def send_bytes(self, data: bytes) -> bool: ...
+
+    def close(self) -> None:
+        """Flush what is queued, then close the connection."""
+
+    def set_keep_alive(self, seconds: int) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class Client:
+    """A connected client: its connection, session and will."""
+
+    link: ClientLink
+    session: Session
+    info: ClientInfo
+    version: ProtocolVersion
+    will: Will | None = None
+    disconnect_reason: str = "connection_lost"
+
+
+@dataclass(slots=True)
+class _Target:
+    """Everything one client's matching subscriptions say about a topic."""
+
+    client_id: str
+    qos: int
+    no_local: bool
+    retain_as_published: bool
+    subscription_ids: tuple[int, ...]
+    # Set when the client has several matching subscriptions with different options.
+    entries: tuple[SubscriptionEntry, ...] = ()
+
+
+@dataclass(slots=True)
+class _Plan:
+    targets: list[_Target]
+    groups: tuple[SharedGroup, ...]
+
+
+@dataclass(slots=True)
+class Stats:
+    messages_received: int = 0
+    messages_sent: int = 0
+    messages_dropped: int = 0
+    messages_expired: int = 0
+    connections_total: int = 0
+    malformed_packets: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Router:
+    def __init__(
+        self,
+        config: MqttConfig,
+        sessions: dict[str, Session],
+        clients: dict[str, Client],
+        stats: Stats,
+        events: EventHub,
+        clock: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.clients = clients
+        self.stats = stats
+        self.events = events
+        self.clock = clock
+        self.subscriptions = SubscriptionTree()
+        self.retained: RetainedTree[Message] = RetainedTree()
+        self._plans: dict[str, _Plan] = {}
+
+    def invalidate(self) -> None:
+        """Subscriptions changed: forget every cached plan."""
+        self._plans.clear()
+
+    def publish_message(self, message: Message) -> int:
+        """Store if retained, then route to every matching session; returns the match count."""
+        if message.retain:
+            if message.payload:
+                self.retained.set(message.topic, message)
+            else:
+                # [MQTT-3.3.1-6] an empty retained message clears the topic and is not stored.
+                self.retained.delete(message.topic)
+        if self.events.active:
+            self.events.emit(Published(client_id=message.sender, message=message))
+        plan = self._plans.get(message.topic)
+        if plan is None:
+            plan = self._make_plan(message.topic)
+        targets = plan.targets
+        if not targets and not plan.groups:
+            return 0
+        now = self.clock()
+        if message.expired(now):
+            self.stats.messages_expired += 1
+            return len(targets)
+        shapes = PublishEncoder(message, now)
+        clients = self.clients
+        sender = message.sender
+        mqos = message.qos
+        mretain = message.retain
+        for target in targets:
+            if target.entries:
+                self._deliver_overlapping(target, shapes)
+                continue
+            if target.no_local and target.client_id == sender:
+                continue  # [MQTT-3.8.3-3]
+            qos = mqos if mqos < target.qos else target.qos
+            retain = mretain and target.retain_as_published  # [MQTT-3.3.1-12], [MQTT-3.3.1-13]
+            client = clients.get(target.client_id)
+            if qos == 0:
+                if client is not None:
+                    self._send_qos0(client, shapes, retain, target.subscription_ids)
+                continue
+            self._deliver(target.client_id, client, shapes, qos, retain, target.subscription_ids)
+        for group in plan.groups:
+            entry = group.pick(clients.__contains__)
+            if entry is None:
+                continue
+            qos = min(mqos, entry.qos)
+            sub_ids = (entry.subscription_id,) if entry.subscription_id else ()
+            client = clients.get(entry.client_id)
+            if qos == 0:
+                if client is not None:
+                    self._send_qos0(client, shapes, False, sub_ids)
+            else:
+                self._deliver(entry.client_id, client, shapes, qos, False, sub_ids)
+        return len(targets) + len(plan.groups)
+
+    def _deliver_overlapping(self, target: _Target, shapes: PublishEncoder) -> None:
+        # [MQTT-3.3.4-2] one copy at the highest QoS of the matching subscriptions;
+        # [MQTT-3.3.4-3] carrying all of their subscription identifiers.
+        message = shapes.message
+        entries = [e for e in target.entries if not (e.no_local and e.client_id == message.sender)]
+        if not entries:
+            return
+        qos = min(message.qos, max(e.qos for e in entries))
+        retain = message.retain and any(e.retain_as_published for e in entries)
+        sub_ids = tuple(sorted({e.subscription_id for e in entries if e.subscription_id}))
+        client = self.clients.get(target.client_id)
+        if qos == 0:
+            if client is not None:
+                self._send_qos0(client, shapes, retain, sub_ids)
+        else:
+            self._deliver(target.client_id, client, shapes, qos, retain, sub_ids)
+
+    def _send_qos0(
+        self, client: Client, shapes: PublishEncoder, retain: bool, sub_ids: tuple[int, ...]
+    ) -> None:
+        proto = client.link.protocol
+        if client.link.send_bytes(shapes.encode_for(proto, 0, retain, sub_ids)):
+            self.stats.messages_sent += 1
+            if self.events.active:
+                self.events.emit(Delivered(client_id=client.info.client_id, message=shapes.message, qos=0))
+        else:
+            proto.forget_alias(shapes.message.topic)
+
+    def _deliver(
+        self,
+        client_id: str,
+        client: Client | None,
+        shapes: PublishEncoder,
+        qos: int,
+        retain: bool,
+        sub_ids: tuple[int, ...],
+    ) -> None:
+        session = client.session if client is not None else self.sessions.get(client_id)
+        if session is None:
+            return
+        out = Outgoing(message=shapes.message, qos=qos, retain=retain, subscription_ids=sub_ids)
+        if client is not None and not session.queued and len(session.inflight) < session.max_inflight:
+            pid = session.start_flight(out)
+            self._send_flight(client, out, shapes.encode_for(client.link.protocol, qos, retain, sub_ids, pid))
+            return
+        for dropped in session.enqueue(out):
+            self._dropped(session, dropped, "queue full")
+
+    def _send_flight(self, client: Client, out: Outgoing, data: bytes) -> None:
+        if client.link.send_bytes(data):
+            self.stats.messages_sent += 1
+            return
+        # [MQTT-3.1.2-25] too large for this client: discarded as if delivered.
+        client.link.protocol.forget_alias(out.message.topic)
+        client.session.inflight.pop(out.packet_id, None)
+        self._dropped(client.session, out, "larger than the client's maximum packet size")
+
+    def _dropped(self, session: Session, out: Outgoing, why: str) -> None:
+        self.stats.messages_dropped += 1
+        logger.debug("dropped a message on %s for %s: %s", out.message.topic, session.client_id, why)
+
+    def pump(self, client: Client) -> None:
+        """Move queued messages into flight while the client's window allows."""
+        session = client.session
+        if not session.queued:
+            return
+        now = self.clock()
+        while len(session.inflight) < session.max_inflight:
+            out = session.dequeue()
+            if out is None:
+                return
+            if out.message.expired(now):
+                # [MQTT-3.3.2-5] an expired message is not delivered.
+                self.stats.messages_expired += 1
+                continue
+            pid = session.start_flight(out)
+            self._send_flight(client, out, self._encode_one(client, out, pid, dup=False, now=now))
+
+    def _encode_one(self, client: Client, out: Outgoing, pid: int, *, dup: bool, now: float) -> bytes:
+        encoder = PublishEncoder(out.message, now)
+        return encoder.encode_for(
+            client.link.protocol, out.qos, out.retain, out.subscription_ids, pid, dup=dup
+        )
+
+    def resend_inflight(self, client: Client) -> None:
+        """[MQTT-4.4.0-1] on a resumed session resend unacknowledged PUBLISH (DUP) and PUBREL."""
+        now = self.clock()
+        for pid, out in list(client.session.inflight.items()):
+            if out.state is OutState.WAIT_PUBCOMP:
+                client.link.send(PubRel(packet_id=pid))
+            else:
+                self._send_flight(client, out, self._encode_one(client, out, pid, dup=True, now=now))
+
+    def completed(self, client: Client, out: Outgoing) -> None:
+        if self.events.active:
+            self.events.emit(Delivered(client_id=client.info.client_id, message=out.message, qos=out.qos))
+
+    def send_retained(self, client: Client, topic_filter: str, granted: int, sub_id: int | None) -> None:
+        """[MQTT-3.3.1-9] retained messages go out with RETAIN set, at most the granted QoS."""
+        now = self.clock()
+        sub_ids = (sub_id,) if sub_id else ()
+        expired = []
+        for topic, message in self.retained.match(topic_filter):
+            if message.expired(now):
+                expired.append(topic)
+                continue
+            qos = min(message.qos, granted)
+            encoder = PublishEncoder(message, now)
+            if qos == 0:
+                self._send_qos0(client, encoder, True, sub_ids)
+            else:
+                self._deliver(client.info.client_id, client, encoder, qos, True, sub_ids)
+        for topic in expired:
+            self.retained.delete(topic)
+
+    def _make_plan(self, topic: str) -> _Plan:
+        matches = self.subscriptions.match(topic)
+        by_client: dict[str, list[SubscriptionEntry]] = {}
+        for entry in matches.entries:
+            by_client.setdefault(entry.client_id, []).append(entry)
+        targets = []
+        for cid, entries in by_client.items():
+            first = entries[0]
+            if len(entries) == 1:
+                sub_ids = (first.subscription_id,) if first.subscription_id else ()
+                targets.append(_Target(cid, first.qos, first.no_local, first.retain_as_published, sub_ids))
+            else:
+                targets.append(_Target(cid, 0, False, False, (), tuple(entries)))
+        plan = _Plan(targets, matches.groups)
+        if len(self._plans) > 50_000:
+            self._plans.clear()
+        self._plans[topic] = plan
+        return plan
+
+    def restore_subscriptions(self, entries: Iterable[SubscriptionEntry]) -> None:
+        for entry in entries:
+            self.subscriptions.add(entry)
+        self._plans.clear()
