@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from zanzara import Broker
-from zanzara.config import Config, ListenerConfig
+from zanzara.config import Config, ListenerConfig, StorageConfig
 
 T = TypeVar("T")
 
@@ -18,7 +18,7 @@ class BrokerThread:
     def __init__(
         self, config: Config | None = None, *, setup: Callable[[Broker], None] | None = None
     ) -> None:
-        config = config or Config()
+        config = config or Config(storage=StorageConfig(backend="memory"))
         listeners = tuple(lc.model_copy(update={"port": 0}) for lc in config.listeners) or (
             ListenerConfig(port=0),
         )

@@ -11,14 +11,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from zanzara.config import Config, MqttConfig
+from zanzara.config import Config, MqttConfig, StorageConfig
 
 from brokerthread import BrokerThread
+
+MEMORY = Config(storage=StorageConfig(backend="memory"))
 
 
 @pytest.fixture
 def broker() -> Iterator[BrokerThread]:
-    with BrokerThread(Config()) as b:
+    with BrokerThread(MEMORY) as b:
         yield b
 
 
@@ -30,7 +32,7 @@ def make_broker() -> Iterator[type[BrokerThread]]:
         def __init__(
             self, config: Config | None = None, *, mqtt: MqttConfig | None = None, **kw: object
         ) -> None:
-            cfg = config or Config()
+            cfg = config or MEMORY
             if mqtt is not None:
                 cfg = cfg.model_copy(update={"mqtt": mqtt})
             super().__init__(cfg, **kw)  # type: ignore[arg-type]

@@ -22,16 +22,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(*args: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([str(ZANZARA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(*args: str, cwd: Path | None = None) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [str(ZANZARA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     return proc, line
 
 
-def test_command_serves_and_shuts_down_gracefully():
+def test_command_serves_and_shuts_down_gracefully(tmp_path):
     port = free_port()
-    proc, banner = start("--host", "127.0.0.1", "--port", str(port), "-v")
+    proc, banner = start("--host", "127.0.0.1", "--port", str(port), "-v", cwd=tmp_path)
     try:
         assert f"mqtt://127.0.0.1:{port}" in banner
         assert "uvloop" in banner  # the fast loop is the default on Linux
@@ -63,7 +65,7 @@ def test_command_config_file(tmp_path):
     port = free_port()
     cfg = tmp_path / "zanzara.toml"
     cfg.write_text(f'[[listeners]]\nhost = "127.0.0.1"\nport = {port}\n\n[mqtt]\nmax_keepalive = 30\n')
-    proc, banner = start("-c", str(cfg))
+    proc, banner = start("-c", str(cfg), cwd=tmp_path)
     try:
         assert f":{port}" in banner
         c = PahoClient(port, version=V5, keepalive=600)

@@ -9,10 +9,13 @@ import pytest
 
 import zanzara
 from zanzara import Broker, ReasonCode
+from zanzara.config import Config, StorageConfig
 from zanzara.mqtt.enums import ProtocolVersion
 from zanzara.mqtt.packets import ConnAck, Connect
 
 from clients import V5, V311, PahoClient, RawClient
+
+MEMORY = Config(storage=StorageConfig(backend="memory"))
 
 
 async def in_thread(fn, *args):
@@ -20,7 +23,7 @@ async def in_thread(fn, *args):
 
 
 async def test_async_with_broker_and_server_publish():
-    async with Broker(port=0) as broker:
+    async with Broker(MEMORY, port=0) as broker:
         port = broker.addresses[0][1]
         sub = await in_thread(PahoClient, port)
         await in_thread(sub.subscribe, "news/#", 1)
@@ -47,7 +50,7 @@ class DenyAll:
 
 
 async def test_authenticate_hook_chain():
-    async with Broker(port=0, authenticators=[PasswordCheck(), DenyAll()]) as broker:
+    async with Broker(MEMORY, port=0, authenticators=[PasswordCheck(), DenyAll()]) as broker:
         port = broker.addresses[0][1]
         ok = await in_thread(lambda: PahoClient(port, username="alice", password="secret"))
         assert ok.reason_code == 0
@@ -74,7 +77,7 @@ class TopicRules:
 
 
 async def test_authorize_hooks():
-    async with Broker(port=0, authorizers=[TopicRules()]) as broker:
+    async with Broker(MEMORY, port=0, authorizers=[TopicRules()]) as broker:
         port = broker.addresses[0][1]
         c = await in_thread(lambda: PahoClient(port, version=V5))
         assert await in_thread(lambda: c.subscribe([("secret/x", 1), ("open/x", 1), ("capped", 2)])) == [
@@ -96,7 +99,7 @@ async def test_events_fire():
     seen: list[str] = []
     got = asyncio.Event()
 
-    async with Broker(port=0) as broker:
+    async with Broker(MEMORY, port=0) as broker:
 
         @broker.on()
         async def record(event: zanzara.Event) -> None:
@@ -119,6 +122,6 @@ async def test_events_fire():
 
 @pytest.mark.parametrize("bad", ["a/+", "", "x/#"])
 async def test_server_publish_rejects_bad_topics(bad):
-    async with Broker(port=0) as broker:
+    async with Broker(MEMORY, port=0) as broker:
         with pytest.raises(zanzara.ProtocolError):
             await broker.publish(bad, b"x")

@@ -403,4 +403,3 @@ def test_topic_alias_to_client(broker):
         ("al/c", None, b"al/c"),  # no alias left: the full topic
         ("", 2, b"al/b"),
     ]
-

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -29,6 +30,7 @@ from .events import (
     Unsubscribed,
 )
 from .hooks import Authenticator, ClientInfo, ConnectRequest, PublishAuthorizer, SubscribeAuthorizer
+from .ids import new_message_id
 from .message import Message
 from .mqtt.enums import PacketType, ProtocolVersion, ReasonCode, RetainHandling
 from .mqtt.packets import (
@@ -54,7 +56,8 @@ from .mqtt.properties import EMPTY_PROPERTIES, Properties
 from .mqtt.topics import parse_shared, validate_topic_filter, validate_topic_name
 from .protocol import ConnectionPhase
 from .routing import Client, ClientLink, Router, Stats
-from .session import NEVER_EXPIRES, OutState, Session
+from .session import NEVER_EXPIRES, Outgoing, OutState, Session
+from .storage import SessionRecord, Snapshot, Store
 from .topic_tree import SubscriptionEntry
 
 __all__ = ["BrokerCore", "Client", "ClientLink", "Stats"]
@@ -80,15 +83,113 @@ class BrokerCore:
         self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
         self._will_timers: dict[str, tuple[asyncio.TimerHandle, Will]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.clock: Callable[[], float] = self._loop_time
+        # Wall-clock seconds: message expiry and receipts must mean the same after a restart.
+        self.clock: Callable[[], float] = time.time
+        self.store: Store | None = None
         self.router = Router(self.config, self.sessions, self.clients, self.stats, self.events, self.clock)
         self.subscriptions = self.router.subscriptions
         self.retained = self.router.retained
 
-    def _loop_time(self) -> float:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop.time()
+    def attach_store(self, store: Store, snapshot: Snapshot) -> None:
+        """Use ``store`` from now on, starting from what it held (before listeners open)."""
+        self.store = store
+        self.router.store = store
+        now = self.clock()
+        cfg = self.config
+        for rec in snapshot.sessions:
+            session = Session(client_id=rec.client_id, expiry_interval=rec.expiry_interval)
+            session.max_queued = cfg.max_queued_messages
+            self.sessions[rec.client_id] = session
+        for entry in snapshot.subscriptions:
+            owner = self.sessions.get(entry.client_id)
+            if owner is not None:
+                owner.subscriptions[entry.topic_filter] = entry
+                self.subscriptions.add(entry)
+        for cid, records in snapshot.queues.items():
+            owner = self.sessions.get(cid)
+            if owner is None:
+                continue
+            for qrec in records:
+                out = Outgoing(
+                    message=qrec.message,
+                    qos=qrec.qos,
+                    retain=qrec.retain,
+                    subscription_ids=qrec.subscription_ids,
+                    packet_id=qrec.packet_id,
+                    state=qrec.state,
+                )
+                if qrec.state is OutState.QUEUED:
+                    owner.enqueue(out)
+                else:
+                    owner.inflight[qrec.packet_id] = out
+        for cid, packet_ids in snapshot.incoming.items():
+            owner = self.sessions.get(cid)
+            if owner is not None:
+                owner.incoming_qos2.update(packet_ids)
+        for message in snapshot.retained:
+            if not message.expired(now):
+                self.retained.set(message.topic, message)
+        self.router.invalidate()
+        loop = asyncio.get_running_loop()
+        for rec in snapshot.sessions:
+            if rec.expiry_interval == NEVER_EXPIRES:
+                continue
+            away = now - (rec.disconnected_at if rec.disconnected_at is not None else now)
+            remaining = rec.expiry_interval - away
+            if remaining <= 0:
+                self._expire_session(rec.client_id)
+            else:
+                self._expiry_timers[rec.client_id] = loop.call_later(
+                    remaining, self._expire_session, rec.client_id
+                )
+        logger.info(
+            "restored %d sessions, %d retained messages from the %s store",
+            len(snapshot.sessions),
+            len(snapshot.retained),
+            store.name,
+        )
+
+    def _persist(self, session: Session, disconnected_at: float | None = None) -> None:
+        if self.store is not None and session.expiry_interval:
+            self.store.session_put(
+                SessionRecord(
+                    client_id=session.client_id,
+                    expiry_interval=session.expiry_interval,
+                    disconnected_at=disconnected_at,
+                )
+            )
+
+    def ack_after_commit(self, client: Client, ack: Packet, on_failure: Packet | None = None) -> None:
+        """Send ``ack`` once everything recorded so far is durable (group commit).
+
+        On a store failure the client gets ``on_failure`` (a v5 negative ack) or
+        nothing (3.1.1: the client resends after reconnecting).
+        """
+        send = client.link.send
+        self.after_commit(client, lambda: send(ack), None if on_failure is None else lambda: send(on_failure))
+
+    def after_commit(
+        self, client: Client, then: Callable[[], None], on_failure: Callable[[], None] | None = None
+    ) -> None:
+        """Run ``then`` once everything recorded so far is durable; keeps the client's acks in order."""
+        store = self.store
+        if store is None:
+            then()
+            return
+        fut = store.commit()
+        if fut.done() and not client.pending_acks and fut.exception() is None:
+            then()
+            return
+        client.pending_acks += 1
+
+        def release(done: asyncio.Future[None]) -> None:
+            client.pending_acks -= 1
+            if done.exception() is None:
+                then()
+            elif on_failure is not None:
+                on_failure()
+
+        fut.add_done_callback(release)
 
     # == connect ==================================================================
 
@@ -176,6 +277,7 @@ class BrokerCore:
             session = Session(client_id=client_id, max_queued=cfg.max_queued_messages)
             self.sessions[client_id] = session
         session.expiry_interval = self._session_expiry(packet)
+        self._persist(session)
         receive_max = link.protocol.client_receive_maximum
         session.max_inflight = min(cfg.max_inflight_messages, receive_max)
 
@@ -263,6 +365,7 @@ class BrokerCore:
             if will is not None:
                 self._publish_will(cid, will)
         else:
+            self._persist(session, disconnected_at=self.clock())
             if will is not None:
                 self._schedule_will(cid, will, session)
             if session.expiry_interval != NEVER_EXPIRES:
@@ -307,6 +410,8 @@ class BrokerCore:
         pending = session.reset()
         self.stats.messages_dropped += len(pending)
         self.sessions.pop(cid, None)
+        if self.store is not None:
+            self.store.session_delete(cid)
         pending_will = self._will_timers.pop(cid, None)
         if pending_will is not None:
             pending_will[0].cancel()
@@ -373,7 +478,7 @@ class BrokerCore:
             incoming = client.session.incoming_qos2
             if pid in incoming:
                 # [MQTT-4.3.3-10] a resent QoS 2 PUBLISH is not delivered again.
-                client.link.send(PubRec(packet_id=pid))
+                self.ack_after_commit(client, PubRec(packet_id=pid))
                 return
         if code >= 0x80:
             # Refused: 3.1.1 has no way to say so, the message is acknowledged and dropped.
@@ -388,13 +493,31 @@ class BrokerCore:
             packet.topic, packet.payload, qos, packet.retain, props, client.info.client_id
         )
         matched = self.router.publish_message(message)
+        if not qos:
+            return
+        assert pid is not None
+        rc = 0 if matched or client.version is not V5 else ReasonCode.NO_MATCHING_SUBSCRIBERS
+        failed: Packet | None = None
+        if client.version is V5:
+            # The message reached live subscribers but could not be made durable.
+            failed_props = Properties(reason_string="store unavailable")
         if qos == 1:
-            rc = 0 if matched or client.version is not V5 else ReasonCode.NO_MATCHING_SUBSCRIBERS
-            client.link.send(PubAck(packet_id=pid, reason_code=rc))  # type: ignore[arg-type]
-        elif qos == 2:
-            client.session.incoming_qos2.add(pid)  # type: ignore[arg-type]
-            rc = 0 if matched or client.version is not V5 else ReasonCode.NO_MATCHING_SUBSCRIBERS
-            client.link.send(PubRec(packet_id=pid, reason_code=rc))  # type: ignore[arg-type]
+            if client.version is V5:
+                failed = PubAck(
+                    packet_id=pid, reason_code=ReasonCode.UNSPECIFIED_ERROR, properties=failed_props
+                )
+            self.ack_after_commit(client, PubAck(packet_id=pid, reason_code=rc), failed)
+        else:
+            session = client.session
+            session.incoming_qos2.add(pid)
+            if self.store is not None and session.expiry_interval:
+                # [MQTT-4.3.3] the packet id survives a restart, so a resend is not delivered twice.
+                self.store.incoming_put(session.client_id, pid)
+            if client.version is V5:
+                failed = PubRec(
+                    packet_id=pid, reason_code=ReasonCode.UNSPECIFIED_ERROR, properties=failed_props
+                )
+            self.ack_after_commit(client, PubRec(packet_id=pid, reason_code=rc), failed)
 
     def _make_message(
         self, topic: str, payload: bytes, qos: int, retain: bool, props: Properties, sender: str | None
@@ -407,6 +530,7 @@ class BrokerCore:
             if props.topic_alias is not None or props.message_expiry_interval is not None:
                 props = props.without(*_PUBLISH_KEEP)
         return Message(
+            message_id=new_message_id() if qos or retain else None,
             topic=topic,
             payload=payload,
             qos=qos,
@@ -429,10 +553,14 @@ class BrokerCore:
         session = client.session
         if packet.reason_code >= 0x80:
             # [MQTT-4.3.3-...] a failed PUBREC ends the flow: no PUBREL.
-            if session.acknowledge(packet.packet_id, OutState.WAIT_PUBREC) is not None:
+            done = session.acknowledge(packet.packet_id, OutState.WAIT_PUBREC)
+            if done is not None:
+                self.router.forget(session, done)
                 self.router.pump(client)
             return
         out = session.received_pubrec(packet.packet_id)
+        if out is not None and self.store is not None and session.expiry_interval and out.message.message_id:
+            self.store.outgoing_update(session.client_id, out.message.message_id, out.state, out.packet_id)
         if out is None and packet.packet_id not in session.inflight:
             client.link.send(PubRel(packet_id=packet.packet_id, reason_code=_not_found(client)))
             return
@@ -448,6 +576,8 @@ class BrokerCore:
         incoming = client.session.incoming_qos2
         if packet.packet_id in incoming:
             incoming.discard(packet.packet_id)
+            if self.store is not None and client.session.expiry_interval:
+                self.store.incoming_delete(client.session.client_id, packet.packet_id)
             client.link.send(PubComp(packet_id=packet.packet_id))
         else:
             client.link.send(PubComp(packet_id=packet.packet_id, reason_code=_not_found(client)))
@@ -513,23 +643,35 @@ class BrokerCore:
             )
             is_new = self.subscriptions.add(entry)
             session.subscriptions[sub.topic_filter] = entry
+            if self.store is not None and session.expiry_interval:
+                self.store.subscription_put(entry)
             if group is None:
                 retained.append((sub, code, is_new))
         self.router.invalidate()
         if client.version is not V5:
             codes = [c if c < 0x80 else 0x80 for c in codes]
-        client.link.send(SubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)))
-        for sub, granted, is_new in retained:
-            handling = sub.retain_handling
-            if handling is RetainHandling.DO_NOT_SEND or (
-                handling is RetainHandling.SEND_IF_NEW_SUBSCRIPTION and not is_new
-            ):
-                continue
-            self.router.send_retained(client, sub.topic_filter, granted, sub_id)
-        if self.events.active:
-            self.events.emit(
-                Subscribed(client=client.info, subscriptions=packet.subscriptions, reason_codes=tuple(codes))
-            )
+
+        def finish() -> None:
+            client.link.send(SubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)))
+            for sub, granted, is_new in retained:
+                handling = sub.retain_handling
+                if handling is RetainHandling.DO_NOT_SEND or (
+                    handling is RetainHandling.SEND_IF_NEW_SUBSCRIPTION and not is_new
+                ):
+                    continue
+                self.router.send_retained(client, sub.topic_filter, granted, sub_id)
+            if self.events.active:
+                self.events.emit(
+                    Subscribed(
+                        client=client.info, subscriptions=packet.subscriptions, reason_codes=tuple(codes)
+                    )
+                )
+
+        def failed() -> None:
+            # Not durable: refuse every filter rather than acknowledge what a restart would forget.
+            client.link.send(SubAck(packet_id=packet.packet_id, reason_codes=(0x80,) * len(codes)))
+
+        self.after_commit(client, finish, failed)
 
     def _on_unsubscribe(self, client: Client, packet: Unsubscribe) -> None:
         session = client.session
@@ -537,6 +679,8 @@ class BrokerCore:
         for topic_filter in packet.topic_filters:
             existed = self.subscriptions.remove(session.client_id, topic_filter)
             session.subscriptions.pop(topic_filter, None)
+            if existed and self.store is not None and session.expiry_interval:
+                self.store.subscription_delete(session.client_id, topic_filter)
             codes.append(ReasonCode.SUCCESS if existed else ReasonCode.NO_SUBSCRIPTION_EXISTED)
         self.router.invalidate()
         # [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.

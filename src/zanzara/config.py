@@ -45,6 +45,7 @@ __all__ = [
     "LogFormat",
     "LogLevel",
     "MqttConfig",
+    "StorageConfig",
     "config_from_dict",
     "load_config",
 ]
@@ -144,6 +145,18 @@ class MqttConfig(_Section):
     subscription_identifiers: bool = True
 
 
+class StorageConfig(_Section):
+    """Where sessions, queues and retained messages survive restarts."""
+
+    # "sqlite": embedded file (the default); "memory": nothing survives a restart.
+    backend: Literal["sqlite", "memory"] = "sqlite"
+    # SQLite database file; its directory is created when missing.
+    path: str = Field(default="data/zanzara.db", min_length=1)
+    # "fsync": a committed batch survives kill -9 and power loss.  "os": survives
+    # kill -9; on power loss the last batches the OS had not written are lost.
+    durability: Literal["fsync", "os"] = "fsync"
+
+
 class Config(_Section):
     """The whole broker configuration (the root of the TOML file)."""
 
@@ -153,6 +166,7 @@ class Config(_Section):
         default_factory=lambda: (ListenerConfig(),), min_length=1, strict=False
     )
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     allow_anonymous: bool = True
     log_level: LogLevel = "info"
     log_format: LogFormat = "text"

@@ -26,6 +26,7 @@ from .mqtt.packets import Packet, PubRel, Will
 from .outbound import PublishEncoder
 from .protocol import ServerProtocol
 from .session import Outgoing, OutState, Session
+from .storage import QueueRecord, Store
 from .topic_tree import RetainedTree, SharedGroup, SubscriptionEntry, SubscriptionTree
 
 __all__ = ["Client", "ClientLink", "Router", "Stats"]
@@ -64,6 +65,8 @@ class Client:
     version: ProtocolVersion
     will: Will | None = None
     disconnect_reason: str = "connection_lost"
+    # Acknowledgements waiting for a store commit; later ones queue behind them.
+    pending_acks: int = 0
 
 
 @dataclass(slots=True)
@@ -112,6 +115,7 @@ class Router:
         self.stats = stats
         self.events = events
         self.clock = clock
+        self.store: Store | None = None
         self.subscriptions = SubscriptionTree()
         self.retained: RetainedTree[Message] = RetainedTree()
         self._plans: dict[str, _Plan] = {}
@@ -123,11 +127,16 @@ class Router:
     def publish_message(self, message: Message) -> int:
         """Store if retained, then route to every matching session; returns the match count."""
         if message.retain:
+            store = self.store
             if message.payload:
                 self.retained.set(message.topic, message)
+                if store is not None:
+                    store.retained_put(message)
             else:
                 # [MQTT-3.3.1-6] an empty retained message clears the topic and is not stored.
                 self.retained.delete(message.topic)
+                if store is not None:
+                    store.retained_delete(message.topic)
         if self.events.active:
             self.events.emit(Published(client_id=message.sender, message=message))
         plan = self._plans.get(message.topic)
@@ -214,10 +223,15 @@ class Router:
         if session is None:
             return
         out = Outgoing(message=shapes.message, qos=qos, retain=retain, subscription_ids=sub_ids)
+        store = self.store if session.expiry_interval else None
         if client is not None and not session.queued and len(session.inflight) < session.max_inflight:
             pid = session.start_flight(out)
+            if store is not None:
+                store.outgoing_enqueue(session.client_id, _record(out))
             self._send_flight(client, out, shapes.encode_for(client.link.protocol, qos, retain, sub_ids, pid))
             return
+        if store is not None:
+            store.outgoing_enqueue(session.client_id, _record(out))
         for dropped in session.enqueue(out):
             self._dropped(session, dropped, "queue full")
 
@@ -230,7 +244,13 @@ class Router:
         client.session.inflight.pop(out.packet_id, None)
         self._dropped(client.session, out, "larger than the client's maximum packet size")
 
+    def forget(self, session: Session, out: Outgoing) -> None:
+        """``out`` left the session (acknowledged, expired or dropped): unstore it."""
+        if self.store is not None and session.expiry_interval and out.message.message_id:
+            self.store.outgoing_delete(session.client_id, out.message.message_id)
+
     def _dropped(self, session: Session, out: Outgoing, why: str) -> None:
+        self.forget(session, out)
         self.stats.messages_dropped += 1
         logger.debug("dropped a message on %s for %s: %s", out.message.topic, session.client_id, why)
 
@@ -247,8 +267,11 @@ class Router:
             if out.message.expired(now):
                 # [MQTT-3.3.2-5] an expired message is not delivered.
                 self.stats.messages_expired += 1
+                self.forget(session, out)
                 continue
             pid = session.start_flight(out)
+            if self.store is not None and session.expiry_interval and out.message.message_id:
+                self.store.outgoing_update(session.client_id, out.message.message_id, out.state, pid)
             self._send_flight(client, out, self._encode_one(client, out, pid, dup=False, now=now))
 
     def _encode_one(self, client: Client, out: Outgoing, pid: int, *, dup: bool, now: float) -> bytes:
@@ -267,6 +290,7 @@ class Router:
                 self._send_flight(client, out, self._encode_one(client, out, pid, dup=True, now=now))
 
     def completed(self, client: Client, out: Outgoing) -> None:
+        self.forget(client.session, out)
         if self.events.active:
             self.events.emit(Delivered(client_id=client.info.client_id, message=out.message, qos=out.qos))
 
@@ -311,3 +335,14 @@ class Router:
         for entry in entries:
             self.subscriptions.add(entry)
         self._plans.clear()
+
+
+def _record(out: Outgoing) -> QueueRecord:
+    return QueueRecord(
+        message=out.message,
+        qos=out.qos,
+        retain=out.retain,
+        subscription_ids=out.subscription_ids,
+        state=out.state,
+        packet_id=out.packet_id,
+    )

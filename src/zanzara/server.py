@@ -17,6 +17,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
+from .backends.sqlite import SqliteStore
 from .broker import BrokerCore
 from .config import Config, ListenerConfig, MqttConfig
 from .events import Event
@@ -70,6 +71,7 @@ class Broker:
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self._started = False
+        self._store: SqliteStore | None = None
 
     # -- hooks and events ---------------------------------------------------------
 
@@ -115,6 +117,7 @@ class Broker:
         loop = asyncio.get_running_loop()
         self._flusher = Flusher(loop)
         try:
+            await self._open_store()
             for i, lc in enumerate(self.config.listeners):
                 if lc.protocol != "mqtt":
                     raise NotImplementedError(
@@ -132,6 +135,16 @@ class Broker:
         except BaseException:
             await self.stop()
             raise
+
+    async def _open_store(self) -> None:
+        """Load sessions, queues and retained messages before any client can connect."""
+        cfg = self.config.storage
+        if cfg.backend == "memory":
+            return
+        self._store = SqliteStore(cfg.path, durability=cfg.durability)
+        snapshot = await self._store.open()
+        self.core.attach_store(self._store, snapshot)
+        logger.info("storage: sqlite %s (durability %s)", cfg.path, cfg.durability)
 
     def _factory(self, name: str) -> Callable[[], MqttConnection]:
         flusher = self._flusher
@@ -175,6 +188,9 @@ class Broker:
                 if conn.transport is not None:
                     conn.transport.abort()
         await self.core.close()
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
         self._stopped.set()
 
     async def wait_closed(self) -> None:

@@ -14,7 +14,7 @@ entry that holds it; it is deleted when nothing references it any more.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -66,8 +66,8 @@ class Store(Protocol):
     async def close(self) -> None:
         """Commit what is pending and release resources."""
 
-    def commit(self) -> Awaitable[None]:
-        """Durable when done: every write recorded before this call. Raises StoreError."""
+    def commit(self) -> asyncio.Future[None]:
+        """Done when every write recorded before this call is durable; fails with StoreError."""
 
     # -- sessions and subscriptions ---------------------------------------------
     def session_put(self, record: SessionRecord) -> None: ...

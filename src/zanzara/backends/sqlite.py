@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -148,7 +147,7 @@ class SqliteStore:
             self._db = None
         self._executor.shutdown(wait=True)
 
-    def commit(self) -> Awaitable[None]:
+    def commit(self) -> asyncio.Future[None]:
         return self._writer.commit()
 
     # -- recording ----------------------------------------------------------------

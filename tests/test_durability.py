@@ -1,0 +1,206 @@
+"""Nothing acknowledged is lost: SIGKILL the broker mid-stream, restart it, check every message.
+
+The broker runs as a real `zanzara` process with the SQLite store.  Persistent
+sessions (3.1.1 clean session 0 and v5 session expiry) subscribe and go
+offline; a publisher streams QoS 1 and QoS 2 messages; the broker is killed
+with SIGKILL while messages are in flight; after a restart every message whose
+PUBACK/PUBCOMP the publisher had received must reach every subscriber, QoS 2
+exactly once.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+
+from test_command import free_port
+
+from clients import V5, V311, PahoClient
+
+ZANZARA = Path(sys.executable).with_name("zanzara")
+
+
+class BrokerProcess:
+    def __init__(self, tmp: Path, port: int, durability: str = "fsync") -> None:
+        self.cfg = tmp / "zanzara.toml"
+        self.cfg.write_text(
+            f'[[listeners]]\nhost = "127.0.0.1"\nport = {port}\n\n'
+            f'[storage]\nbackend = "sqlite"\npath = "{tmp / "db" / "z.db"}"\ndurability = "{durability}"\n'
+            "\n[mqtt]\nmax_queued_messages = 100000\n"
+        )
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(ZANZARA), "-c", str(self.cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        banner = self.proc.stdout.readline()
+        assert "listening" in banner, self.proc.stderr.read() if self.proc.stderr else banner
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def collect(client: PahoClient, quiet: float = 1.5) -> list[int]:
+    got = []
+    while True:
+        try:
+            msg = client.messages.get(timeout=quiet)
+        except Exception:
+            return got
+        got.append(int(msg.payload))
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, qos):
+    port = free_port()
+    broker = BrokerProcess(tmp_path, port)
+    broker.start()
+    try:
+        subs = [("dur-v5", V5), ("dur-v311", V311)]
+        for cid, version in subs:
+            c = PahoClient(port, cid, version=version, clean=False, session_expiry=3600)
+            assert c.subscribe("dur/#", qos) == [qos]
+            c.disconnect()
+        time.sleep(0.2)
+
+        acked: set[int] = set()
+        lock = threading.Lock()
+        pub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="dur-pub", protocol=paho.MQTTv311)
+        pub.max_inflight_messages_set(50)
+        pub.max_queued_messages_set(0)
+        mids: dict[int, int] = {}
+
+        def on_publish(_c, _u, mid, _rc, _p):
+            with lock:
+                if mid in mids:
+                    acked.add(mids[mid])
+
+        pub.on_publish = on_publish
+        pub.connect("127.0.0.1", port)
+        pub.loop_start()
+        for i in range(3000):
+            info = pub.publish(f"dur/{i % 7}", str(i).encode(), qos)
+            with lock:
+                mids[info.mid] = i
+            if i == 1500:
+                deadline = time.monotonic() + 10
+                while len(acked) < 300 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                broker.kill()  # mid-stream: publishes in flight, batches half written
+                break
+        pub.loop_stop()
+        with lock:
+            acknowledged = set(acked)
+        assert len(acknowledged) >= 300, "the stream never got going"
+
+        broker.start()
+        for cid, version in subs:
+            c = PahoClient(port, cid, version=version, clean=False, session_expiry=3600)
+            assert c.session_present
+            got = collect(c)
+            c.disconnect()
+            missing = acknowledged - set(got)
+            assert not missing, (
+                f"{cid}: {len(missing)} acknowledged messages lost, e.g. {sorted(missing)[:5]}"
+            )
+            if qos == 2:
+                assert len(got) == len(set(got)), f"{cid}: duplicates at QoS 2"
+            ordered = [m for m in got if m in acknowledged]
+            assert ordered == sorted(ordered), f"{cid}: order per publisher not kept"
+    finally:
+        broker.stop()
+
+
+def test_retained_and_subscriptions_survive_restart(tmp_path):
+    port = free_port()
+    broker = BrokerProcess(tmp_path, port)
+    broker.start()
+    try:
+        c = PahoClient(port, "keeper", version=V5, clean=False, session_expiry=600)
+        c.subscribe("keep/#", 1)
+        c.disconnect()
+        p = PahoClient(port, version=V5)
+        p.publish("keep/state", b"on", 1, retain=True)
+        p.publish("keep/queued", b"while away", 1)
+        p.disconnect()
+        broker.kill()
+        broker.start()
+        late = PahoClient(port, version=V5)
+        late.subscribe("keep/state", 1)
+        msg = late.expect()
+        assert (msg.payload, msg.retain) == (b"on", True)
+        back = PahoClient(port, "keeper", version=V5, clean=False, session_expiry=600)
+        assert back.session_present
+        got = {m.topic: m.payload for m in back.expect_n(2)}
+        assert got == {"keep/state": b"on", "keep/queued": b"while away"}
+    finally:
+        broker.stop()
+
+
+def test_qos2_incoming_state_survives_restart(tmp_path):
+    """[MQTT-4.3.3] a QoS 2 PUBLISH resent after a restart (before PUBREL) is not delivered twice."""
+    from zanzara.mqtt.enums import ProtocolVersion
+    from zanzara.mqtt.packets import Connect, PubComp, Publish, PubRec, PubRel
+    from zanzara.mqtt.properties import Properties
+
+    from clients import RawClient
+
+    port = free_port()
+    broker = BrokerProcess(tmp_path, port)
+    broker.start()
+    try:
+        sub = PahoClient(port, "eo-sub", version=V5, clean=False, session_expiry=600)
+        sub.subscribe("eo/x", 2)
+        sub.disconnect()
+        raw = RawClient(port)
+        raw.send(
+            Connect(
+                protocol_version=ProtocolVersion.MQTT5,
+                client_id="eo-pub",
+                clean_start=False,
+                properties=Properties(session_expiry_interval=600),
+            )
+        )
+        raw.recv()
+        raw.send(Publish(topic="eo/x", payload=b"once", qos=2, packet_id=9))
+        assert isinstance(raw.recv(), PubRec)
+        broker.kill()
+        broker.start()
+        raw = RawClient(port)
+        raw.send(
+            Connect(
+                protocol_version=ProtocolVersion.MQTT5,
+                client_id="eo-pub",
+                clean_start=False,
+                properties=Properties(session_expiry_interval=600),
+            )
+        )
+        assert raw.recv().session_present
+        raw.send(Publish(topic="eo/x", payload=b"once", qos=2, packet_id=9, dup=True))
+        assert isinstance(raw.recv(), PubRec)
+        raw.send(PubRel(packet_id=9))
+        assert raw.recv() == PubComp(packet_id=9)
+        back = PahoClient(port, "eo-sub", version=V5, clean=False, session_expiry=600)
+        assert back.expect().payload == b"once"
+        back.expect_none(0.8)
+    finally:
+        broker.stop()
