@@ -28,7 +28,7 @@ async def test_async_with_broker_and_server_publish():
         sub = await in_thread(PahoClient, port)
         await in_thread(sub.subscribe, "news/#", 1)
         matched = await broker.publish("news/today", "hello", qos=1, user_properties=[("src", "server")])
-        assert matched == 1
+        assert matched.matched == 1 and matched.message_id is not None
         msg = await in_thread(sub.expect)
         assert (msg.topic, msg.payload, msg.qos) == ("news/today", b"hello", 1)
         assert msg.properties.UserProperty == [("src", "server")]

@@ -3,25 +3,29 @@
 The embedded API is re-exported here; nothing else is public.
 """
 
+from .broker import PublishResult
 from .config import Config, ListenerConfig, MqttConfig, load_config
 from .errors import ConfigError, ProtocolError, ZanzaraError
 from .events import (
     ClientConnected,
     ClientDisconnected,
     Delivered,
+    Dropped,
     Event,
     Published,
     Subscribed,
     Unsubscribed,
 )
-from .hooks import Authenticator, Authorizer, ClientInfo, ConnectRequest
+from .hooks import Authenticator, Authorizer, AuthResult, ClientInfo, ConnectRequest
 from .message import Message
 from .mqtt.enums import ReasonCode
 from .mqtt.packets import Subscription
 from .mqtt.properties import Properties
 from .server import Broker, run
+from .storage import DeliveryStatus, Receipt
 
 __all__ = [
+    "AuthResult",
     "Authenticator",
     "Authorizer",
     "Broker",
@@ -32,14 +36,18 @@ __all__ = [
     "ConfigError",
     "ConnectRequest",
     "Delivered",
+    "DeliveryStatus",
+    "Dropped",
     "Event",
     "ListenerConfig",
     "Message",
     "MqttConfig",
     "Properties",
     "ProtocolError",
+    "PublishResult",
     "Published",
     "ReasonCode",
+    "Receipt",
     "Subscribed",
     "Subscription",
     "Unsubscribed",

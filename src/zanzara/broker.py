@@ -18,9 +18,10 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
-from .config import MqttConfig
+from .config import MqttConfig, PushConfig
 from .errors import ProtocolError, ProtocolViolation
 from .events import (
     ClientConnected,
@@ -29,7 +30,14 @@ from .events import (
     Subscribed,
     Unsubscribed,
 )
-from .hooks import Authenticator, ClientInfo, ConnectRequest, PublishAuthorizer, SubscribeAuthorizer
+from .hooks import (
+    Authenticator,
+    AuthResult,
+    ClientInfo,
+    ConnectRequest,
+    PublishAuthorizer,
+    SubscribeAuthorizer,
+)
 from .ids import new_message_id
 from .message import Message
 from .mqtt.enums import PacketType, ProtocolVersion, ReasonCode, RetainHandling
@@ -53,14 +61,14 @@ from .mqtt.packets import (
     Will,
 )
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
-from .mqtt.topics import parse_shared, validate_topic_filter, validate_topic_name
+from .mqtt.topics import matches, parse_shared, validate_topic_filter, validate_topic_name
 from .protocol import ConnectionPhase
 from .routing import Client, ClientLink, Router, Stats
 from .session import NEVER_EXPIRES, Outgoing, OutState, Session
 from .storage import SessionRecord, Snapshot, Store
 from .topic_tree import SubscriptionEntry
 
-__all__ = ["BrokerCore", "Client", "ClientLink", "Stats"]
+__all__ = ["BrokerCore", "Client", "ClientLink", "PublishResult", "Stats"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +77,25 @@ Step = Coroutine[Any, Any, None]
 _PUBLISH_KEEP = ("topic_alias", "subscription_identifiers", "message_expiry_interval")
 
 
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    # Look delivery receipts up with it; None for QoS 0 messages (not tracked).
+    message_id: str | None
+    # How many subscriptions (clients and shared groups) the message matched.
+    matched: int
+
+
 class BrokerCore:
-    def __init__(self, config: MqttConfig | None = None, *, allow_anonymous: bool = True) -> None:
+    def __init__(
+        self,
+        config: MqttConfig | None = None,
+        *,
+        allow_anonymous: bool = True,
+        push: PushConfig | None = None,
+    ) -> None:
         self.config = config or MqttConfig()
+        self.push = push or PushConfig()
+        self._rules_cache: dict[str, tuple[int, int | None]] = {}
         self.allow_anonymous = allow_anonymous
         self.sessions: dict[str, Session] = {}
         self.clients: dict[str, Client] = {}
@@ -86,6 +110,7 @@ class BrokerCore:
         # Wall-clock seconds: message expiry and receipts must mean the same after a restart.
         self.clock: Callable[[], float] = time.time
         self.store: Store | None = None
+        self._purge_timer: asyncio.TimerHandle | None = None
         self.router = Router(self.config, self.sessions, self.clients, self.stats, self.events, self.clock)
         self.subscriptions = self.router.subscriptions
         self.retained = self.router.retained
@@ -94,6 +119,9 @@ class BrokerCore:
         """Use ``store`` from now on, starting from what it held (before listeners open)."""
         self.store = store
         self.router.store = store
+        self.router.track = self.push.track_deliveries
+        if self.push.track_deliveries:
+            self._purge_receipts()
         now = self.clock()
         cfg = self.config
         for rec in snapshot.sessions:
@@ -148,6 +176,16 @@ class BrokerCore:
             len(snapshot.retained),
             store.name,
         )
+
+    def _purge_receipts(self) -> None:
+        """Forget receipts older than receipt_retention; runs every tenth of it (at most hourly)."""
+        store = self.store
+        if store is None:
+            return
+        retention = self.push.receipt_retention
+        store.receipts_purge(self.clock() - retention)
+        loop = asyncio.get_running_loop()
+        self._purge_timer = loop.call_later(min(retention / 10, 3600.0), self._purge_receipts)
 
     def _persist(self, session: Session, disconnected_at: float | None = None) -> None:
         if self.store is not None and session.expiry_interval:
@@ -239,17 +277,25 @@ class BrokerCore:
             will=packet.will,
             properties=packet.properties,
         )
-        code: ReasonCode | None = None
+        decision: ReasonCode | AuthResult | None = None
         for hook in self.authenticators:
-            code = await hook.authenticate(request)
-            if code is not None:
+            decision = await hook.authenticate(request)
+            if decision is not None:
                 break
-        if code is None:
-            code = ReasonCode.SUCCESS if self.allow_anonymous else ReasonCode.NOT_AUTHORIZED
-        return self._admit(link, packet, info, assigned, code)
+        if decision is None:
+            decision = ReasonCode.SUCCESS if self.allow_anonymous else ReasonCode.NOT_AUTHORIZED
+        if isinstance(decision, AuthResult):
+            return self._admit(link, packet, info, assigned, decision.reason_code, decision)
+        return self._admit(link, packet, info, assigned, decision)
 
     def _admit(
-        self, link: ClientLink, packet: Connect, info: ClientInfo, assigned: str | None, code: int
+        self,
+        link: ClientLink,
+        packet: Connect,
+        info: ClientInfo,
+        assigned: str | None,
+        code: int,
+        settings: AuthResult | None = None,
     ) -> Client | None:
         if code != ReasonCode.SUCCESS:
             link.protocol.refuse(code)
@@ -277,6 +323,14 @@ class BrokerCore:
             session = Session(client_id=client_id, max_queued=cfg.max_queued_messages)
             self.sessions[client_id] = session
         session.expiry_interval = self._session_expiry(packet)
+        session.max_queued = cfg.max_queued_messages
+        session.max_queued_bytes = cfg.max_queued_bytes
+        if settings is not None:
+            # Per-device quota from the authentication hook.
+            if settings.max_queued_messages is not None:
+                session.max_queued = settings.max_queued_messages
+            if settings.max_queued_bytes is not None:
+                session.max_queued_bytes = settings.max_queued_bytes
         self._persist(session)
         receive_max = link.protocol.client_receive_maximum
         session.max_inflight = min(cfg.max_inflight_messages, receive_max)
@@ -408,7 +462,7 @@ class BrokerCore:
         if session.subscriptions:
             self.router.invalidate()
         pending = session.reset()
-        self.stats.messages_dropped += len(pending)
+        self.router.discard(session, pending, "session ended")
         self.sessions.pop(cid, None)
         if self.store is not None:
             self.store.session_delete(cid)
@@ -496,31 +550,40 @@ class BrokerCore:
         if not qos:
             return
         assert pid is not None
-        rc = 0 if matched or client.version is not V5 else ReasonCode.NO_MATCHING_SUBSCRIBERS
-        failed: Packet | None = None
-        if client.version is V5:
-            # The message reached live subscribers but could not be made durable.
-            failed_props = Properties(reason_string="store unavailable")
+        v5 = client.version is V5
+        rc = 0 if matched or not v5 else ReasonCode.NO_MATCHING_SUBSCRIBERS
+        ack_props = EMPTY_PROPERTIES
+        if v5 and self.router.track and message.message_id is not None:
+            # The publisher learns the id under which it can look up delivery receipts.
+            ack_props = Properties(user_properties=(("message-id", message.message_id),))
+        # v5 publishers learn that the message reached live subscribers but is not durable.
+        unstored = Properties(reason_string="store unavailable")
+        error = ReasonCode.UNSPECIFIED_ERROR
+        failed: Packet | None
         if qos == 1:
-            if client.version is V5:
-                failed = PubAck(
-                    packet_id=pid, reason_code=ReasonCode.UNSPECIFIED_ERROR, properties=failed_props
-                )
-            self.ack_after_commit(client, PubAck(packet_id=pid, reason_code=rc), failed)
-        else:
-            session = client.session
-            session.incoming_qos2.add(pid)
-            if self.store is not None and session.expiry_interval:
-                # [MQTT-4.3.3] the packet id survives a restart, so a resend is not delivered twice.
-                self.store.incoming_put(session.client_id, pid)
-            if client.version is V5:
-                failed = PubRec(
-                    packet_id=pid, reason_code=ReasonCode.UNSPECIFIED_ERROR, properties=failed_props
-                )
-            self.ack_after_commit(client, PubRec(packet_id=pid, reason_code=rc), failed)
+            failed = PubAck(packet_id=pid, reason_code=error, properties=unstored) if v5 else None
+            self.ack_after_commit(client, PubAck(packet_id=pid, reason_code=rc, properties=ack_props), failed)
+            return
+        session = client.session
+        session.incoming_qos2.add(pid)
+        if self.store is not None and session.expiry_interval:
+            # [MQTT-4.3.3] the packet id survives a restart, so a resend is not delivered twice.
+            self.store.incoming_put(session.client_id, pid)
+        failed = PubRec(packet_id=pid, reason_code=error, properties=unstored) if v5 else None
+        self.ack_after_commit(client, PubRec(packet_id=pid, reason_code=rc, properties=ack_props), failed)
 
     def _make_message(
-        self, topic: str, payload: bytes, qos: int, retain: bool, props: Properties, sender: str | None
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        props: Properties,
+        sender: str | None,
+        *,
+        priority: int | None = None,
+        collapse_key: str | None = None,
+        ttl: int | None = None,
     ) -> Message:
         now = self.clock()
         expires_at = None
@@ -529,6 +592,20 @@ class BrokerCore:
                 expires_at = now + props.message_expiry_interval
             if props.topic_alias is not None or props.message_expiry_interval is not None:
                 props = props.without(*_PUBLISH_KEEP)
+            for key, value in props.user_properties:
+                # Push metadata from MQTT 5 publishers; the properties are forwarded unchanged.
+                if key == "priority" and priority is None:
+                    priority = _parse_priority(value)
+                elif key == "collapse-key" and collapse_key is None:
+                    collapse_key = value
+        if expires_at is None or priority is None:
+            rule_priority, rule_ttl = self._topic_rules(topic)
+            if priority is None:
+                priority = rule_priority
+            if expires_at is None:
+                ttl = ttl or rule_ttl
+                if ttl:
+                    expires_at = now + ttl
         return Message(
             message_id=new_message_id() if qos or retain else None,
             topic=topic,
@@ -537,9 +614,24 @@ class BrokerCore:
             retain=retain,
             properties=props,
             expires_at=expires_at,
+            priority=priority,
             sender=sender,
             created_at=now,
+            collapse_key=collapse_key,
         )
+
+    def _topic_rules(self, topic: str) -> tuple[int, int | None]:
+        """(priority, ttl) from the [push] topic rules; first match wins, cached per topic."""
+        cached = self._rules_cache.get(topic)
+        if cached is not None:
+            return cached
+        push = self.push
+        priority = next((r.priority for r in push.priority if matches(r.topic, topic)), 0)
+        ttl = next((r.ttl for r in push.ttl if matches(r.topic, topic)), push.default_ttl)
+        if len(self._rules_cache) > 10_000:
+            self._rules_cache.clear()
+        result = self._rules_cache[topic] = (priority, ttl)
+        return result
 
     # -- acknowledgements from the client -------------------------------------------
 
@@ -712,11 +804,29 @@ class BrokerCore:
         qos: int = 0,
         retain: bool = False,
         properties: Properties = EMPTY_PROPERTIES,
-    ) -> int:
+        priority: int | None = None,
+        collapse_key: str | None = None,
+        ttl: int | None = None,
+    ) -> PublishResult:
+        """Publish from the server side (embedded API, admin API)."""
         validate_topic_name(topic, max_levels=self.config.max_topic_levels)
         if qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
-        return self.router.publish_message(self._make_message(topic, payload, qos, retain, properties, None))
+        if priority is not None and not 0 <= priority <= 255:
+            raise ValueError(f"priority must be 0..255, not {priority!r}")
+        message = self._make_message(
+            topic,
+            payload,
+            qos,
+            retain,
+            properties,
+            None,
+            priority=priority,
+            collapse_key=collapse_key,
+            ttl=ttl,
+        )
+        matched = self.router.publish_message(message)
+        return PublishResult(message_id=message.message_id, matched=matched)
 
     # == subscription plans =========================================================
 
@@ -724,6 +834,8 @@ class BrokerCore:
         for timer in self._expiry_timers.values():
             timer.cancel()
         self._expiry_timers.clear()
+        if self._purge_timer is not None:
+            self._purge_timer.cancel()
         for handle, _ in self._will_timers.values():
             handle.cancel()
         self._will_timers.clear()
@@ -732,3 +844,11 @@ class BrokerCore:
 
 def _not_found(client: Client) -> int:
     return ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if client.version is V5 else 0
+
+
+def _parse_priority(value: str) -> int | None:
+    try:
+        priority = int(value)
+    except ValueError:
+        return None
+    return min(max(priority, 0), 255)

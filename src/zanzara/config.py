@@ -36,7 +36,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from .errors import ConfigError
+from .errors import ConfigError, ProtocolError
+from .mqtt.topics import validate_topic_filter
 
 __all__ = [
     "Config",
@@ -45,7 +46,10 @@ __all__ = [
     "LogFormat",
     "LogLevel",
     "MqttConfig",
+    "PushConfig",
     "StorageConfig",
+    "TopicPriority",
+    "TopicTtl",
     "config_from_dict",
     "load_config",
 ]
@@ -125,6 +129,8 @@ class MqttConfig(_Section):
     max_inflight_messages: int = Field(default=100, ge=1, le=_UINT16_MAX)
     # Messages held per session beyond the inflight window; 0: unlimited.
     max_queued_messages: int = Field(default=1000, ge=0)
+    # Payload bytes held per session beyond the inflight window; 0: unlimited.
+    max_queued_bytes: int = Field(default=0, ge=0)
     # Bounds the work of matching one topic (denial of service guard).
     max_topic_levels: int = Field(default=128, ge=1)
     # CONNACK Topic Alias Maximum; 0 disables topic aliases from clients.
@@ -143,6 +149,55 @@ class MqttConfig(_Section):
     shared_subscriptions: bool = True
     wildcard_subscriptions: bool = True
     subscription_identifiers: bool = True
+
+
+class TopicPriority(_Section):
+    """``alerts/#`` -> 9: the priority of messages whose publisher did not set one."""
+
+    topic: str = Field(min_length=1)
+    priority: int = Field(ge=0, le=255)
+
+    @field_validator("topic")
+    @classmethod
+    def _check_topic(cls, topic: str) -> str:
+        return _valid_filter(topic)
+
+
+class TopicTtl(_Section):
+    """``news/#`` -> 3600: the expiry (seconds) of messages published without one."""
+
+    topic: str = Field(min_length=1)
+    ttl: int = Field(ge=1, le=_UINT32_MAX)
+
+    @field_validator("topic")
+    @classmethod
+    def _check_topic(cls, topic: str) -> str:
+        return _valid_filter(topic)
+
+
+def _valid_filter(topic: str) -> str:
+    try:
+        validate_topic_filter(topic)
+    except ProtocolError as exc:
+        raise PydanticCustomError(
+            "topic_filter", "invalid topic filter: {problem}", {"problem": str(exc)}
+        ) from None
+    return topic
+
+
+class PushConfig(_Section):
+    """Push-notification behaviour: delivery tracking, priorities and expiry rules."""
+
+    # Record, per message and recipient, when it was queued, sent and acknowledged (or why not).
+    track_deliveries: bool = True
+    # Seconds a delivery receipt is kept.
+    receipt_retention: float = Field(default=86400.0, gt=0, allow_inf_nan=False)
+    # Expiry (seconds) of queued messages published without one (3.1.1 publishers); None: never.
+    default_ttl: int | None = Field(default=None, ge=1, le=_UINT32_MAX)
+    # First matching rule wins; an MQTT 5 "priority" user property overrides these.
+    priority: tuple[TopicPriority, ...] = Field(default=(), strict=False)
+    # First matching rule wins; an MQTT 5 Message Expiry Interval overrides these.
+    ttl: tuple[TopicTtl, ...] = Field(default=(), strict=False)
 
 
 class StorageConfig(_Section):
@@ -167,6 +222,7 @@ class Config(_Section):
     )
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    push: PushConfig = Field(default_factory=PushConfig)
     allow_anonymous: bool = True
     log_level: LogLevel = "info"
     log_format: LogFormat = "text"

@@ -24,6 +24,7 @@ __all__ = [
     "ClientConnected",
     "ClientDisconnected",
     "Delivered",
+    "Dropped",
     "Event",
     "EventHub",
     "Published",
@@ -67,6 +68,16 @@ class Delivered:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Dropped:
+    """A queued message was removed before delivery: quota, collapse key, size limit."""
+
+    name = "dropped"
+    client_id: str
+    message: Message
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Subscribed:
     name = "subscribed"
     client: ClientInfo
@@ -81,7 +92,7 @@ class Unsubscribed:
     topic_filters: tuple[str, ...]
 
 
-Event = ClientConnected | ClientDisconnected | Published | Delivered | Subscribed | Unsubscribed
+Event = ClientConnected | ClientDisconnected | Published | Delivered | Dropped | Subscribed | Unsubscribed
 Listener = Callable[[Event], Awaitable[None] | None]
 
 

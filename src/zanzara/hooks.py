@@ -19,6 +19,7 @@ from .mqtt.packets import Subscription, Will
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 
 __all__ = [
+    "AuthResult",
     "Authenticator",
     "Authorizer",
     "ClientInfo",
@@ -52,10 +53,20 @@ class ConnectRequest:
     properties: Properties = EMPTY_PROPERTIES
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthResult:
+    """An authentication decision with per-client settings (e.g. a device's queue quota)."""
+
+    reason_code: ReasonCode = ReasonCode.SUCCESS
+    # Override [mqtt] max_queued_messages / max_queued_bytes for this client's session.
+    max_queued_messages: int | None = None
+    max_queued_bytes: int | None = None
+
+
 @runtime_checkable
 class Authenticator(Protocol):
-    async def authenticate(self, request: ConnectRequest) -> ReasonCode | None:
-        """SUCCESS to accept, a failure code (e.g. BAD_USER_NAME_OR_PASSWORD) to refuse, None to abstain."""
+    async def authenticate(self, request: ConnectRequest) -> ReasonCode | AuthResult | None:
+        """SUCCESS (or an AuthResult) to accept, a failure code to refuse, None to abstain."""
 
 
 @runtime_checkable

@@ -37,6 +37,9 @@ class Message:
     created_at: float = 0.0
     # Broker-assigned id for delivery tracking (time-sortable); None when untracked.
     message_id: str | None = None
+    # A newer message with the same key replaces this one while it is still queued
+    # (FCM/APNs collapse keys).
+    collapse_key: str | None = None
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .config import MqttConfig
-from .events import Delivered, EventHub, Published
+from .events import Delivered, Dropped, EventHub, Published
 from .hooks import ClientInfo
 from .message import Message
 from .mqtt.enums import ProtocolVersion
@@ -26,7 +26,7 @@ from .mqtt.packets import Packet, PubRel, Will
 from .outbound import PublishEncoder
 from .protocol import ServerProtocol
 from .session import Outgoing, OutState, Session
-from .storage import QueueRecord, Store
+from .storage import DeliveryStatus, QueueRecord, Receipt, Store
 from .topic_tree import RetainedTree, SharedGroup, SubscriptionEntry, SubscriptionTree
 
 __all__ = ["Client", "ClientLink", "Router", "Stats"]
@@ -116,6 +116,8 @@ class Router:
         self.events = events
         self.clock = clock
         self.store: Store | None = None
+        # Delivery receipts ([push] track_deliveries): needs a store to keep them in.
+        self.track = False
         self.subscriptions = SubscriptionTree()
         self.retained: RetainedTree[Message] = RetainedTree()
         self._plans: dict[str, _Plan] = {}
@@ -222,18 +224,26 @@ class Router:
         session = client.session if client is not None else self.sessions.get(client_id)
         if session is None:
             return
-        out = Outgoing(message=shapes.message, qos=qos, retain=retain, subscription_ids=sub_ids)
+        now = shapes.now
+        out = Outgoing(
+            message=shapes.message, qos=qos, retain=retain, subscription_ids=sub_ids, queued_at=now
+        )
         store = self.store if session.expiry_interval else None
         if client is not None and not session.queued and len(session.inflight) < session.max_inflight:
             pid = session.start_flight(out)
+            out.sent_at = now
             if store is not None:
                 store.outgoing_enqueue(session.client_id, _record(out))
+            if self.track:
+                self._receipt(session, out, DeliveryStatus.SENT, now)
             self._send_flight(client, out, shapes.encode_for(client.link.protocol, qos, retain, sub_ids, pid))
             return
         if store is not None:
             store.outgoing_enqueue(session.client_id, _record(out))
-        for dropped in session.enqueue(out):
-            self._dropped(session, dropped, "queue full")
+        if self.track:
+            self._receipt(session, out, DeliveryStatus.QUEUED, now)
+        for dropped, why in session.enqueue(out):
+            self._dropped(session, dropped, why)
 
     def _send_flight(self, client: Client, out: Outgoing, data: bytes) -> None:
         if client.link.send_bytes(data):
@@ -252,7 +262,40 @@ class Router:
     def _dropped(self, session: Session, out: Outgoing, why: str) -> None:
         self.forget(session, out)
         self.stats.messages_dropped += 1
+        if self.track:
+            self._receipt(session, out, DeliveryStatus.DROPPED, self.clock(), why)
+        if self.events.active:
+            self.events.emit(Dropped(client_id=session.client_id, message=out.message, reason=why))
         logger.debug("dropped a message on %s for %s: %s", out.message.topic, session.client_id, why)
+
+    def discard(self, session: Session, pending: list[Outgoing], why: str) -> None:
+        """Report what a session held when it ended (it is not stored any more)."""
+        self.stats.messages_dropped += len(pending)
+        if self.track:
+            now = self.clock()
+            for out in pending:
+                self._receipt(session, out, DeliveryStatus.DROPPED, now, why)
+
+    def _receipt(
+        self, session: Session, out: Outgoing, status: DeliveryStatus, now: float, reason: str | None = None
+    ) -> None:
+        store = self.store
+        mid = out.message.message_id
+        if store is None or mid is None:
+            return
+        finished = status is DeliveryStatus.DROPPED or status is DeliveryStatus.EXPIRED
+        store.receipt_put(
+            Receipt(
+                message_id=mid,
+                client_id=session.client_id,
+                status=status,
+                queued_at=out.queued_at or None,
+                sent_at=out.sent_at,
+                acknowledged_at=now if status is DeliveryStatus.ACKNOWLEDGED else None,
+                finished_at=now if finished else None,
+                reason=reason,
+            )
+        )
 
     def pump(self, client: Client) -> None:
         """Move queued messages into flight while the client's window allows."""
@@ -268,8 +311,13 @@ class Router:
                 # [MQTT-3.3.2-5] an expired message is not delivered.
                 self.stats.messages_expired += 1
                 self.forget(session, out)
+                if self.track:
+                    self._receipt(session, out, DeliveryStatus.EXPIRED, now, "message expiry")
                 continue
             pid = session.start_flight(out)
+            out.sent_at = now
+            if self.track:
+                self._receipt(session, out, DeliveryStatus.SENT, now)
             if self.store is not None and session.expiry_interval and out.message.message_id:
                 self.store.outgoing_update(session.client_id, out.message.message_id, out.state, pid)
             self._send_flight(client, out, self._encode_one(client, out, pid, dup=False, now=now))
@@ -291,6 +339,8 @@ class Router:
 
     def completed(self, client: Client, out: Outgoing) -> None:
         self.forget(client.session, out)
+        if self.track:
+            self._receipt(client.session, out, DeliveryStatus.ACKNOWLEDGED, self.clock())
         if self.events.active:
             self.events.emit(Delivered(client_id=client.info.client_id, message=out.message, qos=out.qos))
 

@@ -18,12 +18,13 @@ from types import TracebackType
 from typing import Self
 
 from .backends.sqlite import SqliteStore
-from .broker import BrokerCore
+from .broker import BrokerCore, PublishResult
 from .config import Config, ListenerConfig, MqttConfig
 from .events import Event
 from .hooks import Authenticator, PublishAuthorizer, SubscribeAuthorizer
 from .mqtt.enums import ReasonCode
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
+from .storage import Receipt
 from .transports.connection import Flusher, MqttConnection
 from .transports.tcp import TcpListener
 
@@ -59,7 +60,7 @@ class Broker:
         if mqtt is not None:
             config = config.model_copy(update={"mqtt": mqtt})
         self.config = config
-        self.core = BrokerCore(config.mqtt, allow_anonymous=config.allow_anonymous)
+        self.core = BrokerCore(config.mqtt, allow_anonymous=config.allow_anonymous, push=config.push)
         for hook in authenticators:
             self.add_authenticator(hook)
         for authz in authorizers:
@@ -207,15 +208,39 @@ class Broker:
         retain: bool = False,
         properties: Properties | None = None,
         user_properties: Iterable[tuple[str, str]] = (),
-    ) -> int:
-        """Publish as the broker; returns how many subscriptions matched."""
+        priority: int | None = None,
+        collapse_key: str | None = None,
+        ttl: int | None = None,
+    ) -> PublishResult:
+        """Publish as the broker.
+
+        ``priority`` (0-255, higher first), ``collapse_key`` (replaces a queued message
+        with the same key) and ``ttl`` (seconds) shape how offline sessions get it.
+        Returns the message id (QoS 1/2) for :meth:`receipts`, and the match count.
+        """
         if isinstance(payload, str):
             payload = payload.encode()
         props = properties or EMPTY_PROPERTIES
         user_props = tuple(user_properties)
         if user_props:
             props = _with_user_properties(props, user_props)
-        return self.core.publish(topic, payload, qos=qos, retain=retain, properties=props)
+        return self.core.publish(
+            topic,
+            payload,
+            qos=qos,
+            retain=retain,
+            properties=props,
+            priority=priority,
+            collapse_key=collapse_key,
+            ttl=ttl,
+        )
+
+    async def receipts(self, message_id: str) -> list[Receipt]:
+        """Per recipient: when the message was queued, sent and acknowledged, or why not."""
+        store = self.core.store
+        if store is None:
+            return []
+        return await store.receipts(message_id)
 
 
 def _with_user_properties(props: Properties, user_props: tuple[tuple[str, str], ...]) -> Properties:

@@ -6,9 +6,11 @@ packet ids it has in use and the incoming QoS 2 packet ids it has received
 but not yet released.  It decides order and admission; it never does I/O.
 
 Queue order: highest priority first, publish order within one priority.
-Overflow policy (``max_queued``): drop the lowest priority first, then the
-oldest within it; dropped entries are returned to the caller, who counts and
-reports them.  Pure: no asyncio, no clock (``now`` is passed in).
+Overflow policy (``max_queued`` messages, ``max_queued_bytes`` of payload):
+drop the lowest priority first, then the oldest within it.  A queued entry
+whose message carries a collapse key is replaced by a newer one with the same
+key.  Dropped entries are returned with the reason, for counting and receipts.
+Pure: no asyncio, no clock (``now`` is passed in).
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class Outgoing:
     subscription_ids: tuple[int, ...] = ()
     packet_id: int = 0
     state: OutState = OutState.QUEUED
+    # Wall-clock times for delivery receipts.
+    queued_at: float = 0.0
+    sent_at: float | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -53,6 +58,7 @@ class Session:
     expiry_interval: int = 0
     max_inflight: int = 100
     max_queued: int = 1000  # 0: unlimited
+    max_queued_bytes: int = 0  # 0: unlimited
     subscriptions: dict[str, SubscriptionEntry] = field(default_factory=dict)
     inflight: dict[int, Outgoing] = field(default_factory=dict)
     # Incoming QoS 2 packet ids received (PUBREC sent), not yet released by PUBREL.
@@ -61,6 +67,8 @@ class Session:
     _buckets: dict[int, deque[Outgoing]] = field(default_factory=dict)
     _priorities: list[int] = field(default_factory=list)  # ascending, only non-empty buckets
     _queued: int = 0
+    _queued_bytes: int = 0
+    _collapse: dict[str, Outgoing] = field(default_factory=dict)
 
     # -- packet ids -------------------------------------------------------------
 
@@ -85,28 +93,53 @@ class Session:
     def window_open(self) -> bool:
         return len(self.inflight) < self.max_inflight
 
-    def enqueue(self, out: Outgoing) -> list[Outgoing]:
-        """Queue ``out``; return what the overflow policy dropped (maybe ``out`` itself)."""
-        prio = out.message.priority
+    def enqueue(self, out: Outgoing) -> list[tuple[Outgoing, str]]:
+        """Queue ``out``; return what was dropped (maybe ``out`` itself) and why."""
+        dropped: list[tuple[Outgoing, str]] = []
+        message = out.message
+        key = message.collapse_key
+        if key is not None:
+            old = self._collapse.get(key)
+            if old is not None:
+                self._remove(old)
+                dropped.append((old, "collapsed"))
+            self._collapse[key] = out
+        prio = message.priority
         bucket = self._buckets.get(prio)
         if bucket is None:
             bucket = self._buckets[prio] = deque()
             bisect.insort(self._priorities, prio)
         bucket.append(out)
         self._queued += 1
-        if self.max_queued and self._queued > self.max_queued:
-            return [self._drop_one() for _ in range(self._queued - self.max_queued)]
-        return []
-
-    def _drop_one(self) -> Outgoing:
-        lowest = self._priorities[0]
-        bucket = self._buckets[lowest]
-        dropped = bucket.popleft()
-        self._queued -= 1
-        if not bucket:
-            del self._buckets[lowest]
-            self._priorities.pop(0)
+        self._queued_bytes += len(message.payload)
+        max_n, max_bytes = self.max_queued, self.max_queued_bytes
+        while (max_n and self._queued > max_n) or (max_bytes and self._queued_bytes > max_bytes):
+            dropped.append((self._drop_lowest(), "queue full"))
         return dropped
+
+    def _drop_lowest(self) -> Outgoing:
+        victim = self._buckets[self._priorities[0]][0]
+        self._remove(victim)
+        return victim
+
+    def _remove(self, out: Outgoing) -> None:
+        prio = out.message.priority
+        bucket = self._buckets[prio]
+        if bucket[0] is out:
+            bucket.popleft()
+        else:
+            bucket.remove(out)  # a collapsed entry in the middle: rare, O(n)
+        self._forget(out)
+        if not bucket:
+            del self._buckets[prio]
+            self._priorities.remove(prio)
+
+    def _forget(self, out: Outgoing) -> None:
+        self._queued -= 1
+        self._queued_bytes -= len(out.message.payload)
+        key = out.message.collapse_key
+        if key is not None and self._collapse.get(key) is out:
+            del self._collapse[key]
 
     def dequeue(self) -> Outgoing | None:
         """The next message to send: highest priority, oldest first."""
@@ -115,7 +148,7 @@ class Session:
         highest = self._priorities[-1]
         bucket = self._buckets[highest]
         out = bucket.popleft()
-        self._queued -= 1
+        self._forget(out)
         if not bucket:
             del self._buckets[highest]
             self._priorities.pop()
@@ -130,7 +163,9 @@ class Session:
         dropped = list(self.iter_queue())
         self._buckets.clear()
         self._priorities.clear()
+        self._collapse.clear()
         self._queued = 0
+        self._queued_bytes = 0
         return dropped
 
     # -- inflight ---------------------------------------------------------------

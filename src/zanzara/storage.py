@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 from .message import Message
 from .session import OutState
 from .topic_tree import SubscriptionEntry
 
-__all__ = ["QueueRecord", "SessionRecord", "Snapshot", "Store"]
+__all__ = ["DeliveryStatus", "QueueRecord", "Receipt", "SessionRecord", "Snapshot", "Store"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +56,29 @@ class Snapshot:
     queues: dict[str, list[QueueRecord]] = field(default_factory=dict)
     incoming: dict[str, set[int]] = field(default_factory=dict)
     retained: list[Message] = field(default_factory=list)
+
+
+class DeliveryStatus(Enum):
+    QUEUED = "queued"  # waiting in the session's queue (offline, or behind a full window)
+    SENT = "sent"  # PUBLISH written to the client, not acknowledged yet
+    ACKNOWLEDGED = "acknowledged"  # PUBACK (QoS 1) or PUBCOMP (QoS 2) received
+    EXPIRED = "expired"  # its message expiry passed before delivery
+    DROPPED = "dropped"  # removed by a quota, a collapse key, a session end, ... (see reason)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receipt:
+    """What happened to one message for one recipient. Times are wall-clock seconds."""
+
+    message_id: str
+    client_id: str
+    status: DeliveryStatus
+    queued_at: float | None = None
+    sent_at: float | None = None
+    acknowledged_at: float | None = None
+    # When it expired or was dropped, and why ("queue full", "collapsed", "session ended", ...).
+    finished_at: float | None = None
+    reason: str | None = None
 
 
 class Store(Protocol):
@@ -91,3 +115,13 @@ class Store(Protocol):
     # -- retained messages --------------------------------------------------------
     def retained_put(self, message: Message) -> None: ...
     def retained_delete(self, topic: str) -> None: ...
+
+    # -- delivery receipts ----------------------------------------------------------
+    def receipt_put(self, receipt: Receipt) -> None:
+        """Insert or replace the receipt of (message_id, client_id)."""
+
+    async def receipts(self, message_id: str) -> list[Receipt]:
+        """Every recipient's receipt for one message (includes writes not yet committed)."""
+
+    def receipts_purge(self, before: float) -> None:
+        """Forget receipts of messages whose receipt was last written before ``before``."""

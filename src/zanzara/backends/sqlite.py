@@ -25,7 +25,7 @@ from ..mqtt.codec import decode_properties, encode_properties
 from ..mqtt.enums import PacketType
 from ..mqtt.properties import EMPTY_PROPERTIES
 from ..session import OutState
-from ..storage import QueueRecord, SessionRecord, Snapshot
+from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 from .batch import BatchWriter, Op
 
@@ -56,6 +56,12 @@ CREATE INDEX IF NOT EXISTS queue_message ON queue (message_id);
 CREATE TABLE IF NOT EXISTS incoming (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
     PRIMARY KEY (client_id, packet_id));
 CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, message_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS receipts (
+    message_id TEXT NOT NULL, client_id TEXT NOT NULL, status TEXT NOT NULL, queued_at REAL, sent_at REAL,
+    acknowledged_at REAL, finished_at REAL, reason TEXT, updated_at REAL NOT NULL,
+    PRIMARY KEY (message_id, client_id)
+);
+CREATE INDEX IF NOT EXISTS receipts_updated ON receipts (updated_at);
 """
 
 _GC = """DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?)
@@ -186,6 +192,38 @@ class SqliteStore:
     def retained_delete(self, topic: str) -> None:
         self._writer.add(("retained_delete", topic))
 
+    def receipt_put(self, receipt: Receipt) -> None:
+        self._writer.add(("receipt_put", receipt))
+
+    async def receipts(self, message_id: str) -> list[Receipt]:
+        await self.commit()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._read_receipts, message_id)
+
+    def _read_receipts(self, message_id: str) -> list[Receipt]:
+        assert self._db is not None
+        rows = self._db.execute(
+            "SELECT message_id, client_id, status, queued_at, sent_at, acknowledged_at, finished_at, reason"
+            " FROM receipts WHERE message_id = ? ORDER BY client_id",
+            (message_id,),
+        )
+        return [
+            Receipt(
+                message_id=r[0],
+                client_id=r[1],
+                status=DeliveryStatus(r[2]),
+                queued_at=r[3],
+                sent_at=r[4],
+                acknowledged_at=r[5],
+                finished_at=r[6],
+                reason=r[7],
+            )
+            for r in rows
+        ]
+
+    def receipts_purge(self, before: float) -> None:
+        self._writer.add(("receipts_purge", before))
+
     # -- the writer thread ----------------------------------------------------------
 
     async def _write(self, ops: list[Op]) -> None:
@@ -278,6 +316,25 @@ class SqliteStore:
                     if old:
                         touched.add(old[0])
                         db.execute("DELETE FROM retained WHERE topic = ?", (op[1],))
+                elif kind == "receipt_put":
+                    r = op[1]
+                    updated = r.finished_at or r.acknowledged_at or r.sent_at or r.queued_at or 0.0
+                    db.execute(
+                        "INSERT OR REPLACE INTO receipts VALUES (?,?,?,?,?,?,?,?,?)",
+                        (
+                            r.message_id,
+                            r.client_id,
+                            r.status.value,
+                            r.queued_at,
+                            r.sent_at,
+                            r.acknowledged_at,
+                            r.finished_at,
+                            r.reason,
+                            updated,
+                        ),
+                    )
+                elif kind == "receipts_purge":
+                    db.execute("DELETE FROM receipts WHERE updated_at < ?", (op[1],))
                 else:
                     raise ValueError(f"unknown store operation {kind!r}")
             for mid in touched:

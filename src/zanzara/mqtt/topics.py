@@ -1,8 +1,18 @@
-"""Topic names and filters: validation, shared-subscription syntax, reference matching.
+"""Topic names and topic filters: validation, shared-subscription syntax, reference matching.
 
-Rules from MQTT 5.0 section 4.7 (identical in 3.1.1 section 4.7) and 4.8.2.
-Pure functions; the broker's fast matcher is the trie in ``topic_tree.py``,
-``matches`` here is the reference it is tested against.
+Charter: every rule about the *text* of a topic lives here -- what a PUBLISH
+may name (MQTT 5.0 section 4.7.3, 3.3.2), what a SUBSCRIBE may ask for (4.7.1),
+how ``$share/{ShareName}/{filter}`` splits (4.8.2), and what "matches" means
+(4.7.2).  The rules are the same in 3.1.1 (section 4.7) except that 3.1.1 has
+no shared subscriptions; whether ``$share/`` is special is the caller's choice.
+
+``matches`` is the readable reference that the fast tries in
+``zanzara.topic_tree`` are tested against; the broker never calls it on the
+hot path.  ``validate_topic_name`` *is* on the hot path (every PUBLISH), so its
+common case is a handful of C-level scans of the string and nothing else.
+
+Pure functions: this module must not import asyncio, sockets, the clock or
+anything of zanzara outside ``zanzara.errors`` and ``zanzara.mqtt``.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from .enums import ReasonCode
 
 __all__ = [
     "DEFAULT_MAX_TOPIC_LEVELS",
+    "MAX_TOPIC_LENGTH",
     "SHARE_PREFIX",
     "matches",
     "parse_shared",
@@ -21,74 +32,126 @@ __all__ = [
     "validate_topic_name",
 ]
 
+#: Bound on the number of levels, so matching does bounded work (qlobber's
+#: ``max_words``): a denial-of-service guard, not a spec rule.
 DEFAULT_MAX_TOPIC_LEVELS: Final = 128
+#: [MQTT-4.7.3-3] a topic is a UTF-8 string of at most 65,535 bytes.
+MAX_TOPIC_LENGTH: Final = 65535
 SHARE_PREFIX: Final = "$share/"
 
 
+def _too_long(text: str, max_length: int) -> bool:
+    # A code point encodes to at most 4 UTF-8 bytes, so short strings need no encoding.
+    # "surrogatepass" only so that measuring never raises; the codec rejects surrogates.
+    return len(text) * 4 > max_length and len(text.encode("utf-8", "surrogatepass")) > max_length
+
+
 def validate_topic_name(
-    name: str, *, max_levels: int = DEFAULT_MAX_TOPIC_LEVELS, max_length: int = 65535
+    name: str, *, max_levels: int = DEFAULT_MAX_TOPIC_LEVELS, max_length: int = MAX_TOPIC_LENGTH
 ) -> None:
-    """Raise ProtocolError(TOPIC_NAME_INVALID) unless ``name`` may be published to."""
+    """Raise ``ProtocolError(TOPIC_NAME_INVALID)`` unless ``name`` may be published to."""
+    # Fast path for every PUBLISH: four memchr-speed scans and a length comparison.
+    if (
+        name
+        and "+" not in name
+        and "#" not in name
+        and "\x00" not in name
+        and name.count("/") < max_levels
+        and len(name) * 4 <= max_length
+    ):
+        return
     if not name:
-        raise ProtocolError("empty topic name", ReasonCode.TOPIC_NAME_INVALID)  # [MQTT-4.7.3-1]
+        # [MQTT-4.7.3-1] topic names are at least one character long.
+        raise ProtocolError("empty topic name", ReasonCode.TOPIC_NAME_INVALID)
     if "+" in name or "#" in name:
-        raise ProtocolError("wildcard in topic name", ReasonCode.TOPIC_NAME_INVALID)  # [MQTT-3.3.2-2]
+        # [MQTT-3.3.2-2] the topic name in a PUBLISH must not contain wildcard characters.
+        raise ProtocolError("wildcard character in topic name", ReasonCode.TOPIC_NAME_INVALID)
+    if "\x00" in name:
+        # [MQTT-4.7.3-2] topic names must not include the null character U+0000.
+        raise ProtocolError("null character in topic name", ReasonCode.TOPIC_NAME_INVALID)
     if name.count("/") >= max_levels:
         raise ProtocolError(f"more than {max_levels} topic levels", ReasonCode.TOPIC_NAME_INVALID)
-    if len(name) > max_length // 4 and len(name.encode()) > max_length:
-        raise ProtocolError("topic name too long", ReasonCode.TOPIC_NAME_INVALID)  # [MQTT-4.7.3-3]
+    if _too_long(name, max_length):
+        # [MQTT-4.7.3-3] (and any lower configured limit).
+        raise ProtocolError(f"topic name longer than {max_length} bytes", ReasonCode.TOPIC_NAME_INVALID)
 
 
 def validate_topic_filter(
-    topic_filter: str, *, max_levels: int = DEFAULT_MAX_TOPIC_LEVELS, max_length: int = 65535
+    topic_filter: str, *, max_levels: int = DEFAULT_MAX_TOPIC_LEVELS, max_length: int = MAX_TOPIC_LENGTH
 ) -> None:
-    """Raise ProtocolError(TOPIC_FILTER_INVALID) unless ``topic_filter`` may be subscribed to."""
+    """Raise ``ProtocolError(TOPIC_FILTER_INVALID)`` unless ``topic_filter`` may be subscribed to.
+
+    A ``$share/{ShareName}/{filter}`` filter is checked with :func:`parse_shared`
+    and then its inner filter by the ordinary rules.
+    """
+    if not topic_filter:
+        # [MQTT-4.7.3-1] topic filters are at least one character long.
+        raise ProtocolError("empty topic filter", ReasonCode.TOPIC_FILTER_INVALID)
+    if "\x00" in topic_filter:
+        # [MQTT-4.7.3-2] topic filters must not include the null character U+0000.
+        raise ProtocolError("null character in topic filter", ReasonCode.TOPIC_FILTER_INVALID)
+    if _too_long(topic_filter, max_length):
+        # [MQTT-4.7.3-3] (and any lower configured limit).
+        raise ProtocolError(f"topic filter longer than {max_length} bytes", ReasonCode.TOPIC_FILTER_INVALID)
     _, plain = parse_shared(topic_filter)
-    if not plain:
-        raise ProtocolError("empty topic filter", ReasonCode.TOPIC_FILTER_INVALID)  # [MQTT-4.7.3-1]
-    if len(topic_filter) > max_length // 4 and len(topic_filter.encode()) > max_length:
-        raise ProtocolError("topic filter too long", ReasonCode.TOPIC_FILTER_INVALID)
-    levels = plain.split("/")
-    if len(levels) > max_levels:
+    if plain.count("/") >= max_levels:
         raise ProtocolError(f"more than {max_levels} topic levels", ReasonCode.TOPIC_FILTER_INVALID)
     if "+" not in plain and "#" not in plain:
         return
+    levels = plain.split("/")
     last = len(levels) - 1
     for i, level in enumerate(levels):
         if "#" in level and (level != "#" or i != last):
-            # [MQTT-4.7.1-1] '#' alone in its level and the last character of the filter.
-            raise ProtocolError("'#' must be the last level, alone", ReasonCode.TOPIC_FILTER_INVALID)
+            # [MQTT-4.7.1-1] '#' stands alone in its level and is the last character of the filter
+            # (3.1.1: [MQTT-4.7.1-2]).
+            raise ProtocolError("'#' must be alone in the last level", ReasonCode.TOPIC_FILTER_INVALID)
         if "+" in level and level != "+":
-            # [MQTT-4.7.1-2] '+' must occupy an entire level.
-            raise ProtocolError("'+' must occupy a whole level", ReasonCode.TOPIC_FILTER_INVALID)
+            # [MQTT-4.7.1-2] '+' occupies an entire level of the filter (3.1.1: [MQTT-4.7.1-3]).
+            raise ProtocolError("'+' must occupy an entire level", ReasonCode.TOPIC_FILTER_INVALID)
 
 
 def parse_shared(topic_filter: str) -> tuple[str | None, str]:
-    """Split ``$share/{group}/{filter}`` into (group, filter); (None, topic_filter) otherwise."""
+    """Split ``$share/{ShareName}/{filter}`` into ``(ShareName, filter)``.
+
+    Any other filter gives ``(None, topic_filter)``; a malformed shared filter
+    raises ``ProtocolError(TOPIC_FILTER_INVALID)``.  The inner filter itself is
+    not validated here (that is :func:`validate_topic_filter`'s job).
+    """
     if not topic_filter.startswith(SHARE_PREFIX):
         return None, topic_filter
-    rest = topic_filter[len(SHARE_PREFIX) :]
-    group, sep, plain = rest.partition("/")
-    if not group or "+" in group or "#" in group:
-        # [MQTT-4.8.2-2] the ShareName must not contain '/', '+' or '#' and is at least one character.
-        raise ProtocolError("invalid share name", ReasonCode.TOPIC_FILTER_INVALID)
+    # The ShareName ends at the first '/', so it can never contain one.
+    share_name, sep, plain = topic_filter[len(SHARE_PREFIX) :].partition("/")
+    if not share_name:
+        # [MQTT-4.8.2-1] a ShareName is at least one character long.
+        raise ProtocolError("empty share name", ReasonCode.TOPIC_FILTER_INVALID)
+    if "+" in share_name or "#" in share_name:
+        # [MQTT-4.8.2-2] the ShareName must not contain '/', '+' or '#'.
+        raise ProtocolError("wildcard character in share name", ReasonCode.TOPIC_FILTER_INVALID)
     if not sep or not plain:
-        # [MQTT-4.8.2-1] a shared subscription needs a topic filter after the share name.
+        # [MQTT-4.8.2-2] the ShareName must be followed by '/' and then a topic filter.
         raise ProtocolError("shared subscription without a topic filter", ReasonCode.TOPIC_FILTER_INVALID)
-    return group, plain
+    return share_name, plain
 
 
 def matches(topic_filter: str, topic_name: str) -> bool:
-    """Does ``topic_filter`` (without $share prefix) match ``topic_name``? Reference implementation."""
-    if topic_name.startswith("$") and topic_filter[:1] in ("+", "#"):
-        return False  # [MQTT-4.7.2-1]
-    f = topic_filter.split("/")
-    t = topic_name.split("/")
-    for i, level in enumerate(f):
+    """Does the valid ``topic_filter`` match the valid ``topic_name``?
+
+    The reference implementation, written for clarity.  ``topic_filter`` is
+    taken literally: strip a ``$share/{ShareName}/`` prefix with
+    :func:`parse_shared` first where shared subscriptions apply.
+    """
+    if topic_name.startswith("$") and topic_filter.startswith(("+", "#")):
+        # [MQTT-4.7.2-1] a filter starting with a wildcard does not match a topic starting with '$'.
+        return False
+    filter_levels = topic_filter.split("/")
+    name_levels = topic_name.split("/")
+    for i, level in enumerate(filter_levels):
         if level == "#":
-            return True  # also matches the parent level: "sport/#" matches "sport" (4.7.1.2)
-        if i >= len(t):
+            # 4.7.1.2: '#' matches the parent level too, so "sport/#" matches "sport".
+            return True
+        if i >= len(name_levels):
             return False
-        if level != "+" and level != t[i]:
+        if level != "+" and level != name_levels[i]:
+            # [MQTT-4.7.3-4] compared exactly: no normalization of either string.
             return False
-    return len(f) == len(t)
+    return len(filter_levels) == len(name_levels)

@@ -1,0 +1,190 @@
+"""Push notifications: priority, expiry, quotas, collapse keys and delivery receipts, through real clients.
+
+Every test runs the broker with the SQLite store (the default), so receipts and
+queues are the durable ones.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from zanzara import AuthResult, ConnectRequest, DeliveryStatus, ReasonCode
+from zanzara.config import Config, MqttConfig, PushConfig, StorageConfig, TopicPriority, TopicTtl
+
+from brokerthread import BrokerThread
+from clients import V5, V311, PahoClient, props
+
+
+def sqlite_config(tmp_path, **sections) -> Config:
+    return Config(storage=StorageConfig(backend="sqlite", path=str(tmp_path / "z.db")), **sections)
+
+
+def away(b: BrokerThread, cid: str, topic: str, version=V5, qos: int = 1) -> None:
+    """A device with a persistent session subscribes, then goes offline."""
+    c = PahoClient(b.port, cid, version=version, clean=False, session_expiry=3600)
+    c.subscribe(topic, qos)
+    c.disconnect()
+    b.wait_offline(cid)
+
+
+def back(b: BrokerThread, cid: str, version=V5) -> PahoClient:
+    c = PahoClient(b.port, cid, version=version, clean=False, session_expiry=3600)
+    assert c.session_present
+    return c
+
+
+def drain(c: PahoClient, quiet: float = 0.6) -> list[bytes]:
+    got = []
+    try:
+        while True:
+            got.append(c.expect(timeout=quiet).payload)
+    except AssertionError:
+        return got
+
+
+def receipts(b: BrokerThread, message_id: str):
+    return b.run(b.broker.receipts(message_id))
+
+
+def test_priority_order_after_reconnect(tmp_path):
+    """The offline backlog is delivered highest priority first, publish order within one priority."""
+    rule = TopicPriority(topic="dev/1/alerts/#", priority=9)
+    cfg = sqlite_config(tmp_path, push=PushConfig(priority=(rule,)))
+    with BrokerThread(cfg) as b:
+        away(b, "dev-1", "dev/1/#")
+        v5 = PahoClient(b.port, version=V5)
+        v3 = PahoClient(b.port, version=V311)
+        plan = [("low-a", "0"), ("mid-a", "5"), ("low-b", None), ("top-v5", "200"), ("mid-b", "5")]
+        for payload, prio in plan:
+            p = props()
+            if prio is not None:
+                p.UserProperty = ("priority", prio)
+            v5.publish("dev/1/news", payload.encode(), 1, properties=p)
+        v3.publish("dev/1/alerts/fire", b"rule-9", 1)  # 3.1.1 publisher: priority from the topic rule
+        c = back(b, "dev-1")
+        assert drain(c) == [b"top-v5", b"rule-9", b"mid-a", b"mid-b", b"low-a", b"low-b"]
+
+
+@pytest.mark.parametrize("version", [V311, V5])
+def test_expired_queued_messages_are_never_delivered(tmp_path, version):
+    """v5 message expiry, the topic TTL rule and the default TTL; expired ones get an 'expired' receipt."""
+    push = PushConfig(default_ttl=30, ttl=(TopicTtl(topic="dev/2/flash", ttl=1),))
+    with BrokerThread(sqlite_config(tmp_path, push=push)) as b:
+        away(b, "dev-2", "dev/2/#", version=version)
+        pub = PahoClient(b.port, version=version)
+        pub.publish("dev/2/flash", b"gone soon", 1)  # TTL rule: 1 s
+        if version == V5:
+            pub.publish("dev/2/v5", b"v5 short", 1, properties=props(MessageExpiryInterval=1))
+        pub.publish("dev/2/slow", b"kept", 1)  # default TTL: 30 s
+        flash = b.run(b.broker.publish("dev/2/api", b"api short", qos=1, ttl=1))
+        time.sleep(1.3)
+        c = back(b, "dev-2", version=version)
+        assert drain(c) == [b"kept"]
+        got = receipts(b, flash.message_id)
+        expected = [("dev-2", DeliveryStatus.EXPIRED, "message expiry")]
+        assert [(r.client_id, r.status, r.reason) for r in got] == expected
+
+
+def test_quota_drops_lowest_priority_then_oldest(tmp_path):
+    """max_queued_messages: the lowest priority goes first, then the oldest; each drop is in its receipt."""
+    cfg = sqlite_config(tmp_path, mqtt=MqttConfig(max_queued_messages=3))
+    with BrokerThread(cfg) as b:
+        seen: list[str] = []
+        b.call(lambda: b.broker.add_listener(lambda e: seen.append(e.reason), "dropped"))
+        away(b, "dev-3", "dev/3/#")
+        ids = {}
+        for payload, prio in [("old-low", 1), ("high", 9), ("new-low", 1), ("mid", 5), ("newest-low", 1)]:
+            ids[payload] = b.run(b.broker.publish("dev/3/x", payload, qos=1, priority=prio)).message_id
+        c = back(b, "dev-3")
+        assert drain(c) == [b"high", b"mid", b"newest-low"]
+        for payload in ("old-low", "new-low"):
+            (r,) = receipts(b, ids[payload])
+            assert (r.status, r.reason) == (DeliveryStatus.DROPPED, "queue full")
+            assert r.queued_at is not None and r.finished_at is not None
+        (ok,) = receipts(b, ids["high"])
+        assert ok.status is DeliveryStatus.ACKNOWLEDGED
+        assert ok.queued_at <= ok.sent_at <= ok.acknowledged_at
+        time.sleep(0.2)
+        assert seen == ["queue full", "queue full"]
+
+
+def test_max_queued_bytes(tmp_path):
+    cfg = sqlite_config(tmp_path, mqtt=MqttConfig(max_queued_bytes=10))
+    with BrokerThread(cfg) as b:
+        away(b, "dev-4", "dev/4/#")
+        for payload in (b"aaaa", b"bbbb", b"cccc"):
+            b.run(b.broker.publish("dev/4/x", payload, qos=1))
+        assert drain(back(b, "dev-4")) == [b"bbbb", b"cccc"]
+
+
+def test_collapse_key_replaces_queued_message(tmp_path):
+    """A newer message with the same collapse key replaces the queued one (FCM/APNs style)."""
+    with BrokerThread(sqlite_config(tmp_path)) as b:
+        away(b, "dev-5", "dev/5/#")
+        pub = PahoClient(b.port, version=V5)
+        for payload in (b"score 1-0", b"other", b"score 2-0"):
+            p = props()
+            if payload.startswith(b"score"):
+                p.UserProperty = ("collapse-key", "match-42")
+            pub.publish("dev/5/sport", payload, 1, properties=p)
+        first = b.run(b.broker.publish("dev/5/sport", "api 1", qos=1, collapse_key="weather"))
+        b.run(b.broker.publish("dev/5/sport", "api 2", qos=1, collapse_key="weather"))
+        assert drain(back(b, "dev-5")) == [b"other", b"score 2-0", b"api 2"]
+        (r,) = receipts(b, first.message_id)
+        assert (r.status, r.reason) == (DeliveryStatus.DROPPED, "collapsed")
+
+
+def test_receipts_and_message_id_in_puback(tmp_path):
+    """v5 publishers get the message id in PUBACK; receipts survive a restart of the broker."""
+    path = tmp_path
+    with BrokerThread(sqlite_config(path)) as b:
+        away(b, "dev-6", "dev/6/#")
+        online = PahoClient(b.port, "dev-7", version=V5)
+        online.subscribe("dev/6/#", 1)
+        pub = PahoClient(b.port, version=V5)
+        acks = []
+        pub.client.on_publish = lambda _c, _u, _mid, _rc, p: acks.append(p)
+        pub.publish("dev/6/hello", b"hi", 1)
+        deadline = time.monotonic() + 5
+        while not acks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        message_id = dict(acks[0].UserProperty)["message-id"]
+        assert len(message_id) == 26
+        online.expect()
+        time.sleep(0.2)
+        got = {r.client_id: r.status for r in receipts(b, message_id)}
+        assert got == {"dev-6": DeliveryStatus.QUEUED, "dev-7": DeliveryStatus.ACKNOWLEDGED}
+    with BrokerThread(sqlite_config(path)) as b:
+        got = {r.client_id: r.status for r in receipts(b, message_id)}
+        assert got == {"dev-6": DeliveryStatus.QUEUED, "dev-7": DeliveryStatus.ACKNOWLEDGED}
+        c = back(b, "dev-6")
+        assert c.expect().payload == b"hi"
+        time.sleep(0.3)
+        got = {r.client_id: r.status for r in receipts(b, message_id)}
+        assert got["dev-6"] is DeliveryStatus.ACKNOWLEDGED
+
+
+class DeviceQuota:
+    async def authenticate(self, request: ConnectRequest) -> AuthResult | None:
+        if request.client.client_id == "tiny-device":
+            return AuthResult(max_queued_messages=2)
+        return None
+
+
+def test_per_device_quota_from_the_auth_hook(tmp_path):
+    """The authentication hook can give one device its own queue quota."""
+    with BrokerThread(sqlite_config(tmp_path), setup=lambda br: br.add_authenticator(DeviceQuota())) as b:
+        away(b, "tiny-device", "dev/8/#")
+        away(b, "big-device", "dev/8/#")
+        for i in range(5):
+            b.run(b.broker.publish("dev/8/x", str(i), qos=1))
+        assert drain(back(b, "tiny-device")) == [b"3", b"4"]
+        assert len(drain(back(b, "big-device"))) == 5
+
+
+def test_bad_priority_is_refused_by_the_api(tmp_path):
+    with BrokerThread(sqlite_config(tmp_path)) as b, pytest.raises(ValueError):
+        b.run(b.broker.publish("x", b"y", priority=300))
+    assert ReasonCode.SUCCESS == 0
