@@ -459,8 +459,6 @@ class BrokerCore:
         cid = session.client_id
         for topic_filter in list(session.subscriptions):
             self.subscriptions.remove(cid, topic_filter)
-        if session.subscriptions:
-            self.router.invalidate()
         pending = session.reset()
         self.router.discard(session, pending, "session ended")
         self.sessions.pop(cid, None)
@@ -739,7 +737,6 @@ class BrokerCore:
                 self.store.subscription_put(entry)
             if group is None:
                 retained.append((sub, code, is_new))
-        self.router.invalidate()
         if client.version is not V5:
             codes = [c if c < 0x80 else 0x80 for c in codes]
 
@@ -774,7 +771,6 @@ class BrokerCore:
             if existed and self.store is not None and session.expiry_interval:
                 self.store.subscription_delete(session.client_id, topic_filter)
             codes.append(ReasonCode.SUCCESS if existed else ReasonCode.NO_SUBSCRIPTION_EXISTED)
-        self.router.invalidate()
         # [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.
         client.link.send(UnsubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)))
         if self.events.active:

@@ -27,7 +27,7 @@ from .outbound import PublishEncoder
 from .protocol import ServerProtocol
 from .session import Outgoing, OutState, Session
 from .storage import DeliveryStatus, QueueRecord, Receipt, Store
-from .topic_tree import RetainedTree, SharedGroup, SubscriptionEntry, SubscriptionTree
+from .topic_tree import Matches, RetainedTree, SharedGroup, SubscriptionEntry, SubscriptionTree
 
 __all__ = ["Client", "ClientLink", "Router", "Stats"]
 
@@ -120,7 +120,9 @@ class Router:
         self.track = False
         self.subscriptions = SubscriptionTree()
         self.retained: RetainedTree[Message] = RetainedTree()
-        self._plans: dict[str, _Plan] = {}
+        # topic -> (the tree's Matches it was built from, plan). The tree returns the very
+        # same Matches object until a change affects the topic, so identity says "still valid".
+        self._plans: dict[str, tuple[Matches, _Plan]] = {}
 
     def invalidate(self) -> None:
         """Subscriptions changed: forget every cached plan."""
@@ -141,9 +143,13 @@ class Router:
                     store.retained_delete(message.topic)
         if self.events.active:
             self.events.emit(Published(client_id=message.sender, message=message))
-        plan = self._plans.get(message.topic)
-        if plan is None:
-            plan = self._make_plan(message.topic)
+        matches = self.subscriptions.match(message.topic)
+        cached = self._plans.get(message.topic)
+        plan = (
+            cached[1]
+            if cached is not None and cached[0] is matches
+            else self._make_plan(message.topic, matches)
+        )
         targets = plan.targets
         if not targets and not plan.groups:
             return 0
@@ -362,8 +368,7 @@ class Router:
         for topic in expired:
             self.retained.delete(topic)
 
-    def _make_plan(self, topic: str) -> _Plan:
-        matches = self.subscriptions.match(topic)
+    def _make_plan(self, topic: str, matches: Matches) -> _Plan:
         by_client: dict[str, list[SubscriptionEntry]] = {}
         for entry in matches.entries:
             by_client.setdefault(entry.client_id, []).append(entry)
@@ -378,7 +383,8 @@ class Router:
         plan = _Plan(targets, matches.groups)
         if len(self._plans) > 50_000:
             self._plans.clear()
-        self._plans[topic] = plan
+        if len(topic) <= 256:  # as the tree's cache: long names are not worth their memory
+            self._plans[topic] = (matches, plan)
         return plan
 
     def restore_subscriptions(self, entries: Iterable[SubscriptionEntry]) -> None:
