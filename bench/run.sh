@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 SHARED="${SHARED_BENCH:-../shared/bench}"
 [ -x "$SHARED/compare.sh" ] || { echo "missing $SHARED/compare.sh" >&2; exit 1; }
 PORT="${PORT:-18850}"
-exec "$SHARED/compare.sh" "$PWD/.venv/bin/zanzara --host 127.0.0.1 --port $PORT --log-level warning" "$PORT" "${1:-3}"
+# ZANZARA_ARGS adds flags, e.g. ZANZARA_ARGS="-c bench/no-tracking.toml"
+exec "$SHARED/compare.sh" "$PWD/.venv/bin/zanzara --host 127.0.0.1 --port $PORT --log-level warning ${ZANZARA_ARGS:-}" "$PORT" "${1:-3}"

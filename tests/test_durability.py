@@ -204,3 +204,41 @@ def test_qos2_incoming_state_survives_restart(tmp_path):
         back.expect_none(0.8)
     finally:
         broker.stop()
+
+
+def test_locked_database_is_reported_and_the_broker_recovers(tmp_path, caplog):
+    """A store that fails is reported (log, v5 PUBACK 0x80) and the broker recovers when it returns."""
+    import logging
+    import sqlite3
+
+    from zanzara.config import Config, StorageConfig
+    from zanzara.mqtt.packets import PubAck, Publish
+
+    from brokerthread import BrokerThread
+    from clients import RawClient
+
+    caplog.set_level(logging.WARNING, logger="zanzara")
+    db_path = tmp_path / "z.db"
+    with BrokerThread(Config(storage=StorageConfig(backend="sqlite", path=str(db_path)))) as b:
+        sub = PahoClient(b.port, "locked-sub", version=V5, clean=False, session_expiry=600)
+        sub.subscribe("lock/#", 1)
+        sub.disconnect()
+        b.wait_offline("locked-sub")
+        raw = RawClient(b.port)
+        raw.connect("locked-pub")
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # another process holds the database
+        raw.send(Publish(topic="lock/a", payload=b"during", qos=1, packet_id=1))
+        ack = raw.recv(timeout=10)
+        assert isinstance(ack, PubAck) and ack.reason_code == 0x80
+        assert ack.properties.reason_string == "store unavailable"
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        raw.send(Publish(topic="lock/a", payload=b"after", qos=1, packet_id=2))
+        ok = raw.recv(timeout=10)
+        assert isinstance(ok, PubAck) and (ok.packet_id, ok.reason_code) == (2, 0)
+        back = PahoClient(b.port, "locked-sub", version=V5, clean=False, session_expiry=600)
+        assert [m.payload for m in back.expect_n(2)] == [b"during", b"after"]
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("zanzara")]
+    assert any("sqlite store failed" in m for m in logged)
+    assert any("sqlite store is back" in m for m in logged)

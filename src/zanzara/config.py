@@ -203,13 +203,18 @@ class PushConfig(_Section):
 class StorageConfig(_Section):
     """Where sessions, queues and retained messages survive restarts."""
 
-    # "sqlite": embedded file (the default); "memory": nothing survives a restart.
-    backend: Literal["sqlite", "memory"] = "sqlite"
+    # "sqlite": embedded file (the default); "redis": a Redis server (several nodes);
+    # "memory": nothing survives a restart.
+    backend: Literal["sqlite", "redis", "memory"] = "sqlite"
     # SQLite database file; its directory is created when missing.
     path: str = Field(default="data/zanzara.db", min_length=1)
     # "fsync": a committed batch survives kill -9 and power loss.  "os": survives
     # kill -9; on power loss the last batches the OS had not written are lost.
     durability: Literal["fsync", "os"] = "fsync"
+    # Redis connection URL (backend = "redis"); durability is Redis's own appendfsync setting.
+    url: str = Field(default="redis://127.0.0.1:6379/0", min_length=1)
+    # Prefix of every Redis key, so several brokers or apps can share one Redis database.
+    prefix: str = "zanzara:"
 
 
 class Config(_Section):

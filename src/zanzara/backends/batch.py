@@ -38,6 +38,7 @@ class BatchWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._dirty = False
         self.failing = False
         self.batches = 0
         self.last_batch = 0
@@ -46,14 +47,31 @@ class BatchWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"zanzara-{self.name}-writer")
 
     def add(self, op: Op) -> None:
+        """Record an operation that a later commit() must wait for."""
         self._ops.append(op)
+        self._dirty = True
+
+    def add_lazy(self, op: Op) -> None:
+        """Record an operation written with the next batch, which commit() does not wait for.
+
+        Delivery receipts: an acknowledgement needs the message durable, not its receipt.
+        """
+        self._ops.append(op)
+        self._wake.set()
 
     def commit(self) -> asyncio.Future[None]:
         """A future that completes when everything added so far is durable."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not self._ops and not self._waiters and not self.failing:
-            fut.set_result(None)  # nothing pending: already durable
+        if not self._dirty and not self._waiters and not self.failing:
+            fut.set_result(None)  # nothing of the caller's is pending: already durable
             return fut
+        self._waiters.append(fut)
+        self._wake.set()
+        return fut
+
+    def flush(self) -> asyncio.Future[None]:
+        """A future that completes when everything added so far, lazy writes included, is written."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         self._wake.set()
         return fut
@@ -71,6 +89,7 @@ class BatchWriter:
                     continue
                 ops, waiters = self._ops, self._waiters
                 self._ops, self._waiters = [], []
+                self._dirty = False
             else:
                 ops, waiters = retry
             try:

@@ -80,6 +80,7 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
         self._writer = BatchWriter(self.name, self._write)
         self._seq = 0
+        self._receipts: dict[tuple[str, str], Receipt] = {}
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -91,7 +92,8 @@ class SqliteStore:
 
     def _open_and_load(self) -> Snapshot:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # A locked database fails a batch after 2 s (then retried) instead of stalling acks for long.
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=2.0)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=" + ("FULL" if self.durability == "fsync" else "NORMAL"))
         db.executescript(SCHEMA)
@@ -193,10 +195,13 @@ class SqliteStore:
         self._writer.add(("retained_delete", topic))
 
     def receipt_put(self, receipt: Receipt) -> None:
-        self._writer.add(("receipt_put", receipt))
+        # Coalesced: a delivery sent and acknowledged within one batch is one row write.
+        if not self._receipts:
+            self._writer.add_lazy(("receipts",))
+        self._receipts[(receipt.message_id, receipt.client_id)] = receipt
 
     async def receipts(self, message_id: str) -> list[Receipt]:
-        await self.commit()
+        await self._writer.flush()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._read_receipts, message_id)
 
@@ -227,10 +232,18 @@ class SqliteStore:
     # -- the writer thread ----------------------------------------------------------
 
     async def _write(self, ops: list[Op]) -> None:
+        # Taken in the same loop iteration as ``ops``: exactly the receipts recorded before them.
+        receipts, self._receipts = self._receipts, {}
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._apply, ops)
+        try:
+            await loop.run_in_executor(self._executor, self._apply, ops, receipts)
+        except BaseException:
+            # Keep them for the retry, newer updates winning.
+            receipts.update(self._receipts)
+            self._receipts = receipts
+            raise
 
-    def _apply(self, ops: list[Op]) -> None:
+    def _apply(self, ops: list[Op], receipts: dict[tuple[str, str], Receipt]) -> None:
         db = self._db
         if db is None:
             raise RuntimeError("store is closed")
@@ -316,27 +329,17 @@ class SqliteStore:
                     if old:
                         touched.add(old[0])
                         db.execute("DELETE FROM retained WHERE topic = ?", (op[1],))
-                elif kind == "receipt_put":
-                    r = op[1]
-                    updated = r.finished_at or r.acknowledged_at or r.sent_at or r.queued_at or 0.0
-                    db.execute(
-                        "INSERT OR REPLACE INTO receipts VALUES (?,?,?,?,?,?,?,?,?)",
-                        (
-                            r.message_id,
-                            r.client_id,
-                            r.status.value,
-                            r.queued_at,
-                            r.sent_at,
-                            r.acknowledged_at,
-                            r.finished_at,
-                            r.reason,
-                            updated,
-                        ),
-                    )
+                elif kind == "receipts":
+                    pass  # written below, coalesced
                 elif kind == "receipts_purge":
                     db.execute("DELETE FROM receipts WHERE updated_at < ?", (op[1],))
                 else:
                     raise ValueError(f"unknown store operation {kind!r}")
+            if receipts:
+                db.executemany(
+                    "INSERT OR REPLACE INTO receipts VALUES (?,?,?,?,?,?,?,?,?)",
+                    [_receipt_row(r) for r in receipts.values()],
+                )
             for mid in touched:
                 db.execute(_GC, (mid, mid, mid))
             db.execute("COMMIT")
@@ -381,4 +384,19 @@ def _message(row: Any) -> Message:
         priority=priority,
         sender=sender,
         created_at=created_at,
+    )
+
+
+def _receipt_row(r: Receipt) -> tuple[object, ...]:
+    updated = r.finished_at or r.acknowledged_at or r.sent_at or r.queued_at or 0.0
+    return (
+        r.message_id,
+        r.client_id,
+        r.status.value,
+        r.queued_at,
+        r.sent_at,
+        r.acknowledged_at,
+        r.finished_at,
+        r.reason,
+        updated,
     )
