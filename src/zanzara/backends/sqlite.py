@@ -31,6 +31,8 @@ from .batch import BatchWriter, Op
 
 __all__ = ["SqliteStore"]
 
+RECEIPT_DELAY = 0.2  # seconds receipts may wait to be coalesced before they are written
+
 logger = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -81,6 +83,9 @@ class SqliteStore:
         self._writer = BatchWriter(self.name, self._write)
         self._seq = 0
         self._receipts: dict[tuple[str, str], Receipt] = {}
+        self._receipts_at = 0.0
+        self._receipts_due = False
+        self._receipts_timer = False
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -148,6 +153,9 @@ class SqliteStore:
         return snap
 
     async def close(self) -> None:
+        self._receipts_due = True
+        if self._receipts:
+            self._writer.add_lazy(("receipts",))
         await self._writer.close()
         loop = asyncio.get_running_loop()
         if self._db is not None:
@@ -200,7 +208,13 @@ class SqliteStore:
             self._writer.add_lazy(("receipts",))
         self._receipts[(receipt.message_id, receipt.client_id)] = receipt
 
+    def _receipts_later(self) -> None:
+        self._receipts_timer = False
+        self._receipts_due = True
+        self._writer.add_lazy(("receipts",))
+
     async def receipts(self, message_id: str) -> list[Receipt]:
+        self._receipts_due = True
         await self._writer.flush()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._read_receipts, message_id)
@@ -232,9 +246,19 @@ class SqliteStore:
     # -- the writer thread ----------------------------------------------------------
 
     async def _write(self, ops: list[Op]) -> None:
-        # Taken in the same loop iteration as ``ops``: exactly the receipts recorded before them.
-        receipts, self._receipts = self._receipts, {}
+        # Receipts are written at most every RECEIPT_DELAY (or when asked for): a delivery sent
+        # and acknowledged within that time is one row.  Taken in the same loop iteration as ``ops``.
         loop = asyncio.get_running_loop()
+        receipts: dict[tuple[str, str], Receipt] = {}
+        if self._receipts:
+            now = loop.time()
+            if self._receipts_due or now - self._receipts_at >= RECEIPT_DELAY:
+                receipts, self._receipts = self._receipts, {}
+                self._receipts_at = now
+                self._receipts_due = False
+            elif not self._receipts_timer:
+                self._receipts_timer = True
+                loop.call_later(RECEIPT_DELAY, self._receipts_later)
         try:
             await loop.run_in_executor(self._executor, self._apply, ops, receipts)
         except BaseException:
