@@ -26,13 +26,18 @@ $(VENV)/.test-installed: pyproject.toml
 run: $(VENV)/.installed
 	$(BIN)/zanzara $(ARGS)
 
-## system-deps: the real peers the tests talk to (mosquitto_pub/sub)
+## system-deps: the real peers the tests talk to (mosquitto_pub/sub, redis-server)
 system-deps:
-	@if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then \
-	  echo "installing mosquitto-clients"; \
-	  $(APT) update -qq && $(APT) install -y -qq mosquitto-clients >/dev/null; \
+	@missing=""; \
+	command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || missing="$$missing mosquitto-clients"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  $(APT) update -qq && $(APT) install -y -qq $$missing >/dev/null; \
 	fi
-	@command -v mosquitto_pub >/dev/null || { echo "mosquitto_pub is still missing" >&2; exit 1; }
+	@for tool in mosquitto_pub mosquitto_sub redis-server; do \
+	  command -v $$tool >/dev/null || { echo "$$tool is still missing" >&2; exit 1; }; \
+	done
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench

@@ -1,6 +1,7 @@
 """Nothing acknowledged is lost: SIGKILL the broker mid-stream, restart it, check every message.
 
-The broker runs as a real `zanzara` process with the SQLite store.  Persistent
+The broker runs as a real `zanzara` process with the SQLite store, or with
+the Redis store against a real redis-server.  Persistent
 sessions (3.1.1 clean session 0 and v5 session expiry) subscribe and go
 offline; a publisher streams QoS 1 and QoS 2 messages; the broker is killed
 with SIGKILL while messages are in flight; after a restart every message whose
@@ -10,11 +11,13 @@ exactly once.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -23,17 +26,35 @@ import pytest
 from test_command import free_port
 
 from clients import V5, V311, PahoClient
+from redisserver import RedisServer
 
 ZANZARA = Path(sys.executable).with_name("zanzara")
 
 
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The [storage] section of one durable back-end (Redis: its own key prefix per test)."""
+    if request.param == "sqlite":
+        return f'backend = "sqlite"\npath = "{tmp_path / "db" / "z.db"}"\n'
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return f'backend = "redis"\nurl = "{server.url}"\nprefix = "dur{next(_prefixes)}:"\n'
+
+
 class BrokerProcess:
-    def __init__(self, tmp: Path, port: int, durability: str = "fsync") -> None:
+    def __init__(self, tmp: Path, port: int, storage: str) -> None:
         self.cfg = tmp / "zanzara.toml"
         self.cfg.write_text(
             f'[[listeners]]\nhost = "127.0.0.1"\nport = {port}\n\n'
-            f'[storage]\nbackend = "sqlite"\npath = "{tmp / "db" / "z.db"}"\ndurability = "{durability}"\n'
-            "\n[mqtt]\nmax_queued_messages = 100000\n"
+            f"[storage]\n{storage}\n[mqtt]\nmax_queued_messages = 100000\n"
         )
         self.proc: subprocess.Popen[str] | None = None
 
@@ -70,9 +91,9 @@ def collect(client: PahoClient, quiet: float = 1.5) -> list[int]:
 
 
 @pytest.mark.parametrize("qos", [1, 2])
-def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, qos):
+def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, qos, storage):
     port = free_port()
-    broker = BrokerProcess(tmp_path, port)
+    broker = BrokerProcess(tmp_path, port, storage)
     broker.start()
     try:
         subs = [("dur-v5", V5), ("dur-v311", V311)]
@@ -130,9 +151,9 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, qos):
         broker.stop()
 
 
-def test_retained_and_subscriptions_survive_restart(tmp_path):
+def test_retained_and_subscriptions_survive_restart(tmp_path, storage):
     port = free_port()
-    broker = BrokerProcess(tmp_path, port)
+    broker = BrokerProcess(tmp_path, port, storage)
     broker.start()
     try:
         c = PahoClient(port, "keeper", version=V5, clean=False, session_expiry=600)
@@ -156,7 +177,7 @@ def test_retained_and_subscriptions_survive_restart(tmp_path):
         broker.stop()
 
 
-def test_qos2_incoming_state_survives_restart(tmp_path):
+def test_qos2_incoming_state_survives_restart(tmp_path, storage):
     """[MQTT-4.3.3] a QoS 2 PUBLISH resent after a restart (before PUBREL) is not delivered twice."""
     from zanzara.mqtt.enums import ProtocolVersion
     from zanzara.mqtt.packets import Connect, PubComp, Publish, PubRec, PubRel
@@ -165,7 +186,7 @@ def test_qos2_incoming_state_survives_restart(tmp_path):
     from clients import RawClient
 
     port = free_port()
-    broker = BrokerProcess(tmp_path, port)
+    broker = BrokerProcess(tmp_path, port, storage)
     broker.start()
     try:
         sub = PahoClient(port, "eo-sub", version=V5, clean=False, session_expiry=600)
@@ -242,3 +263,49 @@ def test_locked_database_is_reported_and_the_broker_recovers(tmp_path, caplog):
     logged = [r.getMessage() for r in caplog.records if r.name.startswith("zanzara")]
     assert any("sqlite store failed" in m for m in logged)
     assert any("sqlite store is back" in m for m in logged)
+
+
+def test_stopped_redis_is_reported_and_the_broker_recovers(tmp_path, caplog):
+    """Redis stopped: v5 PUBACK 0x80 and a log line; Redis back: acks resume, nothing is lost."""
+    import logging
+
+    from zanzara.config import Config, StorageConfig
+    from zanzara.mqtt.packets import PubAck, Publish
+
+    from brokerthread import BrokerThread
+    from clients import RawClient
+
+    caplog.set_level(logging.WARNING, logger="zanzara")
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        cfg = Config(storage=StorageConfig(backend="redis", url=server.url))
+        with BrokerThread(cfg) as b:
+            sub = PahoClient(b.port, "r-sub", version=V5, clean=False, session_expiry=600)
+            sub.subscribe("red/#", 1)
+            sub.disconnect()
+            b.wait_offline("r-sub")
+            raw = RawClient(b.port)
+            raw.connect("r-pub")
+            server.stop()
+            raw.send(Publish(topic="red/a", payload=b"during", qos=1, packet_id=1))
+            ack = raw.recv(timeout=15)
+            assert isinstance(ack, PubAck) and ack.reason_code == 0x80
+            assert ack.properties.reason_string == "store unavailable"
+            server.start()
+            deadline = time.monotonic() + 15
+            while True:  # the broker retries with backoff; the first PUBACK 0 says it is back
+                raw.send(Publish(topic="red/a", payload=b"after", qos=1, packet_id=2))
+                ok = raw.recv(timeout=15)
+                assert isinstance(ok, PubAck)
+                if ok.reason_code == 0:
+                    break
+                assert time.monotonic() < deadline, "the broker did not recover after Redis came back"
+                time.sleep(0.5)
+            back = PahoClient(b.port, "r-sub", version=V5, clean=False, session_expiry=600)
+            payloads = [m.payload for m in back.expect_n(2)]
+            assert payloads[0] == b"during" and b"after" in payloads
+    finally:
+        server.stop()
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("zanzara")]
+    assert any("redis store failed" in m for m in logged)
+    assert any("redis store is back" in m for m in logged)

@@ -238,7 +238,11 @@ def test_puback_no_matching_subscribers_v5(broker):
     raw = RawClient(broker.port)
     raw.connect()
     raw.send(Publish(topic="nobody/here", payload=b"x", qos=1, packet_id=1))
-    assert raw.recv() == PubAck(packet_id=1, reason_code=ReasonCode.NO_MATCHING_SUBSCRIBERS)
+    ack = raw.recv()
+    assert isinstance(ack, PubAck)
+    assert (ack.packet_id, ack.reason_code) == (1, ReasonCode.NO_MATCHING_SUBSCRIBERS)
+    # Delivery tracking is on by default: the broker's message id comes back even with no recipient.
+    assert [k for k, _ in ack.properties.user_properties] == ["message-id"]
 
 
 def test_receive_maximum_exceeded(make_broker):

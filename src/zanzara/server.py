@@ -17,6 +17,8 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
+from .backends.memory import MemoryStore
+from .backends.redis import RedisStore
 from .backends.sqlite import SqliteStore
 from .broker import BrokerCore, PublishResult
 from .config import Config, ListenerConfig, MqttConfig
@@ -24,7 +26,7 @@ from .events import Event
 from .hooks import Authenticator, PublishAuthorizer, SubscribeAuthorizer
 from .mqtt.enums import ReasonCode
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
-from .storage import Receipt
+from .storage import Receipt, Store
 from .transports.connection import Flusher, MqttConnection
 from .transports.tcp import TcpListener
 
@@ -72,7 +74,7 @@ class Broker:
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self._started = False
-        self._store: SqliteStore | None = None
+        self._store: Store | None = None
 
     # -- hooks and events ---------------------------------------------------------
 
@@ -140,12 +142,20 @@ class Broker:
     async def _open_store(self) -> None:
         """Load sessions, queues and retained messages before any client can connect."""
         cfg = self.config.storage
+        store: Store
         if cfg.backend == "memory":
-            return
-        self._store = SqliteStore(cfg.path, durability=cfg.durability)
-        snapshot = await self._store.open()
-        self.core.attach_store(self._store, snapshot)
-        logger.info("storage: sqlite %s (durability %s)", cfg.path, cfg.durability)
+            store = MemoryStore()
+            where = "nothing survives a restart"
+        elif cfg.backend == "redis":
+            store = RedisStore(cfg.url, prefix=cfg.prefix, durability=cfg.durability)
+            where = f"{cfg.url} prefix {cfg.prefix!r}"
+        else:
+            store = SqliteStore(cfg.path, durability=cfg.durability)
+            where = f"{cfg.path} (durability {cfg.durability})"
+        snapshot = await store.open()
+        self._store = store
+        self.core.attach_store(store, snapshot)
+        logger.info("storage: %s, %s", store.name, where)
 
     def _factory(self, name: str) -> Callable[[], MqttConnection]:
         flusher = self._flusher

@@ -124,4 +124,4 @@ class Store(Protocol):
         """Every recipient's receipt for one message (includes writes not yet committed)."""
 
     def receipts_purge(self, before: float) -> None:
-        """Forget receipts of messages whose receipt was last written before ``before``."""
+        """Forget every receipt last written before ``before`` (wall-clock seconds)."""

@@ -28,10 +28,9 @@ from ..session import OutState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 from .batch import BatchWriter, Op
+from .receipts import ReceiptBuffer
 
 __all__ = ["SqliteStore"]
-
-RECEIPT_DELAY = 0.2  # seconds receipts may wait to be coalesced before they are written
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,
     retain INTEGER NOT NULL, properties BLOB, expires_at REAL, priority INTEGER NOT NULL,
-    sender TEXT, created_at REAL NOT NULL
+    sender TEXT, created_at REAL NOT NULL, collapse_key TEXT
 );
 CREATE TABLE IF NOT EXISTS sessions (
     client_id TEXT PRIMARY KEY, expiry_interval INTEGER NOT NULL, disconnected_at REAL
@@ -82,10 +81,7 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
         self._writer = BatchWriter(self.name, self._write)
         self._seq = 0
-        self._receipts: dict[tuple[str, str], Receipt] = {}
-        self._receipts_at = 0.0
-        self._receipts_due = False
-        self._receipts_timer = False
+        self._receipts = ReceiptBuffer(self._writer)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -102,6 +98,9 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=" + ("FULL" if self.durability == "fsync" else "NORMAL"))
         db.executescript(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+        if "collapse_key" not in columns:  # databases from 0.1.0 development builds
+            db.execute("ALTER TABLE messages ADD COLUMN collapse_key TEXT")
         self._db = db
         return self._load(db)
 
@@ -153,9 +152,7 @@ class SqliteStore:
         return snap
 
     async def close(self) -> None:
-        self._receipts_due = True
-        if self._receipts:
-            self._writer.add_lazy(("receipts",))
+        self._receipts.due()
         await self._writer.close()
         loop = asyncio.get_running_loop()
         if self._db is not None:
@@ -203,18 +200,10 @@ class SqliteStore:
         self._writer.add(("retained_delete", topic))
 
     def receipt_put(self, receipt: Receipt) -> None:
-        # Coalesced: a delivery sent and acknowledged within one batch is one row write.
-        if not self._receipts:
-            self._writer.add_lazy(("receipts",))
-        self._receipts[(receipt.message_id, receipt.client_id)] = receipt
-
-    def _receipts_later(self) -> None:
-        self._receipts_timer = False
-        self._receipts_due = True
-        self._writer.add_lazy(("receipts",))
+        self._receipts.put(receipt)
 
     async def receipts(self, message_id: str) -> list[Receipt]:
-        self._receipts_due = True
+        self._receipts.due()
         await self._writer.flush()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._read_receipts, message_id)
@@ -246,25 +235,12 @@ class SqliteStore:
     # -- the writer thread ----------------------------------------------------------
 
     async def _write(self, ops: list[Op]) -> None:
-        # Receipts are written at most every RECEIPT_DELAY (or when asked for): a delivery sent
-        # and acknowledged within that time is one row.  Taken in the same loop iteration as ``ops``.
         loop = asyncio.get_running_loop()
-        receipts: dict[tuple[str, str], Receipt] = {}
-        if self._receipts:
-            now = loop.time()
-            if self._receipts_due or now - self._receipts_at >= RECEIPT_DELAY:
-                receipts, self._receipts = self._receipts, {}
-                self._receipts_at = now
-                self._receipts_due = False
-            elif not self._receipts_timer:
-                self._receipts_timer = True
-                loop.call_later(RECEIPT_DELAY, self._receipts_later)
+        receipts = self._receipts.take()  # in the same loop iteration as ``ops`` were taken
         try:
             await loop.run_in_executor(self._executor, self._apply, ops, receipts)
         except BaseException:
-            # Keep them for the retry, newer updates winning.
-            receipts.update(self._receipts)
-            self._receipts = receipts
+            self._receipts.give_back(receipts)
             raise
 
     def _apply(self, ops: list[Op], receipts: dict[tuple[str, str], Receipt]) -> None:
@@ -378,7 +354,7 @@ def _put_message(db: sqlite3.Connection, msg: Message) -> None:
         None if msg.properties is EMPTY_PROPERTIES else encode_properties(msg.properties, PacketType.PUBLISH)
     )
     db.execute(
-        "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (
             msg.message_id,
             msg.topic,
@@ -390,13 +366,14 @@ def _put_message(db: sqlite3.Connection, msg: Message) -> None:
             msg.priority,
             msg.sender,
             msg.created_at,
+            msg.collapse_key,
         ),
     )
 
 
 def _message(row: Any) -> Message:
     # sqlite3 rows are untyped; the schema above fixes each column's type.
-    mid, topic, payload, qos, retain, props, expires_at, priority, sender, created_at = row
+    mid, topic, payload, qos, retain, props, expires_at, priority, sender, created_at, collapse_key = row
     return Message(
         message_id=mid,
         topic=topic,
@@ -408,6 +385,7 @@ def _message(row: Any) -> Message:
         priority=priority,
         sender=sender,
         created_at=created_at,
+        collapse_key=collapse_key,
     )
 
 

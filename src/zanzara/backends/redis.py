@@ -1,0 +1,488 @@
+"""Redis store (redis-py asyncio): for teams that already run Redis or several nodes.
+
+Each batch of the group commit (``batch.py``) is one ``MULTI``/``EXEC``
+transaction, so a batch is applied whole or not at all.  Every command in it
+is idempotent (``HSET``, ``HDEL``, ``ZADD``, ``DEL``...), so a batch whose
+``EXEC`` reply was lost can be sent again safely.
+
+Durability is Redis's own: with ``appendonly yes`` and ``appendfsync
+always`` an acknowledged message survives a crash of Redis and a power loss;
+with ``appendfsync everysec`` (Redis's default) a power loss or a Redis
+crash may lose the last second; without AOF, whatever came after the last
+RDB snapshot.  A ``kill -9`` of the *broker* loses nothing that was
+acknowledged, whatever Redis's settings.  The store warns at start when
+``durability = "fsync"`` is asked of a Redis that does not fsync each write.
+
+Layout (``P`` is the configured prefix)::
+
+    P sessions            hash   client id -> [expiry interval, disconnected at]
+    P subs:{cid}          hash   topic filter -> [qos, no local, retain as published, sub id, group]
+    P q:{cid}             zset   message id, scored by enqueue order
+    P qs:{cid}            hash   message id -> [qos, retain, subscription ids]
+    P qf:{cid}            hash   message id -> [state, packet id]   (absent while queued)
+    P in:{cid}            set    incoming QoS 2 packet ids
+    P retained            hash   topic -> message id
+    P m:{mid}             hash   the message, stored once
+    P r:{mid}             hash   client id -> receipt
+    P receipts            zset   "{mid} {cid}" scored by when the receipt was last written
+
+A message is stored once and deleted when no queue or retained topic holds
+it.  Who holds what is tracked in this process (it is the only writer of its
+prefix), rebuilt from Redis at start; several brokers share one Redis with
+one prefix each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Literal
+
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..errors import StoreError
+from ..message import Message
+from ..mqtt.codec import decode_properties, encode_properties
+from ..mqtt.enums import PacketType
+from ..mqtt.properties import EMPTY_PROPERTIES
+from ..session import OutState
+from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
+from ..topic_tree import SubscriptionEntry
+from .batch import BatchWriter, Op
+from .receipts import ReceiptBuffer
+
+__all__ = ["RedisStore"]
+
+logger = logging.getLogger(__name__)
+
+_RETAINED = "\x00retained"  # a holder that is not a client id
+_LOAD_CHUNK = 500  # sessions (or messages) fetched per round trip at start
+
+Command = tuple[Any, ...]
+
+
+class RedisStore:
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "zanzara:",
+        durability: Literal["fsync", "os"] = "fsync",
+        timeout: float = 2.0,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.durability = durability
+        # A stopped Redis fails a batch within ``timeout`` (then retried) instead of stalling acks.
+        # Typed Any: with decode_responses off every reply is bytes, which redis-py's stubs
+        # (``bytes | str`` everywhere) cannot express.
+        self._redis: Any = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._writer = BatchWriter(self.name, self._write)
+        self._receipts = ReceiptBuffer(self._writer)
+        self._seq = 0
+        # Who holds each stored message (client ids and _RETAINED), and what each client holds.
+        self._holders: dict[str, set[str]] = {}
+        self._held: dict[str, set[str]] = {}
+        self._retained: dict[str, str] = {}  # topic -> message id
+        # The commands of the batch being written, kept for its retries.
+        self._batch: tuple[list[Op], list[Command]] | None = None
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def open(self) -> Snapshot:
+        try:
+            await self._redis.ping()
+            await self._check_durability()
+            snapshot = await self._load()
+        except RedisError as exc:
+            await self._redis.aclose()
+            raise StoreError(f"redis store at {self.url} unavailable: {exc}") from exc
+        self._writer.start()
+        return snapshot
+
+    async def _check_durability(self) -> None:
+        if self.durability != "fsync":
+            return
+        try:
+            aof = await self._redis.config_get("appendonly")
+            fsync = await self._redis.config_get("appendfsync")
+        except RedisError:
+            return  # CONFIG is often disabled on managed Redis; nothing to check then
+        if aof.get(b"appendonly", aof.get("appendonly")) not in (b"yes", "yes") or fsync.get(
+            b"appendfsync", fsync.get("appendfsync")
+        ) not in (b"always", "always"):
+            logger.warning(
+                "redis at %s does not fsync every write (appendonly yes, appendfsync always): "
+                "a Redis crash or power loss may lose acknowledged messages",
+                self.url,
+            )
+
+    async def _load(self) -> Snapshot:
+        r = self._redis
+        snap = Snapshot()
+        raw_sessions = await r.hgetall(self._k("sessions"))
+        for raw_cid, value in raw_sessions.items():
+            expiry, disconnected_at = json.loads(value)
+            snap.sessions.append(
+                SessionRecord(
+                    client_id=raw_cid.decode(), expiry_interval=expiry, disconnected_at=disconnected_at
+                )
+            )
+        cids = [s.client_id for s in snap.sessions]
+        raw_queues: dict[str, tuple[list[tuple[bytes, float]], dict[bytes, bytes], dict[bytes, bytes]]] = {}
+        for start in range(0, len(cids), _LOAD_CHUNK):
+            chunk = cids[start : start + _LOAD_CHUNK]
+            pipe = r.pipeline(transaction=False)
+            for cid in chunk:
+                pipe.hgetall(self._k("subs", cid))
+                pipe.zrange(self._k("q", cid), 0, -1, withscores=True)
+                pipe.hgetall(self._k("qs", cid))
+                pipe.hgetall(self._k("qf", cid))
+                pipe.smembers(self._k("in", cid))
+            results = await pipe.execute()
+            for i, cid in enumerate(chunk):
+                subs, queue, statics, flights, incoming = results[5 * i : 5 * i + 5]
+                for raw_filter, value in subs.items():
+                    qos, no_local, rap, sid, group = json.loads(value)
+                    snap.subscriptions.append(
+                        SubscriptionEntry(
+                            client_id=cid,
+                            topic_filter=raw_filter.decode(),
+                            qos=qos,
+                            no_local=no_local,
+                            retain_as_published=rap,
+                            subscription_id=sid,
+                            share_group=group,
+                        )
+                    )
+                if queue:
+                    raw_queues[cid] = (queue, statics, flights)
+                if incoming:
+                    snap.incoming[cid] = {int(pid) for pid in incoming}
+        retained = {t.decode(): m.decode() for t, m in (await r.hgetall(self._k("retained"))).items()}
+        wanted = set(retained.values())
+        for queue, _, _ in raw_queues.values():
+            wanted.update(mid.decode() for mid, _ in queue)
+        messages = await self._load_messages(sorted(wanted))
+        # Rebuild the queues in enqueue order across sessions (inflight entries keep their order too).
+        for cid, (queue, statics, flights) in raw_queues.items():
+            records = snap.queues.setdefault(cid, [])
+            for raw_mid, score in queue:
+                self._seq = max(self._seq, int(score))
+                mid = raw_mid.decode()
+                message = messages.get(mid)
+                static = statics.get(raw_mid)
+                if message is None or static is None:
+                    continue
+                qos, retain, sub_ids = json.loads(static)
+                state, packet_id = json.loads(flights[raw_mid]) if raw_mid in flights else ("queued", 0)
+                records.append(
+                    QueueRecord(
+                        message=message,
+                        qos=qos,
+                        retain=retain,
+                        subscription_ids=tuple(sub_ids),
+                        state=OutState(state),
+                        packet_id=packet_id,
+                    )
+                )
+                self._hold(mid, cid)
+        for topic, mid in retained.items():
+            message = messages.get(mid)
+            if message is not None:
+                snap.retained.append(message)
+                self._retained[topic] = mid
+                self._holders.setdefault(mid, set()).add(_RETAINED)
+        return snap
+
+    async def _load_messages(self, mids: list[str]) -> dict[str, Message]:
+        out: dict[str, Message] = {}
+        for start in range(0, len(mids), _LOAD_CHUNK):
+            chunk = mids[start : start + _LOAD_CHUNK]
+            pipe = self._redis.pipeline(transaction=False)
+            for mid in chunk:
+                pipe.hgetall(self._k("m", mid))
+            for mid, fields in zip(chunk, await pipe.execute(), strict=True):
+                if fields:
+                    out[mid] = _message(mid, fields)
+        return out
+
+    async def close(self) -> None:
+        self._receipts.due()
+        await self._writer.close()
+        await self._redis.aclose()
+
+    def commit(self) -> asyncio.Future[None]:
+        return self._writer.commit()
+
+    # -- recording (appended to the batch; translated to commands when it is written) ----
+
+    def session_put(self, record: SessionRecord) -> None:
+        self._writer.add(("session_put", record))
+
+    def session_delete(self, client_id: str) -> None:
+        self._writer.add(("session_delete", client_id))
+
+    def subscription_put(self, entry: SubscriptionEntry) -> None:
+        self._writer.add(("subscription_put", entry))
+
+    def subscription_delete(self, client_id: str, topic_filter: str) -> None:
+        self._writer.add(("subscription_delete", client_id, topic_filter))
+
+    def outgoing_enqueue(self, client_id: str, record: QueueRecord) -> None:
+        if record.message.message_id is None:
+            return  # QoS 0 is never queued for an offline session
+        self._seq += 1
+        self._writer.add(("enqueue", client_id, record, self._seq))
+
+    def outgoing_update(self, client_id: str, message_id: str, state: OutState, packet_id: int) -> None:
+        self._writer.add(("update", client_id, message_id, state, packet_id))
+
+    def outgoing_delete(self, client_id: str, message_id: str) -> None:
+        self._writer.add(("dequeue", client_id, message_id))
+
+    def incoming_put(self, client_id: str, packet_id: int) -> None:
+        self._writer.add(("incoming_put", client_id, packet_id))
+
+    def incoming_delete(self, client_id: str, packet_id: int) -> None:
+        self._writer.add(("incoming_delete", client_id, packet_id))
+
+    def retained_put(self, message: Message) -> None:
+        self._writer.add(("retained_put", message))
+
+    def retained_delete(self, topic: str) -> None:
+        self._writer.add(("retained_delete", topic))
+
+    def receipt_put(self, receipt: Receipt) -> None:
+        self._receipts.put(receipt)
+
+    async def receipts(self, message_id: str) -> list[Receipt]:
+        self._receipts.due()
+        await self._writer.flush()
+        try:
+            rows = await self._redis.hgetall(self._k("r", message_id))
+        except RedisError as exc:
+            raise StoreError(f"redis store unavailable: {exc}") from exc
+        out = [_receipt(message_id, cid.decode(), value) for cid, value in rows.items()]
+        out.sort(key=lambda rec: rec.client_id)
+        return out
+
+    def receipts_purge(self, before: float) -> None:
+        self._writer.add(("receipts_purge", before))
+
+    # -- writing ----------------------------------------------------------------------
+
+    async def _write(self, ops: list[Op]) -> None:
+        receipts = self._receipts.take()
+        try:
+            if self._batch is None or self._batch[0] is not ops:
+                # Reads first (they may fail): the translation below must run once per batch,
+                # as it updates who holds which message.
+                purged = await self._purge_candidates(ops)
+                self._batch = (ops, self._translate(ops, purged))
+            pipe = self._redis.pipeline(transaction=True)
+            for command in self._batch[1]:
+                pipe.execute_command(*command)
+            for rec in receipts.values():
+                self._receipt_commands(pipe, rec)
+            await pipe.execute()
+        except BaseException:
+            self._receipts.give_back(receipts)
+            raise
+        self._batch = None
+
+    async def _purge_candidates(self, ops: list[Op]) -> list[bytes]:
+        befores = [op[1] for op in ops if op[0] == "receipts_purge"]
+        if not befores:
+            return []
+        key = self._k("receipts")
+        members: list[bytes] = await self._redis.zrangebyscore(key, "-inf", f"({max(befores)}")
+        return members
+
+    def _translate(self, ops: list[Op], purged: list[bytes]) -> list[Command]:
+        k = self._k
+        cmds: list[Command] = []
+        for op in ops:
+            kind = op[0]
+            if kind == "enqueue":
+                _, cid, rec, seq = op
+                msg: Message = rec.message
+                mid = _id(msg)
+                if mid not in self._holders:
+                    cmds.append(("HSET", k("m", mid), *_message_fields(msg)))
+                self._hold(mid, cid)
+                cmds.append(("ZADD", k("q", cid), seq, mid))
+                cmds.append(
+                    ("HSET", k("qs", cid), mid, json.dumps([rec.qos, rec.retain, list(rec.subscription_ids)]))
+                )
+                if rec.state is OutState.QUEUED:
+                    cmds.append(("HDEL", k("qf", cid), mid))
+                else:
+                    cmds.append(("HSET", k("qf", cid), mid, json.dumps([rec.state.value, rec.packet_id])))
+            elif kind == "dequeue":
+                _, cid, mid = op
+                cmds.append(("ZREM", k("q", cid), mid))
+                cmds.append(("HDEL", k("qs", cid), mid))
+                cmds.append(("HDEL", k("qf", cid), mid))
+                self._release(mid, cid, cmds)
+            elif kind == "update":
+                _, cid, mid, state, packet_id = op
+                if state is OutState.QUEUED:
+                    cmds.append(("HDEL", k("qf", cid), mid))
+                else:
+                    cmds.append(("HSET", k("qf", cid), mid, json.dumps([state.value, packet_id])))
+            elif kind == "incoming_put":
+                cmds.append(("SADD", k("in", op[1]), op[2]))
+            elif kind == "incoming_delete":
+                cmds.append(("SREM", k("in", op[1]), op[2]))
+            elif kind == "session_put":
+                rec = op[1]
+                value = json.dumps([rec.expiry_interval, rec.disconnected_at])
+                cmds.append(("HSET", k("sessions"), rec.client_id, value))
+            elif kind == "session_delete":
+                cid = op[1]
+                cmds.append(("HDEL", k("sessions"), cid))
+                cmds.append(("DEL", k("subs", cid), k("q", cid), k("qs", cid), k("qf", cid), k("in", cid)))
+                for mid in list(self._held.get(cid, ())):
+                    self._release(mid, cid, cmds)
+            elif kind == "subscription_put":
+                e: SubscriptionEntry = op[1]
+                value = json.dumps(
+                    [e.qos, e.no_local, e.retain_as_published, e.subscription_id, e.share_group]
+                )
+                cmds.append(("HSET", k("subs", e.client_id), e.topic_filter, value))
+            elif kind == "subscription_delete":
+                cmds.append(("HDEL", k("subs", op[1]), op[2]))
+            elif kind == "retained_put":
+                msg = op[1]
+                mid = _id(msg)
+                old = self._retained.get(msg.topic)
+                if mid not in self._holders:
+                    cmds.append(("HSET", k("m", mid), *_message_fields(msg)))
+                self._holders.setdefault(mid, set()).add(_RETAINED)
+                self._retained[msg.topic] = mid
+                cmds.append(("HSET", k("retained"), msg.topic, mid))
+                if old is not None and old != mid:
+                    self._release_retained(old, cmds)
+            elif kind == "retained_delete":
+                old = self._retained.pop(op[1], None)
+                cmds.append(("HDEL", k("retained"), op[1]))
+                if old is not None:
+                    self._release_retained(old, cmds)
+            elif kind == "receipts":
+                pass  # a marker: pending receipts are added to every batch in _write
+            elif kind == "receipts_purge":
+                pass  # handled once below, with the members read before translating
+            else:
+                raise ValueError(f"unknown store operation {kind!r}")
+        if purged:
+            by_message: dict[str, list[str]] = {}
+            for member in purged:
+                mid, _, cid = member.decode().partition(" ")
+                by_message.setdefault(mid, []).append(cid)
+            for mid, cids in by_message.items():
+                cmds.append(("HDEL", k("r", mid), *cids))
+            cmds.append(("ZREM", k("receipts"), *purged))
+        return cmds
+
+    def _hold(self, mid: str, cid: str) -> None:
+        self._holders.setdefault(mid, set()).add(cid)
+        self._held.setdefault(cid, set()).add(mid)
+
+    def _release(self, mid: str, cid: str, cmds: list[Command]) -> None:
+        held = self._held.get(cid)
+        if held is not None:
+            held.discard(mid)
+            if not held:
+                del self._held[cid]
+        holders = self._holders.get(mid)
+        if holders is None:
+            return
+        holders.discard(cid)
+        if not holders:
+            del self._holders[mid]
+            cmds.append(("DEL", self._k("m", mid)))
+
+    def _release_retained(self, mid: str, cmds: list[Command]) -> None:
+        holders = self._holders.get(mid)
+        if holders is None:
+            return
+        holders.discard(_RETAINED)
+        if not holders:
+            del self._holders[mid]
+            cmds.append(("DEL", self._k("m", mid)))
+
+    def _receipt_commands(self, pipe: Any, rec: Receipt) -> None:
+        # redis-py's Pipeline is untyped enough that Any is the honest annotation here.
+        written = rec.finished_at or rec.acknowledged_at or rec.sent_at or rec.queued_at or 0.0
+        value = json.dumps(
+            [rec.status.value, rec.queued_at, rec.sent_at, rec.acknowledged_at, rec.finished_at, rec.reason]
+        )
+        pipe.execute_command("HSET", self._k("r", rec.message_id), rec.client_id, value)
+        pipe.execute_command("ZADD", self._k("receipts"), written, f"{rec.message_id} {rec.client_id}")
+
+
+def _id(msg: Message) -> str:
+    # Every stored message has one: QoS 1/2 and retained messages are always given an id.
+    if msg.message_id is None:
+        raise ValueError(f"a message on {msg.topic!r} without a message id cannot be stored")
+    return msg.message_id
+
+
+def _message_fields(msg: Message) -> list[Any]:
+    fields: list[Any] = [
+        "t", msg.topic, "p", msg.payload, "q", msg.qos, "r", int(msg.retain),
+        "y", msg.priority, "c", repr(msg.created_at),
+    ]  # fmt: skip
+    if msg.properties is not EMPTY_PROPERTIES:
+        fields += ["pr", encode_properties(msg.properties, PacketType.PUBLISH)]
+    if msg.expires_at is not None:
+        fields += ["e", repr(msg.expires_at)]
+    if msg.sender is not None:
+        fields += ["s", msg.sender]
+    if msg.collapse_key is not None:
+        fields += ["k", msg.collapse_key]
+    return fields
+
+
+def _message(mid: str, f: dict[bytes, bytes]) -> Message:
+    props = f.get(b"pr")
+    expires = f.get(b"e")
+    sender = f.get(b"s")
+    key = f.get(b"k")
+    return Message(
+        message_id=mid,
+        topic=f[b"t"].decode(),
+        payload=f[b"p"],
+        qos=int(f[b"q"]),
+        retain=f[b"r"] == b"1",
+        properties=decode_properties(props, PacketType.PUBLISH) if props else EMPTY_PROPERTIES,
+        expires_at=float(expires) if expires is not None else None,
+        priority=int(f[b"y"]),
+        sender=sender.decode() if sender is not None else None,
+        created_at=float(f[b"c"]),
+        collapse_key=key.decode() if key is not None else None,
+    )
+
+
+def _receipt(message_id: str, client_id: str, value: bytes) -> Receipt:
+    status, queued_at, sent_at, acknowledged_at, finished_at, reason = json.loads(value)
+    return Receipt(
+        message_id=message_id,
+        client_id=client_id,
+        status=DeliveryStatus(status),
+        queued_at=queued_at,
+        sent_at=sent_at,
+        acknowledged_at=acknowledged_at,
+        finished_at=finished_at,
+        reason=reason,
+    )

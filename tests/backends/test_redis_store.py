@@ -1,0 +1,91 @@
+"""The Redis back-end passes the store contract against a real redis-server."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from zanzara.backends.redis import RedisStore
+from zanzara.errors import StoreError
+from zanzara.storage import QueueRecord, SessionRecord, Store
+
+from contract import Backend, StoreContract, msg
+from redisserver import RedisServer
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def backend(redis_server: RedisServer) -> Backend:
+    prefix = f"contract{next(_prefixes)}:"  # each test its own key space in one server
+
+    async def count(store: Store) -> int:
+        await store.commit()
+        with Redis.from_url(redis_server.url) as r:
+            return len(list(r.scan_iter(f"{prefix}m:*")))
+
+    return Backend(make=lambda: RedisStore(redis_server.url, prefix=prefix), count_messages=count)
+
+
+class TestRedisStore(StoreContract):
+    pass
+
+
+async def test_unreachable_redis_fails_at_open_with_its_url() -> None:
+    store = RedisStore("redis://127.0.0.1:1/0", timeout=0.5)
+    with pytest.raises(StoreError, match=r"redis store at redis://127\.0\.0\.1:1/0 unavailable"):
+        await store.open()
+
+
+async def test_a_stopped_redis_fails_commits_then_recovers(tmp_path: Path) -> None:
+    """Redis stopped: commits fail (so nothing is acknowledged); restarted: the same batch is written."""
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        store = RedisStore(server.url, timeout=0.5)
+        await store.open()
+        store.session_put(SessionRecord(client_id="a", expiry_interval=100))
+        await store.commit()
+        server.stop()
+        store.outgoing_enqueue("a", QueueRecord(message=msg(1), qos=1, retain=False))
+        with pytest.raises(StoreError, match="redis store unavailable"):
+            await store.commit()
+        server.start()  # same port, same directory: the AOF brings back what was committed
+        store.outgoing_enqueue("a", QueueRecord(message=msg(2), qos=1, retain=False))
+        for _ in range(100):  # the writer retries with backoff (at most 2 s apart)
+            try:
+                await store.commit()
+                break
+            except StoreError:
+                continue
+        await store.close()
+        store = RedisStore(server.url)
+        snap = await store.open()
+        assert [r.message.message_id for r in snap.queues["a"]] == ["m0001", "m0002"]
+        await store.close()
+    finally:
+        server.stop()
+
+
+async def test_fsync_durability_warns_when_redis_does_not_fsync(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Redis.from_url(redis_server.url) as r:
+        r.config_set("appendfsync", "everysec")
+    try:
+        store = RedisStore(redis_server.url, prefix="warn:")
+        await store.open()
+        await store.close()
+    finally:
+        with Redis.from_url(redis_server.url) as r:
+            r.config_set("appendfsync", "always")
+    assert "does not fsync every write" in caplog.text
