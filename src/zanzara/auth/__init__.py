@@ -1,0 +1,1 @@
+"""Mosquitto-compatible password files and ACL files."""
