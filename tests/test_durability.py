@@ -177,6 +177,75 @@ def test_retained_and_subscriptions_survive_restart(tmp_path, storage):
         broker.stop()
 
 
+@pytest.mark.parametrize("version", [V5, V311])
+def test_will_of_a_client_connected_at_the_crash_is_published_after_restart(tmp_path, storage, version):
+    """The broker died under a connected client: its connection ended abnormally, so its will goes out
+    after the restart (v5: after the will delay, counted from the restart) [MQTT-3.1.2-8]."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties as PahoProperties
+
+    port = free_port()
+    broker = BrokerProcess(tmp_path, port, storage)
+    broker.start()
+    try:
+        watcher = PahoClient(port, "watcher", version=V5, clean=False, session_expiry=600)
+        watcher.subscribe("status/#", 1)
+        watcher.disconnect()
+        will_props = None
+        if version == V5:
+            will_props = PahoProperties(PacketTypes.WILLMESSAGE)
+            will_props.WillDelayInterval = 1
+        device = PahoClient(
+            port, "device", version=version, clean=False, session_expiry=600,
+            will=("status/device", b"offline", 1, False), will_properties=will_props,
+        )  # fmt: skip
+        device.client.loop_stop()  # connected, but it will not reconnect (which cancels a delayed will)
+        time.sleep(0.3)  # the CONNECT (and its will) is committed
+        broker.kill()
+        started = time.monotonic()
+        broker.start()
+        back = PahoClient(port, "watcher", version=V5, clean=False, session_expiry=600)
+        msg = back.expect(timeout=5)
+        assert (msg.topic, msg.payload) == ("status/device", b"offline")
+        if version == V5:
+            assert time.monotonic() - started >= 0.9  # the delay ran from the restart
+        back.expect_none(0.5)
+    finally:
+        broker.stop()
+
+
+def test_a_delayed_will_survives_a_restart_and_a_reconnect_cancels_it(tmp_path, storage):
+    """A will waiting out its delay when the broker stops is still published after the restart, once."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties as PahoProperties
+
+    port = free_port()
+    broker = BrokerProcess(tmp_path, port, storage)
+    broker.start()
+    try:
+        watcher = PahoClient(port, "watcher2", version=V5, clean=False, session_expiry=600)
+        watcher.subscribe("status/#", 1)
+        watcher.disconnect()
+        will_props = PahoProperties(PacketTypes.WILLMESSAGE)
+        will_props.WillDelayInterval = 2
+        for cid in ("gone", "returns"):
+            dev = PahoClient(
+                port, cid, version=V5, clean=False, session_expiry=600,
+                will=(f"status/{cid}", b"offline", 1, False), will_properties=will_props,
+            )  # fmt: skip
+            dev.disconnect(reason_code=4)  # v5 "disconnect with will message": the delay starts
+        time.sleep(0.3)
+        broker.kill()
+        broker.start()
+        PahoClient(port, "returns", version=V5, clean=False, session_expiry=600)  # cancels its will
+        back = PahoClient(port, "watcher2", version=V5, clean=False, session_expiry=600)
+        msg = back.expect(timeout=5)
+        assert (msg.topic, msg.payload) == ("status/gone", b"offline")
+        back.expect_none(2.5)
+    finally:
+        broker.stop()
+
+
 def test_qos2_incoming_state_survives_restart(tmp_path, storage):
     """[MQTT-4.3.3] a QoS 2 PUBLISH resent after a restart (before PUBREL) is not delivered twice."""
     from zanzara.mqtt.enums import ProtocolVersion

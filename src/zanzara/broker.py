@@ -147,7 +147,9 @@ class BrokerCore:
                     state=qrec.state,
                 )
                 if qrec.state is OutState.QUEUED:
-                    owner.enqueue(out)
+                    # A quota lowered since the last run drops (and unstores) the excess now.
+                    for dropped, why in owner.enqueue(out):
+                        self.router.dropped(owner, dropped, why)
                 else:
                     owner.inflight[qrec.packet_id] = out
         for cid, packet_ids in snapshot.incoming.items():
@@ -158,6 +160,16 @@ class BrokerCore:
             if not message.expired(now):
                 self.retained.set(message.topic, message)
         self.router.invalidate()
+        for rec in snapshot.sessions:
+            session = self.sessions[rec.client_id]
+            # A client still connected when the broker stopped lost its connection then: now.
+            session.disconnected_at = rec.disconnected_at if rec.disconnected_at is not None else now
+            if rec.will is not None:
+                elapsed = now - session.disconnected_at
+                delayed = self._schedule_will(rec.client_id, rec.will, session, elapsed)
+                self._persist(session, rec.will if delayed else None)
+            elif rec.disconnected_at is None:
+                self._persist(session)
         loop = asyncio.get_running_loop()
         for rec in snapshot.sessions:
             if rec.expiry_interval == NEVER_EXPIRES:
@@ -187,13 +199,14 @@ class BrokerCore:
         loop = asyncio.get_running_loop()
         self._purge_timer = loop.call_later(min(retention / 10, 3600.0), self._purge_receipts)
 
-    def _persist(self, session: Session, disconnected_at: float | None = None) -> None:
+    def _persist(self, session: Session, will: Will | None = None) -> None:
         if self.store is not None and session.expiry_interval:
             self.store.session_put(
                 SessionRecord(
                     client_id=session.client_id,
                     expiry_interval=session.expiry_interval,
-                    disconnected_at=disconnected_at,
+                    disconnected_at=session.disconnected_at,
+                    will=will,
                 )
             )
 
@@ -331,7 +344,8 @@ class BrokerCore:
                 session.max_queued = settings.max_queued_messages
             if settings.max_queued_bytes is not None:
                 session.max_queued_bytes = settings.max_queued_bytes
-        self._persist(session)
+        session.disconnected_at = None
+        self._persist(session, packet.will)
         receive_max = link.protocol.client_receive_maximum
         session.max_inflight = min(cfg.max_inflight_messages, receive_max)
 
@@ -419,28 +433,34 @@ class BrokerCore:
             if will is not None:
                 self._publish_will(cid, will)
         else:
-            self._persist(session, disconnected_at=self.clock())
-            if will is not None:
-                self._schedule_will(cid, will, session)
+            session.disconnected_at = self.clock()
+            delayed = will is not None and self._schedule_will(cid, will, session)
+            # A delayed will is stored with the session, so a restart still publishes it.
+            self._persist(session, will if delayed else None)
             if session.expiry_interval != NEVER_EXPIRES:
                 loop = asyncio.get_running_loop()
                 self._expiry_timers[cid] = loop.call_later(session.expiry_interval, self._expire_session, cid)
         if self.events.active:
             self.events.emit(ClientDisconnected(client=client.info, reason=client.disconnect_reason))
 
-    def _schedule_will(self, cid: str, will: Will, session: Session) -> None:
-        delay = will.properties.will_delay_interval or 0
+    def _schedule_will(self, cid: str, will: Will, session: Session, elapsed: float = 0.0) -> bool:
+        """Publish ``will`` now, or after its delay (less ``elapsed``); True if it waits."""
+        delay = (will.properties.will_delay_interval or 0) - elapsed
         if delay <= 0:
             self._publish_will(cid, will)
-            return
+            return False
         # [MQTT-3.1.3-9] published after the delay or when the session ends, whichever first.
         loop = asyncio.get_running_loop()
         handle = loop.call_later(min(delay, session.expiry_interval), self._delayed_will, cid, will)
         self._will_timers[cid] = (handle, will)
+        return True
 
     def _delayed_will(self, cid: str, will: Will) -> None:
         self._will_timers.pop(cid, None)
         self._publish_will(cid, will)
+        session = self.sessions.get(cid)
+        if session is not None:
+            self._persist(session)  # the will is gone
 
     def _publish_will(self, cid: str, will: Will) -> None:
         props = will.properties

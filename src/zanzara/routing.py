@@ -249,7 +249,7 @@ class Router:
         if self.track:
             self._receipt(session, out, DeliveryStatus.QUEUED, now)
         for dropped, why in session.enqueue(out):
-            self._dropped(session, dropped, why)
+            self.dropped(session, dropped, why)
 
     def _send_flight(self, client: Client, out: Outgoing, data: bytes) -> None:
         if client.link.send_bytes(data):
@@ -258,14 +258,14 @@ class Router:
         # [MQTT-3.1.2-25] too large for this client: discarded as if delivered.
         client.link.protocol.forget_alias(out.message.topic)
         client.session.inflight.pop(out.packet_id, None)
-        self._dropped(client.session, out, "larger than the client's maximum packet size")
+        self.dropped(client.session, out, "larger than the client's maximum packet size")
 
     def forget(self, session: Session, out: Outgoing) -> None:
         """``out`` left the session (acknowledged, expired or dropped): unstore it."""
         if self.store is not None and session.expiry_interval and out.message.message_id:
             self.store.outgoing_delete(session.client_id, out.message.message_id)
 
-    def _dropped(self, session: Session, out: Outgoing, why: str) -> None:
+    def dropped(self, session: Session, out: Outgoing, why: str) -> None:
         self.forget(session, out)
         self.stats.messages_dropped += 1
         if self.track:

@@ -59,6 +59,8 @@ class Session:
     max_inflight: int = 100
     max_queued: int = 1000  # 0: unlimited
     max_queued_bytes: int = 0  # 0: unlimited
+    # When its last connection ended (broker clock); None while connected.
+    disconnected_at: float | None = None
     subscriptions: dict[str, SubscriptionEntry] = field(default_factory=dict)
     inflight: dict[int, Outgoing] = field(default_factory=dict)
     # Incoming QoS 2 packet ids received (PUBREC sent), not yet released by PUBREL.

@@ -20,6 +20,7 @@ from enum import Enum
 from typing import Protocol
 
 from .message import Message
+from .mqtt.packets import Will
 from .session import OutState
 from .topic_tree import SubscriptionEntry
 
@@ -32,6 +33,9 @@ class SessionRecord:
     expiry_interval: int
     # Wall-clock time the client disconnected; None while connected.
     disconnected_at: float | None = None
+    # The will to publish if the connection ends abnormally (while connected), or the
+    # delayed will waiting to be published (after a disconnect); None once it is gone.
+    will: Will | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

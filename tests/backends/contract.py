@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from zanzara.message import Message
+from zanzara.mqtt.packets import Will
 from zanzara.mqtt.properties import Properties
 from zanzara.session import OutState
 from zanzara.storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot, Store
@@ -66,13 +67,23 @@ class StoreContract:
         for entry in subs:
             store.subscription_put(entry)
         store.subscription_delete("b", "gone")
-        # A later put replaces the earlier one (re-subscribing changes the options).
+        # A later put replaces the earlier one (a reconnect changes the expiry, the will goes).
+        will = Will(
+            topic="status/c",
+            payload=b"\x00offline",
+            qos=2,
+            retain=True,
+            properties=Properties(will_delay_interval=30, content_type="text/plain"),
+        )
+        store.session_put(SessionRecord(client_id="a", expiry_interval=100, will=will))
         store.session_put(SessionRecord(client_id="a", expiry_interval=7200))
+        store.session_put(SessionRecord(client_id="c", expiry_interval=5, will=will))
         await store.commit()
         store, snap = await self.restart(backend, store)
         assert sorted(snap.sessions, key=lambda s: s.client_id) == [
             SessionRecord(client_id="a", expiry_interval=7200),
             SessionRecord(client_id="b", expiry_interval=60, disconnected_at=1234.5),
+            SessionRecord(client_id="c", expiry_interval=5, will=will),
         ]
         key = lambda e: (e.client_id, e.topic_filter)  # noqa: E731
         assert sorted(snap.subscriptions, key=key) == sorted(subs[:3], key=key)

@@ -46,3 +46,17 @@ async def test_a_database_without_collapse_keys_is_migrated(tmp_path: Path) -> N
     snap = await store.open()
     assert [m.collapse_key for m in snap.retained] == ["k"]
     await store.close()
+
+
+async def test_a_database_without_wills_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE sessions (client_id TEXT PRIMARY KEY, expiry_interval INTEGER NOT NULL,"
+            " disconnected_at REAL)"
+        )
+        db.execute("INSERT INTO sessions VALUES ('old', 60, 5.0)")
+    store = SqliteStore(path)
+    snap = await store.open()
+    assert [(s.client_id, s.will) for s in snap.sessions] == [("old", None)]
+    await store.close()

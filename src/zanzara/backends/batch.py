@@ -39,6 +39,7 @@ class BatchWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._dirty = False
+        self._writing = False  # the batch being written holds durable operations
         self.failing = False
         self.batches = 0
         self.last_batch = 0
@@ -47,9 +48,15 @@ class BatchWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"zanzara-{self.name}-writer")
 
     def add(self, op: Op) -> None:
-        """Record an operation that a later commit() must wait for."""
+        """Record an operation that a later commit() must wait for.
+
+        It is written soon even if nobody asks for a commit (a CONNECT's will, a subscriber's
+        acknowledgements): everything recorded in one loop iteration goes in one batch.
+        """
         self._ops.append(op)
-        self._dirty = True
+        if not self._dirty:
+            self._dirty = True
+            self._wake.set()
 
     def add_lazy(self, op: Op) -> None:
         """Record an operation written with the next batch, which commit() does not wait for.
@@ -62,7 +69,7 @@ class BatchWriter:
     def commit(self) -> asyncio.Future[None]:
         """A future that completes when everything added so far is durable."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not self._dirty and not self._waiters and not self.failing:
+        if not self._dirty and not self._writing and not self._waiters and not self.failing:
             fut.set_result(None)  # nothing of the caller's is pending: already durable
             return fut
         self._waiters.append(fut)
@@ -89,6 +96,7 @@ class BatchWriter:
                     continue
                 ops, waiters = self._ops, self._waiters
                 self._ops, self._waiters = [], []
+                self._writing = self._dirty
                 self._dirty = False
             else:
                 ops, waiters = retry
@@ -112,6 +120,7 @@ class BatchWriter:
             if self.failing:
                 logger.warning("%s store is back", self.name)
             self.failing = False
+            self._writing = False
             retry = None
             delay = 0.05
             self.batches += 1

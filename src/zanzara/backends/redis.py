@@ -16,6 +16,7 @@ acknowledged, whatever Redis's settings.  The store warns at start when
 Layout (``P`` is the configured prefix)::
 
     P sessions            hash   client id -> [expiry interval, disconnected at]
+    P wills               hash   client id -> will (``records.encode_will``)
     P subs:{cid}          hash   topic filter -> [qos, no local, retain as published, sub id, group]
     P q:{cid}             zset   message id, scored by enqueue order
     P qs:{cid}            hash   message id -> [qos, retain, subscription ids]
@@ -52,6 +53,7 @@ from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snaps
 from ..topic_tree import SubscriptionEntry
 from .batch import BatchWriter, Op
 from .receipts import ReceiptBuffer
+from .records import decode_will, encode_will
 
 __all__ = ["RedisStore"]
 
@@ -130,11 +132,16 @@ class RedisStore:
         r = self._redis
         snap = Snapshot()
         raw_sessions = await r.hgetall(self._k("sessions"))
+        wills = await r.hgetall(self._k("wills"))
         for raw_cid, value in raw_sessions.items():
             expiry, disconnected_at = json.loads(value)
+            will = wills.get(raw_cid)
             snap.sessions.append(
                 SessionRecord(
-                    client_id=raw_cid.decode(), expiry_interval=expiry, disconnected_at=disconnected_at
+                    client_id=raw_cid.decode(),
+                    expiry_interval=expiry,
+                    disconnected_at=disconnected_at,
+                    will=decode_will(will) if will is not None else None,
                 )
             )
         cids = [s.client_id for s in snap.sessions]
@@ -348,9 +355,14 @@ class RedisStore:
                 rec = op[1]
                 value = json.dumps([rec.expiry_interval, rec.disconnected_at])
                 cmds.append(("HSET", k("sessions"), rec.client_id, value))
+                if rec.will is None:
+                    cmds.append(("HDEL", k("wills"), rec.client_id))
+                else:
+                    cmds.append(("HSET", k("wills"), rec.client_id, encode_will(rec.will)))
             elif kind == "session_delete":
                 cid = op[1]
                 cmds.append(("HDEL", k("sessions"), cid))
+                cmds.append(("HDEL", k("wills"), cid))
                 cmds.append(("DEL", k("subs", cid), k("q", cid), k("qs", cid), k("qf", cid), k("in", cid)))
                 for mid in list(self._held.get(cid, ())):
                     self._release(mid, cid, cmds)

@@ -29,6 +29,7 @@ from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snaps
 from ..topic_tree import SubscriptionEntry
 from .batch import BatchWriter, Op
 from .receipts import ReceiptBuffer
+from .records import decode_will, encode_will
 
 __all__ = ["SqliteStore"]
 
@@ -41,7 +42,7 @@ CREATE TABLE IF NOT EXISTS messages (
     sender TEXT, created_at REAL NOT NULL, collapse_key TEXT
 );
 CREATE TABLE IF NOT EXISTS sessions (
-    client_id TEXT PRIMARY KEY, expiry_interval INTEGER NOT NULL, disconnected_at REAL
+    client_id TEXT PRIMARY KEY, expiry_interval INTEGER NOT NULL, disconnected_at REAL, will BLOB
 );
 CREATE TABLE IF NOT EXISTS subscriptions (
     client_id TEXT NOT NULL, topic_filter TEXT NOT NULL, qos INTEGER NOT NULL, no_local INTEGER NOT NULL,
@@ -98,9 +99,10 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=" + ("FULL" if self.durability == "fsync" else "NORMAL"))
         db.executescript(SCHEMA)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
-        if "collapse_key" not in columns:  # databases from 0.1.0 development builds
-            db.execute("ALTER TABLE messages ADD COLUMN collapse_key TEXT")
+        # Databases from 0.1.0 development builds lack these columns.
+        for table, column, kind in (("messages", "collapse_key", "TEXT"), ("sessions", "will", "BLOB")):
+            if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")  # constants only
         self._db = db
         return self._load(db)
 
@@ -109,9 +111,15 @@ class SqliteStore:
         messages: dict[str, Message] = {}
         for row in db.execute("SELECT * FROM messages"):
             messages[row[0]] = _message(row)
-        for cid, expiry, disconnected_at in db.execute("SELECT * FROM sessions"):
+        rows = db.execute("SELECT client_id, expiry_interval, disconnected_at, will FROM sessions")
+        for cid, expiry, disconnected_at, will in rows:
             snap.sessions.append(
-                SessionRecord(client_id=cid, expiry_interval=expiry, disconnected_at=disconnected_at)
+                SessionRecord(
+                    client_id=cid,
+                    expiry_interval=expiry,
+                    disconnected_at=disconnected_at,
+                    will=decode_will(bytes(will)) if will is not None else None,
+                )
             )
         for cid, tf, qos, nl, rap, sid, group in db.execute("SELECT * FROM subscriptions"):
             snap.subscriptions.append(
@@ -166,7 +174,10 @@ class SqliteStore:
     # -- recording ----------------------------------------------------------------
 
     def session_put(self, record: SessionRecord) -> None:
-        self._writer.add(("session_put", record.client_id, record.expiry_interval, record.disconnected_at))
+        will = encode_will(record.will) if record.will is not None else None
+        self._writer.add(
+            ("session_put", record.client_id, record.expiry_interval, record.disconnected_at, will)
+        )
 
     def session_delete(self, client_id: str) -> None:
         self._writer.add(("session_delete", client_id))
@@ -285,7 +296,7 @@ class SqliteStore:
                 elif kind == "incoming_delete":
                     db.execute("DELETE FROM incoming WHERE client_id = ? AND packet_id = ?", (op[1], op[2]))
                 elif kind == "session_put":
-                    db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)", op[1:])
+                    db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)", op[1:])
                 elif kind == "session_delete":
                     cid = op[1]
                     touched.update(

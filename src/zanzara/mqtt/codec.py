@@ -99,6 +99,8 @@ def encode_varint(value: int) -> bytes:
     """Variable Byte Integer [MQTT-1.5.5]."""
     if value < 128:
         return bytes((value,))
+    if value > MAX_REMAINING_LENGTH:
+        raise ValueError(f"{value} does not fit in a variable byte integer")  # at most 4 bytes
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -237,7 +239,9 @@ def _decode_properties(
             raise ProtocolViolation(f"{name} must be 0 or 1")
     for name in _NONZERO_PROPERTIES:
         if values.get(name) == 0:
-            raise ProtocolViolation(f"{name} must not be 0")
+            # 3.3.4: a Topic Alias of 0 is a Protocol Error with reason code 0x94 (Topic Alias invalid).
+            code = 0x94 if name == "topic_alias" else None
+            raise ProtocolViolation(f"{name} must not be 0", code)
     return Properties(**values), stop  # type: ignore[arg-type]
 
 
@@ -358,6 +362,8 @@ class Reader:
                 packet = self._decode(first, buf, i, end)
                 pos = end
                 yield packet
+        except GeneratorExit:
+            raise  # the consumer stopped early: keep what it has not read yet
         except BaseException:
             self._failed = True
             raise
@@ -559,7 +565,9 @@ def _decode_subscribe(buf: bytearray, p: int, end: int, v5: bool) -> Subscribe:
             raise MalformedPacket("reserved subscription option bits set")  # [MQTT-3-8.3-4]
         qos = options & 3
         if qos == 3:
-            raise MalformedPacket("subscription QoS 3")
+            if v5:
+                raise ProtocolViolation("subscription QoS 3")  # 3.8.3.1: a Protocol Error in 5.0
+            raise MalformedPacket("subscription QoS 3")  # [MQTT-3-8.3-4]
         handling = (options >> 4) & 3
         if handling == 3:
             raise ProtocolViolation("retain handling 3")
@@ -729,9 +737,11 @@ def encode(packet: Packet, version: ProtocolVersion) -> bytes:
         a: PubAck = packet  # type: ignore[assignment]
         first = _ACK_FIRST_BYTE[t]
         pid = a.packet_id.to_bytes(2, "big")
-        if not v5 or (a.reason_code == 0 and a.properties is EMPTY_PROPERTIES):
+        # An equal-but-distinct empty Properties() takes the short forms too (encode depends on value only).
+        no_props = a.properties is EMPTY_PROPERTIES or not a.properties
+        if not v5 or (a.reason_code == 0 and no_props):
             return bytes((first, 2)) + pid
-        if a.properties is EMPTY_PROPERTIES:
+        if no_props:
             return bytes((first, 3)) + pid + bytes((a.reason_code,))
         where = _PT(first >> 4)
         return _frame(first, pid + bytes((a.reason_code,)) + encode_properties(a.properties, where))
@@ -799,9 +809,10 @@ def encode(packet: Packet, version: ProtocolVersion) -> bytes:
 
 
 def _encode_reason(first: int, code: int, props: Properties, where: PacketType, v5: bool) -> bytes:
-    if not v5 or (code == 0 and props is EMPTY_PROPERTIES):
+    no_props = props is EMPTY_PROPERTIES or not props
+    if not v5 or (code == 0 and no_props):
         return bytes((first, 0))
-    if props is EMPTY_PROPERTIES:
+    if no_props:
         return bytes((first, 1, code))
     return _frame(first, bytes((code,)) + encode_properties(props, where))
 
