@@ -26,16 +26,17 @@ $(VENV)/.test-installed: pyproject.toml
 run: $(VENV)/.installed
 	$(BIN)/zanzara $(ARGS)
 
-## system-deps: the real peers the tests talk to (mosquitto_pub/sub, redis-server)
+## system-deps: the real peers the tests talk to (mosquitto_pub/sub, redis-server, Node.js for MQTT.js)
 system-deps:
 	@missing=""; \
 	command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || missing="$$missing mosquitto-clients"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
 	  $(APT) update -qq && $(APT) install -y -qq $$missing >/dev/null; \
 	fi
-	@for tool in mosquitto_pub mosquitto_sub redis-server; do \
+	@for tool in mosquitto_pub mosquitto_sub redis-server node npm; do \
 	  command -v $$tool >/dev/null || { echo "$$tool is still missing" >&2; exit 1; }; \
 	done
 
@@ -48,7 +49,10 @@ typecheck: $(VENV)/.test-installed
 layers: $(VENV)/.test-installed
 	$(BIN)/lint-imports
 
-pytest: $(VENV)/.test-installed system-deps
+tests/js/node_modules/mqtt/package.json: tests/js/package.json | system-deps
+	cd tests/js && npm install --no-audit --no-fund
+
+pytest: $(VENV)/.test-installed system-deps tests/js/node_modules/mqtt/package.json
 	$(BIN)/pytest
 
 ## test: lint, types, layer contracts, then the whole test suite

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Durable-push benchmarks against Mosquitto (which keeps queues in memory), per store back-end.
 #
-# usage: bench/durable.sh [REPS]     env: STORES="sqlite redis memory"  PORT=18850
+# usage: bench/durable.sh [REPS]     env: STORES="sqlite redis memory"  PORT=18850  SCENS_OFF=...
+#   a store name may also be any bench/NAME.toml (e.g. STORES=no-tracking)
 #   offline       100 persistent sessions x 100 QoS 1 messages: publish phase and drain
 #   offline1000   the same with 1000 sessions
 #   fanin_q1p     QoS 1 fan-in (4 publishers) to a subscriber with a persistent session
@@ -12,6 +13,7 @@
 # added to the scenario list.  Redis runs on 127.0.0.1:16379 with appendfsync always.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$PWD"
 REPS="${1:-3}"
 PORT="${PORT:-18850}"
 SHARED="${SHARED_BENCH:-../shared/bench}"
@@ -25,8 +27,8 @@ grep -q 'getenv("ZB_PERSIST")' "$WORK_COPY/loadgen/mqttload.c" || { echo "could 
 sed -i 's|^\(    offline)     echo "--scenario offline --subs 100 --msgs 100 --user bench" ;;\)$|\1\n    offline1000) echo "--scenario offline --subs 1000 --msgs 100 --user bench --timeout 90" ;;|' \
   "$WORK_COPY/lib.sh"
 grep -q offline1000 "$WORK_COPY/lib.sh" || { echo "could not patch lib.sh" >&2; exit 1; }
-make -s -C "$WORK_COPY/loadgen" clean >/dev/null 2>&1 || true
 rm -f "$WORK_COPY/loadgen/mqttload"
+make -s -C "$WORK_COPY/loadgen" >/dev/null 2>&1
 
 REDIS_DIR=$(mktemp -d)
 redis-server --bind 127.0.0.1 --port 16379 --dir "$REDIS_DIR" --save "" --appendonly yes \
@@ -36,21 +38,22 @@ trap 'redis-cli -p 16379 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$REDIS
 for store in "${STORES[@]}"; do
   case "$store" in
     sqlite) args="" ;;  # the default: data/zanzara.db under a fresh directory, durability fsync
-    redis) args="-c $PWD/bench/redis.toml" ;;
-    memory) args="-c $PWD/bench/memory.toml" ;;
-    *) echo "unknown store $store" >&2; exit 1 ;;
+    redis) args="-c $ROOT/bench/redis.toml" ;;
+    memory) args="-c $ROOT/bench/memory.toml" ;;
+    *) [ -f "bench/$store.toml" ] || { echo "unknown store $store (no bench/$store.toml)" >&2; exit 1; }
+       args="-c $ROOT/bench/$store.toml" ;;
   esac
   DATA=$(mktemp -d)
   redis-cli -p 16379 flushall >/dev/null
   echo "== $store: offline, offline1000" >&2
   (cd "$DATA" && SCENS="offline offline1000" "$WORK_COPY/compare.sh" \
-    "$PWD/../.venv/bin/zanzara --host 127.0.0.1 --port $PORT --log-level warning $args" "$PORT" "$REPS") \
+    "$ROOT/.venv/bin/zanzara --host 127.0.0.1 --port $PORT --log-level warning $args" "$PORT" "$REPS") \
     | sed "s/^/[$store] /"
   redis-cli -p 16379 flushall >/dev/null
   rm -rf "$DATA"; DATA=$(mktemp -d)
   echo "== $store: fanin_q1 to a persistent session" >&2
   (cd "$DATA" && ZB_PERSIST=1 SCENS="fanin_q1" "$WORK_COPY/compare.sh" \
-    "$OLDPWD/.venv/bin/zanzara --host 127.0.0.1 --port $PORT --log-level warning $args" "$PORT" "$REPS") \
+    "$ROOT/.venv/bin/zanzara --host 127.0.0.1 --port $PORT --log-level warning $args" "$PORT" "$REPS") \
     | sed "s/^/[$store persistent] /"
   rm -rf "$DATA"
 done

@@ -63,20 +63,114 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
 # --- build_config -------------------------------------------------------------------------------------
 
 
-def test_no_arguments_is_mosquitto_like_default() -> None:
+WS_DEFAULT = ListenerConfig(protocol="ws", port=8083)
+
+
+def test_no_arguments_is_mosquitto_like_default_plus_websocket() -> None:
     config = config_for()
-    assert config == Config()
-    assert [(lc.host, lc.port) for lc in config.listeners] == [("127.0.0.1", 1883)]
+    # The command adds MQTT over WebSocket; the embedded Config() has only what it is given.
+    assert config == Config().model_copy(update={"listeners": (ListenerConfig(), WS_DEFAULT)})
+    assert [(lc.host, lc.port, lc.protocol, lc.path) for lc in config.listeners] == [
+        ("127.0.0.1", 1883, "mqtt", "/mqtt"),
+        ("127.0.0.1", 8083, "ws", "/mqtt"),
+    ]
     assert config.allow_anonymous is True
 
 
 def test_host_and_port_override_default_listener() -> None:
     config = config_for("--host", "0.0.0.0", "--port", "1884")
-    assert config.listeners == (ListenerConfig(host="0.0.0.0", port=1884),)
+    assert config.listeners == (
+        ListenerConfig(host="0.0.0.0", port=1884),
+        ListenerConfig(host="0.0.0.0", protocol="ws", port=8083),
+    )
 
 
 def test_port_alone_keeps_default_host() -> None:
-    assert config_for("--port", "0").listeners == (ListenerConfig(port=0),)
+    assert config_for("--port", "0").listeners == (ListenerConfig(port=0), WS_DEFAULT)
+
+
+def test_ws_port_moves_or_removes_the_websocket_listener() -> None:
+    assert config_for("--ws-port", "9001").listeners == (
+        ListenerConfig(),
+        ListenerConfig(protocol="ws", port=9001),
+    )
+    assert config_for("--ws-port", "0").listeners == (ListenerConfig(),)
+    assert config_for("--port", "0", "--ws-port", "0").listeners == (ListenerConfig(port=0),)
+
+
+def test_certfile_adds_tls_listeners() -> None:
+    files = {"certfile": "s.crt", "keyfile": "s.key"}
+    config = config_for("--certfile", "s.crt", "--keyfile", "s.key")
+    assert config.listeners == (
+        ListenerConfig(),
+        WS_DEFAULT,
+        ListenerConfig(port=8883, **files),
+        ListenerConfig(protocol="ws", port=8084, **files),
+    )
+    config = config_for(
+        "--certfile",
+        "s.crt",
+        "--keyfile",
+        "s.key",
+        "--cafile",
+        "ca.crt",
+        "--tls-port",
+        "9883",
+        "--ws-port",
+        "0",
+    )
+    # No plain WebSocket, no secure one unless asked for with --wss-port.
+    assert config.listeners == (ListenerConfig(), ListenerConfig(port=9883, cafile="ca.crt", **files))
+    config = config_for("--certfile", "s.crt", "--keyfile", "s.key", "--tls-port", "0", "--wss-port", "9084")
+    assert config.listeners == (
+        ListenerConfig(),
+        WS_DEFAULT,
+        ListenerConfig(protocol="ws", port=9084, **files),
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--certfile", "s.crt"], "--keyfile: required with --certfile"),
+        (["--keyfile", "s.key"], "--certfile: required with --keyfile"),
+        (["--tls-port", "8883"], "--tls-port: needs --certfile and --keyfile"),
+        (["--wss-port", "8084"], "--wss-port: needs --certfile and --keyfile"),
+        (["--cafile", "ca.crt"], "--cafile: needs --certfile and --keyfile"),
+        (["--ws-port", "1883"], "listeners.1.port: 127.0.0.1:1883 is already used by listeners.0"),
+    ],
+)
+def test_tls_and_ws_flag_mistakes(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"zanzara: config error: {message}\n"
+
+
+def test_tls_flags_change_the_files_tls_listeners(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [[listeners]]
+        port = 1883
+        [[listeners]]
+        port = 8883
+        certfile = "old.crt"
+        keyfile = "old.key"
+        """,
+    )
+    config = config_for(
+        "-c", str(path), "--certfile", "new.crt", "--keyfile", "new.key", "--tls-port", "9883"
+    )
+    # The file serves no WebSocket: neither flag adds one.
+    assert config.listeners == (
+        ListenerConfig(),
+        ListenerConfig(port=9883, certfile="new.crt", keyfile="new.key"),
+    )
+    config = config_for("-c", str(path), "--cafile", "ca.crt", "--ws-port", "8080")
+    assert [(lc.protocol, lc.port, lc.cafile) for lc in config.listeners] == [
+        ("mqtt", 1883, None),
+        ("mqtt", 8883, "ca.crt"),
+        ("ws", 8080, None),
+    ]
 
 
 def test_verbose_sets_debug() -> None:

@@ -32,11 +32,16 @@ def start(*args: str, cwd: Path | None = None) -> tuple[subprocess.Popen[str], s
 
 
 def test_command_serves_and_shuts_down_gracefully(tmp_path):
-    port = free_port()
-    proc, banner = start("--host", "127.0.0.1", "--port", str(port), "-v", cwd=tmp_path)
+    port, ws_port = free_port(), free_port()
+    # --ws-port: never the default 8083 in tests, where brokers run side by side.
+    proc, banner = start(
+        "--host", "127.0.0.1", "--port", str(port), "--ws-port", str(ws_port), "-v", cwd=tmp_path
+    )
     try:
         assert f"mqtt://127.0.0.1:{port}" in banner
         assert "uvloop" in banner  # the fast loop is the default on Linux
+        assert proc.stdout is not None
+        assert f"ws://127.0.0.1:{ws_port}/mqtt" in proc.stdout.readline()
         sub = subprocess.Popen(
             [require("mosquitto_sub"), "-p", str(port), "-t", "cmd/#", "-C", "2", "-q", "1", "-V", "mqttv5"],
             stdout=subprocess.PIPE,

@@ -20,7 +20,7 @@ import typing
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from .config import Config, LogFormat, LogLevel, config_from_dict, load_config
+from .config import DEFAULT_PORTS, Config, LogFormat, LogLevel, config_from_dict, load_config
 from .errors import ConfigError
 
 __all__ = ["JsonFormatter", "build_config", "build_parser", "configure_logging", "main"]
@@ -72,12 +72,36 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``zanzara`` command."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="An MQTT 3.1/3.1.1/5.0 broker. Without -c it listens on 127.0.0.1:1883 "
-        "and allows anonymous clients.",
+        description="An MQTT 3.1/3.1.1/5.0 broker. Without -c it listens on 127.0.0.1:1883 (MQTT) "
+        "and 127.0.0.1:8083 (MQTT over WebSocket, path /mqtt) and allows anonymous clients; "
+        "with --certfile and --keyfile also on 8883 (MQTT over TLS) and 8084 (secure WebSocket).",
     )
     parser.add_argument("-c", "--config", metavar="FILE", help="TOML configuration file")
-    parser.add_argument("--host", type=_host, help="address of the first mqtt listener")
+    parser.add_argument(
+        "--host", type=_host, help="address of the first mqtt listener and of the listeners flags add"
+    )
     parser.add_argument("--port", type=_port, help="port of the first mqtt listener")
+    tls = parser.add_argument_group("WebSocket and TLS listeners")
+    tls.add_argument(
+        "--ws-port",
+        type=_port,
+        metavar="PORT",
+        help="port of the WebSocket listener (8083 without -c); 0: none",
+    )
+    tls.add_argument(
+        "--tls-port", type=_port, metavar="PORT", help="port of the MQTT over TLS listener (8883); 0: none"
+    )
+    tls.add_argument(
+        "--wss-port",
+        type=_port,
+        metavar="PORT",
+        help="port of the secure WebSocket listener (8084 when WebSocket is on); 0: none",
+    )
+    tls.add_argument("--certfile", metavar="FILE", help="PEM server certificate: adds the TLS listeners")
+    tls.add_argument("--keyfile", metavar="FILE", help="PEM private key of --certfile")
+    tls.add_argument(
+        "--cafile", metavar="FILE", help="PEM CA certificates that verify client certificates (TLS listeners)"
+    )
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="same as --log-level debug")
     verbosity.add_argument("--log-level", choices=typing.get_args(LogLevel), help="overrides log_level")
@@ -88,34 +112,98 @@ def build_parser() -> argparse.ArgumentParser:
 def build_config(args: argparse.Namespace) -> Config:
     """The configuration the parsed command line asks for; starts nothing.
 
-    The file (or the built-in defaults) comes first; --host/--port replace the
-    host/port of the first listener whose protocol is mqtt (one is added if
-    there is none), and -v/--log-level replace ``log_level``.  The result is
-    validated again as a whole, so a flag that makes two listeners clash is
-    reported like the same mistake in the file.  Raises :class:`ConfigError`.
+    The file (or the built-in defaults) comes first.  Without a file the
+    command also serves MQTT over WebSocket on 8083 (the embedded ``Config()``
+    does not: it has only what it is given).  Then the flags:
+
+    - --host/--port replace the host/port of the first plain mqtt listener (one
+      is added if there is none); --host also applies to the listeners flags add;
+    - --ws-port moves the first plain ws listener (adds one), 0 removes it;
+    - --certfile/--keyfile (and --cafile) add an MQTT over TLS listener (8883,
+      --tls-port) and, when WebSocket is served, a secure WebSocket one (8084,
+      --wss-port); with a file that has TLS listeners, the flags change the first
+      of each kind instead.  A port flag 0 removes that listener;
+    - -v/--log-level replace ``log_level``.
+
+    The result is validated again as a whole, so a flag that makes two listeners
+    clash is reported like the same mistake in the file.  Raises :class:`ConfigError`.
     """
     config_path: str | None = args.config
-    host: str | None = args.host
-    port: int | None = args.port
     log_level: str | None = "debug" if args.verbose else args.log_level
 
     config = load_config(config_path) if config_path is not None else Config()
-    if host is None and port is None and log_level is None:
-        return config
-
     data = config.model_dump()
-    if host is not None or port is not None:
-        listeners: list[dict[str, object]] = list(data["listeners"])
-        first = next((i for i, item in enumerate(listeners) if item["protocol"] == "mqtt"), None)
-        if first is None:
-            listeners.append({"protocol": "mqtt"})
-            first = len(listeners) - 1
-        override = {"host": host, "port": port}
-        listeners[first] = {**listeners[first], **{k: v for k, v in override.items() if v is not None}}
-        data["listeners"] = listeners
+    listeners = _Listeners(list(data["listeners"]), host=args.host)
+    if args.host is not None or args.port is not None:
+        listeners.update("mqtt", False, port=args.port, host=args.host)
+    if config_path is None and args.ws_port is None:
+        listeners.update("ws", False, port=DEFAULT_PORTS["ws", False])
+    elif args.ws_port is not None:
+        listeners.update("ws", False, port=args.ws_port)
+    _apply_tls_flags(args, listeners)
+    data["listeners"] = listeners.items
     if log_level is not None:
         data["log_level"] = log_level
+    if data == config.model_dump():
+        return config
     return config_from_dict(data, source=config_path or "<command line>")
+
+
+class _Listeners:
+    """The ``[[listeners]]`` being built from the file and the flags (as TOML-shaped dicts)."""
+
+    def __init__(self, items: list[dict[str, object]], host: str | None) -> None:
+        self.items = items
+        self._host = host
+
+    def find(self, protocol: str, tls: bool) -> int | None:
+        return next(
+            (
+                i
+                for i, item in enumerate(self.items)
+                if item["protocol"] == protocol and (item.get("certfile") is not None) is tls
+            ),
+            None,
+        )
+
+    def update(self, protocol: str, tls: bool, *, port: int | None, **changes: object) -> None:
+        """Change the first listener of this kind, adding it if missing; port 0 removes it."""
+        index = self.find(protocol, tls)
+        if port == 0 and not (protocol == "mqtt" and not tls):  # --port 0: any free port
+            if index is not None:
+                del self.items[index]
+            return
+        values = {k: v for k, v in {"port": port, **changes}.items() if v is not None}
+        if index is None:
+            added: dict[str, object] = {"protocol": protocol}
+            if self._host is not None:
+                added["host"] = self._host
+            if "port" not in values:
+                values["port"] = DEFAULT_PORTS[protocol, tls]
+            self.items.append({**added, **values})
+        else:
+            self.items[index] = {**self.items[index], **values}
+
+
+def _apply_tls_flags(args: argparse.Namespace, listeners: _Listeners) -> None:
+    certfile: str | None = args.certfile
+    keyfile: str | None = args.keyfile
+    if (certfile is None) != (keyfile is None):
+        missing, given = ("--keyfile", "--certfile") if keyfile is None else ("--certfile", "--keyfile")
+        raise ConfigError(missing, f"required with {given}")
+    files = {"certfile": certfile, "keyfile": keyfile, "cafile": args.cafile}
+    for protocol, flag, port in (("mqtt", "--tls-port", args.tls_port), ("ws", "--wss-port", args.wss_port)):
+        exists = listeners.find(protocol, True) is not None
+        if certfile is None and not exists:
+            if port:
+                raise ConfigError(flag, "needs --certfile and --keyfile")
+            continue
+        if not exists and protocol == "ws" and port is None and listeners.find("ws", False) is None:
+            continue  # secure WebSocket by default only where WebSocket is served
+        listeners.update(protocol, True, port=port, **files)
+    tls_listeners = (listeners.find("mqtt", True), listeners.find("ws", True))
+    if args.cafile is not None and tls_listeners == (None, None):
+        raise ConfigError("--cafile", "needs --certfile and --keyfile")
 
 
 class JsonFormatter(logging.Formatter):

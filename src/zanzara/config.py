@@ -40,6 +40,7 @@ from .errors import ConfigError, ProtocolError
 from .mqtt.topics import validate_topic_filter
 
 __all__ = [
+    "DEFAULT_PORTS",
     "Config",
     "ListenerConfig",
     "ListenerProtocol",
@@ -48,6 +49,7 @@ __all__ = [
     "MqttConfig",
     "PushConfig",
     "StorageConfig",
+    "TlsVersion",
     "TopicPriority",
     "TopicTtl",
     "config_from_dict",
@@ -55,6 +57,7 @@ __all__ = [
 ]
 
 ListenerProtocol = Literal["mqtt", "ws"]
+TlsVersion = Literal["1.2", "1.3"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["text", "json"]
 
@@ -63,6 +66,14 @@ _UINT32_MAX = 0xFFFFFFFF
 # Largest Remaining Length a four-byte Variable Byte Integer can carry [MQTT-1.5.5].
 _MAX_REMAINING_LENGTH = 268_435_455
 _DEFAULT_WS_PATH = "/mqtt"
+# The well-known port of each kind of listener, as Mosquitto and most MQTT clients
+# assume: (protocol, TLS) -> port.
+DEFAULT_PORTS: Mapping[tuple[str, bool], int] = {
+    ("mqtt", False): 1883,
+    ("mqtt", True): 8883,
+    ("ws", False): 8083,
+    ("ws", True): 8084,
+}
 
 
 class _Section(BaseModel):
@@ -78,10 +89,16 @@ class _Section(BaseModel):
 
 
 class ListenerConfig(_Section):
-    """One socket the broker accepts connections on."""
+    """One socket the broker accepts connections on.
+
+    ``protocol = "mqtt"`` is MQTT over TCP, ``"ws"`` MQTT over WebSocket; either
+    speaks TLS (mqtts, wss) when ``certfile`` is set.  The TLS keys are named
+    after Mosquitto's listener options.
+    """
 
     host: str = Field(default="127.0.0.1", min_length=1)
-    # 0 asks the OS for a free port (useful in tests).
+    # 0 asks the OS for a free port (useful in tests).  Unset: the well-known
+    # port of the protocol (DEFAULT_PORTS), filled in by _default_port.
     port: int = Field(default=1883, ge=0, le=_UINT16_MAX)
     protocol: ListenerProtocol = "mqtt"
     # HTTP path of the WebSocket endpoint; meaningful for protocol = "ws" only.
@@ -90,6 +107,73 @@ class ListenerConfig(_Section):
     name: str | None = Field(default=None, min_length=1)
     # -1: unlimited.  0 is refused: a listener that accepts nobody is a mistake.
     max_connections: int = Field(default=-1, ge=-1)
+
+    # -- TLS: every key below needs certfile, and keyfile needs it too. -------------
+    # PEM server certificate (chain); setting it turns TLS on.
+    certfile: str | None = Field(default=None, min_length=1)
+    # PEM private key of certfile.
+    keyfile: str | None = Field(default=None, min_length=1, validate_default=True)
+    # PEM CA certificates that client certificates are verified against; a
+    # client that presents a certificate not signed by them is refused.
+    cafile: str | None = Field(default=None, min_length=1, validate_default=True)
+    # Lowest TLS version accepted.
+    tls_version: TlsVersion = Field(default="1.2", validate_default=True)
+    # OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults).
+    ciphers: str | None = Field(default=None, min_length=1, validate_default=True)
+    # Refuse clients that present no certificate (needs cafile).
+    require_certificate: bool = Field(default=False, validate_default=True)
+    # The Common Name of the client certificate becomes the username; the
+    # CONNECT's own username and password are ignored, and a client without a
+    # certificate is refused (as Mosquitto).  Needs cafile.
+    use_identity_as_username: bool = Field(default=False, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_port(cls, data: object) -> object:
+        if isinstance(data, Mapping) and "port" not in data:
+            secure = data.get("certfile") is not None
+            port = DEFAULT_PORTS.get((str(data.get("protocol", "mqtt")), secure))
+            if port is not None:
+                return {**data, "port": port}
+        return data
+
+    @field_validator("keyfile")
+    @classmethod
+    def _check_keyfile(cls, keyfile: str | None, info: ValidationInfo) -> str | None:
+        certfile = info.data.get("certfile")
+        if certfile is not None and keyfile is None:
+            raise PydanticCustomError("tls_key", "required when certfile is set")
+        if certfile is None and keyfile is not None:
+            raise _needs_certfile()
+        return keyfile
+
+    @field_validator("cafile", "ciphers")
+    @classmethod
+    def _check_tls_option(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("certfile") is None:
+            raise _needs_certfile()
+        return value
+
+    @field_validator("tls_version")
+    @classmethod
+    def _check_tls_version(cls, value: TlsVersion, info: ValidationInfo) -> TlsVersion:
+        if value != "1.2" and info.data.get("certfile") is None:
+            raise _needs_certfile()
+        return value
+
+    @field_validator("require_certificate", "use_identity_as_username")
+    @classmethod
+    def _check_client_certificates(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("certfile") is None:
+            raise _needs_certfile()
+        if value and info.data.get("cafile") is None:
+            raise PydanticCustomError("tls_ca", "needs cafile, to verify client certificates")
+        return value
+
+    @property
+    def tls(self) -> bool:
+        """Whether this listener speaks TLS (mqtts, wss)."""
+        return self.certfile is not None
 
     @field_validator("path")
     @classmethod
@@ -108,6 +192,10 @@ class ListenerConfig(_Section):
         if value == 0:
             raise PydanticCustomError("max_connections", "must be -1 (unlimited) or at least 1")
         return value
+
+
+def _needs_certfile() -> PydanticCustomError:
+    return PydanticCustomError("tls_only", "only used with TLS (set certfile and keyfile)")
 
 
 class MqttConfig(_Section):

@@ -118,6 +118,9 @@ class Router:
         self.store: Store | None = None
         # Delivery receipts ([push] track_deliveries): needs a store to keep them in.
         self.track = False
+        # (client id, topic) -> may that client read it (an ACL); checked once per topic and
+        # client when a routing plan is built, so call invalidate() when its answers change.
+        self.may_receive: Callable[[str, str], bool] | None = None
         self.subscriptions = SubscriptionTree()
         self.retained: RetainedTree[Message] = RetainedTree()
         # topic -> (the tree's Matches it was built from, plan). The tree returns the very
@@ -176,9 +179,10 @@ class Router:
                     self._send_qos0(client, shapes, retain, target.subscription_ids)
                 continue
             self._deliver(target.client_id, client, shapes, qos, retain, target.subscription_ids)
+        may_receive = self.may_receive
         for group in plan.groups:
             entry = group.pick(clients.__contains__)
-            if entry is None:
+            if entry is None or (may_receive is not None and not may_receive(entry.client_id, message.topic)):
                 continue
             qos = min(mqos, entry.qos)
             sub_ids = (entry.subscription_id,) if entry.subscription_id else ()
@@ -355,9 +359,13 @@ class Router:
         now = self.clock()
         sub_ids = (sub_id,) if sub_id else ()
         expired = []
+        may_receive = self.may_receive
+        cid = client.info.client_id
         for topic, message in self.retained.match(topic_filter):
             if message.expired(now):
                 expired.append(topic)
+                continue
+            if may_receive is not None and not may_receive(cid, topic):
                 continue
             qos = min(message.qos, granted)
             encoder = PublishEncoder(message, now)
@@ -373,7 +381,10 @@ class Router:
         for entry in matches.entries:
             by_client.setdefault(entry.client_id, []).append(entry)
         targets = []
+        may_receive = self.may_receive
         for cid, entries in by_client.items():
+            if may_receive is not None and not may_receive(cid, topic):
+                continue
             first = entries[0]
             if len(entries) == 1:
                 sub_ids = (first.subscription_id,) if first.subscription_id else ()

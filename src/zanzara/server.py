@@ -28,7 +28,7 @@ from .mqtt.enums import ReasonCode
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 from .storage import Receipt, Store
 from .transports.connection import Flusher, MqttConnection
-from .transports.tcp import TcpListener
+from .transports.listener import Listener, create_listener
 
 __all__ = ["Broker", "run"]
 
@@ -67,7 +67,7 @@ class Broker:
             self.add_authenticator(hook)
         for authz in authorizers:
             self.add_authorizer(authz)
-        self.listeners: list[TcpListener] = []
+        self.listeners: list[Listener] = []
         self._connections: set[MqttConnection] = set()
         self._flusher: Flusher | None = None
         self._stopped = asyncio.Event()
@@ -121,17 +121,12 @@ class Broker:
         self._flusher = Flusher(loop)
         try:
             await self._open_store()
-            for i, lc in enumerate(self.config.listeners):
-                if lc.protocol != "mqtt":
-                    raise NotImplementedError(
-                        f"listeners.{i}.protocol = {lc.protocol!r} is not available yet"
-                    )
-                listener = TcpListener(
-                    self._factory(lc.name or f"{lc.host}:{lc.port}"),
-                    lc.host,
-                    lc.port,
-                    name=lc.name or f"listener{i}",
-                )
+            # All built (TLS files read) before any opens: a bad file opens nothing.
+            listeners = [
+                create_listener(lc, i, self._factory(lc.name or f"{lc.host}:{lc.port}"), self.config.mqtt)
+                for i, lc in enumerate(self.config.listeners)
+            ]
+            for listener in listeners:
                 await listener.start()
                 self.listeners.append(listener)
                 logger.info("listening on %s", listener.url)
@@ -281,8 +276,8 @@ def run(config: Config) -> int:
         except OSError as exc:
             logger.error("cannot listen: %s", exc)
             return 1
-        for host, port in broker.addresses:
-            print(f"zanzara listening on mqtt://{host}:{port} ({loop_name})", flush=True)
+        for listener in broker.listeners:
+            print(f"zanzara listening on {listener.url} ({loop_name})", flush=True)
         await stop.wait()
         logger.info("shutting down")
         await broker.stop()

@@ -22,11 +22,44 @@ from typing import Any
 
 from ..errors import StoreError
 
-__all__ = ["BatchWriter", "Op"]
+__all__ = ["LINGER", "BatchWriter", "Op", "compact"]
 
 logger = logging.getLogger(__name__)
 
 Op = tuple[Any, ...]
+
+LINGER = 0.05  # seconds a durable write may wait for a commit to carry it
+
+
+def compact(ops: list[Op]) -> list[Op]:
+    """Drop a queue entry that was added and removed within one batch (with its updates).
+
+    A message to an online persistent session is usually acknowledged by the subscriber
+    before the batch that recorded it commits: it was delivered, so storing it and deleting
+    it again would only cost two writes and an fsync share.
+    """
+    pending: dict[tuple[str, str], list[int]] = {}
+    drop: set[int] = set()
+    for i, op in enumerate(ops):
+        kind = op[0]
+        if kind == "enqueue":
+            pending[(op[1], op[2].message.message_id)] = [i]
+        elif kind == "update":
+            indexes = pending.get((op[1], op[2]))
+            if indexes is not None:
+                indexes.append(i)
+        elif kind == "dequeue":
+            indexes = pending.pop((op[1], op[2]), None)
+            if indexes is not None:
+                drop.update(indexes)
+                drop.add(i)
+        elif kind == "session_delete" and pending:
+            cid = op[1]
+            for key in [key for key in pending if key[0] == cid]:
+                del pending[key]
+    if not drop:
+        return ops
+    return [op for i, op in enumerate(ops) if i not in drop]
 
 
 class BatchWriter:
@@ -39,6 +72,7 @@ class BatchWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._dirty = False
+        self._lingering = False
         self._writing = False  # the batch being written holds durable operations
         self.failing = False
         self.batches = 0
@@ -50,12 +84,19 @@ class BatchWriter:
     def add(self, op: Op) -> None:
         """Record an operation that a later commit() must wait for.
 
-        It is written soon even if nobody asks for a commit (a CONNECT's will, a subscriber's
-        acknowledgements): everything recorded in one loop iteration goes in one batch.
+        It is written within LINGER seconds even if nobody asks for a commit (a CONNECT's will,
+        a subscriber's acknowledgements), so that such writes coalesce into few batches.
         """
         self._ops.append(op)
         if not self._dirty:
             self._dirty = True
+            if not self._lingering:
+                self._lingering = True
+                asyncio.get_running_loop().call_later(LINGER, self._linger_over)
+
+    def _linger_over(self) -> None:
+        self._lingering = False
+        if self._dirty:
             self._wake.set()
 
     def add_lazy(self, op: Op) -> None:
@@ -94,7 +135,7 @@ class BatchWriter:
                     if self._closing:
                         return
                     continue
-                ops, waiters = self._ops, self._waiters
+                ops, waiters = compact(self._ops), self._waiters
                 self._ops, self._waiters = [], []
                 self._writing = self._dirty
                 self._dirty = False

@@ -258,8 +258,12 @@ class SqliteStore:
         db = self._db
         if db is None:
             raise RuntimeError("store is closed")
-        stored: set[str] = set()
         touched: set[str] = set()
+        # Queue operations are folded into their net effect per (client, message) and written
+        # with one executemany per statement: entries of different keys are independent, and a
+        # session_delete drops what came before it for that client.
+        net: dict[tuple[str, str], list[Any]] = {}
+        messages: dict[str, Message] = {}
         db.execute("BEGIN")
         try:
             for op in ops:
@@ -267,30 +271,20 @@ class SqliteStore:
                 if kind == "enqueue":
                     _, cid, rec, seq = op
                     msg = rec.message
-                    if msg.message_id not in stored:
-                        _put_message(db, msg)
-                        stored.add(msg.message_id)
-                    db.execute(
-                        "INSERT OR REPLACE INTO queue VALUES (?,?,?,?,?,?,?,?)",
-                        (
-                            cid,
-                            msg.message_id,
-                            seq,
-                            rec.qos,
-                            int(rec.retain),
-                            json.dumps(rec.subscription_ids),
-                            rec.state.value,
-                            rec.packet_id,
-                        ),
-                    )
-                elif kind == "dequeue":
-                    db.execute("DELETE FROM queue WHERE client_id = ? AND message_id = ?", (op[1], op[2]))
-                    touched.add(op[2])
+                    messages[msg.message_id] = msg
+                    row = [cid, msg.message_id, seq, rec.qos, int(rec.retain),
+                           json.dumps(rec.subscription_ids), rec.state.value, rec.packet_id]  # fmt: skip
+                    net[(cid, msg.message_id)] = ["put", row]
                 elif kind == "update":
-                    db.execute(
-                        "UPDATE queue SET state = ?, packet_id = ? WHERE client_id = ? AND message_id = ?",
-                        (op[3], op[4], op[1], op[2]),
-                    )
+                    _, cid, mid, state, pid = op
+                    effect = net.get((cid, mid))
+                    if effect is None or effect[0] == "update":
+                        net[(cid, mid)] = ["update", state, pid]
+                    elif effect[0] == "put":
+                        effect[1][6], effect[1][7] = state, pid
+                elif kind == "dequeue":
+                    net[(op[1], op[2])] = ["delete"]
+                    touched.add(op[2])
                 elif kind == "incoming_put":
                     db.execute("INSERT OR IGNORE INTO incoming VALUES (?, ?)", (op[1], op[2]))
                 elif kind == "incoming_delete":
@@ -299,6 +293,8 @@ class SqliteStore:
                     db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)", op[1:])
                 elif kind == "session_delete":
                     cid = op[1]
+                    for key in [key for key in net if key[0] == cid]:
+                        del net[key]
                     touched.update(
                         r[0] for r in db.execute("SELECT message_id FROM queue WHERE client_id = ?", (cid,))
                     )
@@ -310,16 +306,9 @@ class SqliteStore:
                     e = op[1]
                     db.execute(
                         "INSERT OR REPLACE INTO subscriptions VALUES (?,?,?,?,?,?,?)",
-                        (
-                            e.client_id,
-                            e.topic_filter,
-                            e.qos,
-                            int(e.no_local),
-                            int(e.retain_as_published),
-                            e.subscription_id,
-                            e.share_group,
-                        ),
-                    )
+                        (e.client_id, e.topic_filter, e.qos, int(e.no_local), int(e.retain_as_published),
+                         e.subscription_id, e.share_group),
+                    )  # fmt: skip
                 elif kind == "subscription_delete":
                     db.execute(
                         "DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?", (op[1], op[2])
@@ -331,9 +320,7 @@ class SqliteStore:
                     ).fetchone()
                     if old:
                         touched.add(old[0])
-                    if msg.message_id not in stored:
-                        _put_message(db, msg)
-                        stored.add(msg.message_id)
+                    _put_messages(db, [msg])
                     db.execute("INSERT OR REPLACE INTO retained VALUES (?, ?)", (msg.topic, msg.message_id))
                 elif kind == "retained_delete":
                     old = db.execute("SELECT message_id FROM retained WHERE topic = ?", (op[1],)).fetchone()
@@ -346,40 +333,65 @@ class SqliteStore:
                     db.execute("DELETE FROM receipts WHERE updated_at < ?", (op[1],))
                 else:
                     raise ValueError(f"unknown store operation {kind!r}")
+            if net:
+                self._apply_queue(db, net, messages)
             if receipts:
                 db.executemany(
                     "INSERT OR REPLACE INTO receipts VALUES (?,?,?,?,?,?,?,?,?)",
                     [_receipt_row(r) for r in receipts.values()],
                 )
-            for mid in touched:
-                db.execute(_GC, (mid, mid, mid))
+            if touched:
+                db.executemany(_GC, [(mid, mid, mid) for mid in touched])
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
 
+    @staticmethod
+    def _apply_queue(
+        db: sqlite3.Connection, net: dict[tuple[str, str], list[Any]], messages: dict[str, Message]
+    ) -> None:
+        puts: list[list[Any]] = []
+        updates: list[tuple[Any, ...]] = []
+        deletes: list[tuple[str, str]] = []
+        needed: set[str] = set()
+        for (cid, mid), effect in net.items():
+            what = effect[0]
+            if what == "put":
+                puts.append(effect[1])
+                needed.add(mid)
+            elif what == "update":
+                updates.append((effect[1], effect[2], cid, mid))
+            else:
+                deletes.append((cid, mid))
+        if needed:
+            _put_messages(db, [messages[mid] for mid in needed])
+        if puts:
+            db.executemany("INSERT OR REPLACE INTO queue VALUES (?,?,?,?,?,?,?,?)", puts)
+        if updates:
+            db.executemany(
+                "UPDATE queue SET state = ?, packet_id = ? WHERE client_id = ? AND message_id = ?", updates
+            )
+        if deletes:
+            db.executemany("DELETE FROM queue WHERE client_id = ? AND message_id = ?", deletes)
 
-def _put_message(db: sqlite3.Connection, msg: Message) -> None:
-    props = (
-        None if msg.properties is EMPTY_PROPERTIES else encode_properties(msg.properties, PacketType.PUBLISH)
-    )
-    db.execute(
+
+_PUBLISH = PacketType.PUBLISH
+
+
+def _put_messages(db: sqlite3.Connection, msgs: list[Message]) -> None:
+    db.executemany(
         "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            msg.message_id,
-            msg.topic,
-            msg.payload,
-            msg.qos,
-            int(msg.retain),
-            props,
-            msg.expires_at,
-            msg.priority,
-            msg.sender,
-            msg.created_at,
-            msg.collapse_key,
-        ),
-    )
+        [
+            (
+                m.message_id, m.topic, m.payload, m.qos, int(m.retain),
+                None if m.properties is EMPTY_PROPERTIES else encode_properties(m.properties, _PUBLISH),
+                m.expires_at, m.priority, m.sender, m.created_at, m.collapse_key,
+            )
+            for m in msgs
+        ],
+    )  # fmt: skip
 
 
 def _message(row: Any) -> Message:

@@ -10,6 +10,10 @@ Writes are batched: whatever any handler queues for a connection during one
 loop iteration goes out in one ``write`` (see :class:`Flusher`).  When a
 socket's buffer is full, the connections publishing into it stop reading
 until it drains (backpressure instead of unbounded memory).
+
+The same class serves TCP, TLS and WebSocket: it needs only a
+:class:`ByteTransport` (an asyncio transport, or the WebSocket adapter in
+``websocket.py``, which writes one binary frame per flush).
 """
 
 from __future__ import annotations
@@ -18,21 +22,43 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine
-from typing import Any, cast
+from dataclasses import replace
+from typing import Any, Protocol, cast
 
 from ..broker import BrokerCore, Client
 from ..errors import ProtocolError
 from ..mqtt.enums import ReasonCode
 from ..mqtt.packets import Connect, Disconnect, Packet
 from ..protocol import ConnectionPhase, ServerProtocol
+from .tls import peer_common_name
 
-__all__ = ["Flusher", "MqttConnection"]
+__all__ = ["ByteTransport", "Flusher", "MqttConnection"]
 
 logger = logging.getLogger(__name__)
 
 # Above this many bytes waiting in one socket's buffer, QoS 0 messages to it are
 # dropped rather than buffered: the bound on memory per slow subscriber.
 HARD_WRITE_LIMIT = 8 * 1024 * 1024
+
+
+class ByteTransport(Protocol):
+    """What a connection needs from its transport: the subset of ``asyncio.Transport`` it uses."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
 
 
 class Flusher:
@@ -82,7 +108,11 @@ class MqttConnection(asyncio.Protocol):
             max_qos=cfg.max_qos,
         )
         self.client: Client | None = None
-        self.transport: asyncio.Transport | None = None
+        self.transport: ByteTransport | None = None
+        # Set by the listener (use_identity_as_username): the client certificate's
+        # Common Name replaces the CONNECT's username and password.
+        self.identity_as_username = False
+        self._identity: str | None = None
         self._listener_name = listener_name
         self._on_close = on_close
         self._address: str | None = None
@@ -148,7 +178,14 @@ class MqttConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
-        self.transport = cast(asyncio.Transport, transport)
+        self.attach(cast(ByteTransport, transport))
+
+    def attach(self, transport: ByteTransport) -> None:
+        """Start serving over ``transport`` (after its TLS and WebSocket handshakes)."""
+        self.transport = transport
+        if self.identity_as_username:
+            ssl_object = transport.get_extra_info("ssl_object")
+            self._identity = peer_common_name(ssl_object.getpeercert() if ssl_object else None)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._address = f"{peer[0]}:{peer[1]}"
@@ -239,6 +276,14 @@ class MqttConnection(asyncio.Protocol):
         return None
 
     def _connect(self, packet: Connect) -> Coroutine[Any, Any, None] | None:
+        if self.identity_as_username:
+            if self._identity is None:
+                # As Mosquitto: no certificate (or no usable Common Name), no entry.
+                logger.info("refusing %s: no client certificate Common Name", self._who())
+                self.protocol.refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "no client certificate")
+                self._connected(None)
+                return None
+            packet = replace(packet, username=self._identity, password=None)
         result = self.broker.connect(self, packet)
         if result is None or isinstance(result, Client):
             self._connected(result)
