@@ -242,6 +242,12 @@ def _report(error: ConfigError) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``zanzara`` command; returns the process exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["passwd"]:
+        # `zanzara passwd [-c] [-b] [-D] FILE USER [PASSWORD]`, as mosquitto_passwd.
+        from zanzara.auth.passwd_command import passwd_main  # noqa: PLC0415
+
+        return passwd_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

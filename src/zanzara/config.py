@@ -317,6 +317,9 @@ class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     push: PushConfig = Field(default_factory=PushConfig)
     allow_anonymous: bool = True
+    # Mosquitto-format files (mosquitto_passwd / `zanzara passwd`, acl_file syntax); re-read on SIGHUP.
+    password_file: str | None = Field(default=None, min_length=1)
+    acl_file: str | None = Field(default=None, min_length=1)
     log_level: LogLevel = "info"
     log_format: LogFormat = "text"
 

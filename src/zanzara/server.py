@@ -17,11 +17,13 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
+from .auth.files import FileAuth
 from .backends.memory import MemoryStore
 from .backends.redis import RedisStore
 from .backends.sqlite import SqliteStore
 from .broker import BrokerCore, PublishResult
 from .config import Config, ListenerConfig, MqttConfig
+from .errors import ConfigError
 from .events import Event
 from .hooks import Authenticator, PublishAuthorizer, SubscribeAuthorizer
 from .mqtt.enums import ReasonCode
@@ -63,6 +65,15 @@ class Broker:
             config = config.model_copy(update={"mqtt": mqtt})
         self.config = config
         self.core = BrokerCore(config.mqtt, allow_anonymous=config.allow_anonymous, push=config.push)
+        # password_file / acl_file: first in the chains, so Python hooks see what they abstain on.
+        self.file_auth: FileAuth | None = None
+        if config.password_file or config.acl_file:
+            self.file_auth = FileAuth(config.password_file, config.acl_file)
+            self.add_authenticator(self.file_auth)
+            self.add_authorizer(self.file_auth)
+            if config.acl_file:
+                self.core.router.may_receive = self.file_auth.may_receive
+                self.file_auth.on_change = self.core.router.invalidate
         for hook in authenticators:
             self.add_authenticator(hook)
         for authz in authorizers:
@@ -101,6 +112,18 @@ class Broker:
     ) -> Callable[[], None]:
         """Call ``callback(event)`` for the named events; returns a function that removes it."""
         return self.core.events.add(callback, *names)
+
+    def reload(self) -> bool:
+        """Re-read the password and ACL files (SIGHUP); on an error the old rules stay."""
+        if self.file_auth is None:
+            return True
+        try:
+            self.file_auth.reload()
+        except ConfigError as exc:
+            logger.error("reload failed, keeping the previous rules: %s", exc)
+            return False
+        logger.info("reloaded the password and ACL files")
+        return True
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -271,6 +294,7 @@ def run(config: Config) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, broker.reload)
         try:
             await broker.start()
         except OSError as exc:
