@@ -151,6 +151,10 @@ class BatchWriter:
                     logger.error("%s store failed, retrying: %s", self.name, exc)
                 self.failing = True
                 error = StoreError(f"{self.name} store unavailable: {exc}")
+                # Commits asked for since (their writes queue behind this batch) fail too, at
+                # once, rather than wait for the store to come back.
+                waiters += self._waiters
+                self._waiters = []
                 for fut in waiters:
                     if not fut.done():
                         fut.set_exception(error)
