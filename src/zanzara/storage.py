@@ -84,6 +84,11 @@ class Receipt:
     finished_at: float | None = None
     reason: str | None = None
 
+    @property
+    def updated_at(self) -> float:
+        """When its latest step happened (what retention counts from)."""
+        return self.finished_at or self.acknowledged_at or self.sent_at or self.queued_at or 0.0
+
 
 class Store(Protocol):
     name: str

@@ -29,8 +29,8 @@ class MemoryData:
     queues: dict[str, dict[str, QueueRecord]] = field(default_factory=dict)
     incoming: dict[str, set[int]] = field(default_factory=dict)
     retained: dict[str, Message] = field(default_factory=dict)
-    # message id -> client id -> (receipt, last written at)
-    receipts: dict[str, dict[str, tuple[Receipt, float]]] = field(default_factory=dict)
+    # message id -> client id -> receipt
+    receipts: dict[str, dict[str, Receipt]] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -109,19 +109,16 @@ class MemoryStore:
         self.data.retained.pop(topic, None)
 
     def receipt_put(self, receipt: Receipt) -> None:
-        written = (
-            receipt.finished_at or receipt.acknowledged_at or receipt.sent_at or receipt.queued_at or 0.0
-        )
-        self.data.receipts.setdefault(receipt.message_id, {})[receipt.client_id] = (receipt, written)
+        self.data.receipts.setdefault(receipt.message_id, {})[receipt.client_id] = receipt
 
     async def receipts(self, message_id: str) -> list[Receipt]:
         per_client = self.data.receipts.get(message_id, {})
-        return [per_client[cid][0] for cid in sorted(per_client)]
+        return [per_client[cid] for cid in sorted(per_client)]
 
     def receipts_purge(self, before: float) -> None:
         receipts = self.data.receipts
         for mid, per_client in list(receipts.items()):
-            for cid in [c for c, (_, written) in per_client.items() if written < before]:
+            for cid in [c for c, r in per_client.items() if r.updated_at < before]:
                 del per_client[cid]
             if not per_client:
                 del receipts[mid]

@@ -35,7 +35,6 @@ one prefix each.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any, Literal
@@ -51,8 +50,8 @@ from ..mqtt.properties import EMPTY_PROPERTIES
 from ..session import OutState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
-from .batch import BatchWriter, Op
-from .receipts import ReceiptBuffer
+from .batch import Op
+from .recording import RecordingStore
 from .records import decode_will, encode_will
 
 __all__ = ["RedisStore"]
@@ -65,7 +64,7 @@ _LOAD_CHUNK = 500  # sessions (or messages) fetched per round trip at start
 Command = tuple[Any, ...]
 
 
-class RedisStore:
+class RedisStore(RecordingStore):
     name = "redis"
 
     def __init__(
@@ -85,9 +84,7 @@ class RedisStore:
         self._redis: Any = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        self._writer = BatchWriter(self.name, self._write)
-        self._receipts = ReceiptBuffer(self._writer)
-        self._seq = 0
+        super().__init__()
         # Who holds each stored message (client ids and _RETAINED), and what each client holds.
         self._holders: dict[str, set[str]] = {}
         self._held: dict[str, set[str]] = {}
@@ -119,9 +116,8 @@ class RedisStore:
             fsync = await self._redis.config_get("appendfsync")
         except RedisError:
             return  # CONFIG is often disabled on managed Redis; nothing to check then
-        if aof.get(b"appendonly", aof.get("appendonly")) not in (b"yes", "yes") or fsync.get(
-            b"appendfsync", fsync.get("appendfsync")
-        ) not in (b"always", "always"):
+        # CONFIG GET replies are decoded to str by redis-py whatever decode_responses says.
+        if aof.get("appendonly") != "yes" or fsync.get("appendfsync") != "always":
             logger.warning(
                 "redis at %s does not fsync every write (appendonly yes, appendfsync always): "
                 "a Redis crash or power loss may lose acknowledged messages",
@@ -228,50 +224,6 @@ class RedisStore:
         await self._writer.close()
         await self._redis.aclose()
 
-    def commit(self) -> asyncio.Future[None]:
-        return self._writer.commit()
-
-    # -- recording (appended to the batch; translated to commands when it is written) ----
-
-    def session_put(self, record: SessionRecord) -> None:
-        self._writer.add(("session_put", record))
-
-    def session_delete(self, client_id: str) -> None:
-        self._writer.add(("session_delete", client_id))
-
-    def subscription_put(self, entry: SubscriptionEntry) -> None:
-        self._writer.add(("subscription_put", entry))
-
-    def subscription_delete(self, client_id: str, topic_filter: str) -> None:
-        self._writer.add(("subscription_delete", client_id, topic_filter))
-
-    def outgoing_enqueue(self, client_id: str, record: QueueRecord) -> None:
-        if record.message.message_id is None:
-            return  # QoS 0 is never queued for an offline session
-        self._seq += 1
-        self._writer.add(("enqueue", client_id, record, self._seq))
-
-    def outgoing_update(self, client_id: str, message_id: str, state: OutState, packet_id: int) -> None:
-        self._writer.add(("update", client_id, message_id, state, packet_id))
-
-    def outgoing_delete(self, client_id: str, message_id: str) -> None:
-        self._writer.add(("dequeue", client_id, message_id))
-
-    def incoming_put(self, client_id: str, packet_id: int) -> None:
-        self._writer.add(("incoming_put", client_id, packet_id))
-
-    def incoming_delete(self, client_id: str, packet_id: int) -> None:
-        self._writer.add(("incoming_delete", client_id, packet_id))
-
-    def retained_put(self, message: Message) -> None:
-        self._writer.add(("retained_put", message))
-
-    def retained_delete(self, topic: str) -> None:
-        self._writer.add(("retained_delete", topic))
-
-    def receipt_put(self, receipt: Receipt) -> None:
-        self._receipts.put(receipt)
-
     async def receipts(self, message_id: str) -> list[Receipt]:
         self._receipts.due()
         await self._writer.flush()
@@ -282,9 +234,6 @@ class RedisStore:
         out = [_receipt(message_id, cid.decode(), value) for cid, value in rows.items()]
         out.sort(key=lambda rec: rec.client_id)
         return out
-
-    def receipts_purge(self, before: float) -> None:
-        self._writer.add(("receipts_purge", before))
 
     # -- writing ----------------------------------------------------------------------
 
@@ -435,12 +384,11 @@ class RedisStore:
 
     def _receipt_commands(self, pipe: Any, rec: Receipt) -> None:
         # redis-py's Pipeline is untyped enough that Any is the honest annotation here.
-        written = rec.finished_at or rec.acknowledged_at or rec.sent_at or rec.queued_at or 0.0
         value = json.dumps(
             [rec.status.value, rec.queued_at, rec.sent_at, rec.acknowledged_at, rec.finished_at, rec.reason]
         )
         pipe.execute_command("HSET", self._k("r", rec.message_id), rec.client_id, value)
-        pipe.execute_command("ZADD", self._k("receipts"), written, f"{rec.message_id} {rec.client_id}")
+        pipe.execute_command("ZADD", self._k("receipts"), rec.updated_at, f"{rec.message_id} {rec.client_id}")
 
 
 def _id(msg: Message) -> str:

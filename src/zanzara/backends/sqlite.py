@@ -27,8 +27,8 @@ from ..mqtt.properties import EMPTY_PROPERTIES
 from ..session import OutState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
-from .batch import BatchWriter, Op
-from .receipts import ReceiptBuffer
+from .batch import Op
+from .recording import RecordingStore
 from .records import decode_will, encode_will
 
 __all__ = ["SqliteStore"]
@@ -70,7 +70,7 @@ _GC = """DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM queue W
 AND NOT EXISTS (SELECT 1 FROM retained WHERE message_id = ?)"""
 
 
-class SqliteStore:
+class SqliteStore(RecordingStore):
     name = "sqlite"
 
     def __init__(
@@ -80,9 +80,7 @@ class SqliteStore:
         self.durability = durability
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zanzara-sqlite")
         self._db: sqlite3.Connection | None = None
-        self._writer = BatchWriter(self.name, self._write)
-        self._seq = 0
-        self._receipts = ReceiptBuffer(self._writer)
+        super().__init__()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -168,51 +166,6 @@ class SqliteStore:
             self._db = None
         self._executor.shutdown(wait=True)
 
-    def commit(self) -> asyncio.Future[None]:
-        return self._writer.commit()
-
-    # -- recording ----------------------------------------------------------------
-
-    def session_put(self, record: SessionRecord) -> None:
-        will = encode_will(record.will) if record.will is not None else None
-        self._writer.add(
-            ("session_put", record.client_id, record.expiry_interval, record.disconnected_at, will)
-        )
-
-    def session_delete(self, client_id: str) -> None:
-        self._writer.add(("session_delete", client_id))
-
-    def subscription_put(self, entry: SubscriptionEntry) -> None:
-        self._writer.add(("subscription_put", entry))
-
-    def subscription_delete(self, client_id: str, topic_filter: str) -> None:
-        self._writer.add(("subscription_delete", client_id, topic_filter))
-
-    def outgoing_enqueue(self, client_id: str, record: QueueRecord) -> None:
-        self._seq += 1
-        self._writer.add(("enqueue", client_id, record, self._seq))
-
-    def outgoing_update(self, client_id: str, message_id: str, state: OutState, packet_id: int) -> None:
-        self._writer.add(("update", client_id, message_id, state.value, packet_id))
-
-    def outgoing_delete(self, client_id: str, message_id: str) -> None:
-        self._writer.add(("dequeue", client_id, message_id))
-
-    def incoming_put(self, client_id: str, packet_id: int) -> None:
-        self._writer.add(("incoming_put", client_id, packet_id))
-
-    def incoming_delete(self, client_id: str, packet_id: int) -> None:
-        self._writer.add(("incoming_delete", client_id, packet_id))
-
-    def retained_put(self, message: Message) -> None:
-        self._writer.add(("retained_put", message))
-
-    def retained_delete(self, topic: str) -> None:
-        self._writer.add(("retained_delete", topic))
-
-    def receipt_put(self, receipt: Receipt) -> None:
-        self._receipts.put(receipt)
-
     async def receipts(self, message_id: str) -> list[Receipt]:
         self._receipts.due()
         await self._writer.flush()
@@ -239,9 +192,6 @@ class SqliteStore:
             )
             for r in rows
         ]
-
-    def receipts_purge(self, before: float) -> None:
-        self._writer.add(("receipts_purge", before))
 
     # -- the writer thread ----------------------------------------------------------
 
@@ -276,7 +226,8 @@ class SqliteStore:
                            json.dumps(rec.subscription_ids), rec.state.value, rec.packet_id]  # fmt: skip
                     net[(cid, msg.message_id)] = ["put", row]
                 elif kind == "update":
-                    _, cid, mid, state, pid = op
+                    _, cid, mid, out_state, pid = op
+                    state = out_state.value
                     effect = net.get((cid, mid))
                     if effect is None or effect[0] == "update":
                         net[(cid, mid)] = ["update", state, pid]
@@ -290,7 +241,12 @@ class SqliteStore:
                 elif kind == "incoming_delete":
                     db.execute("DELETE FROM incoming WHERE client_id = ? AND packet_id = ?", (op[1], op[2]))
                 elif kind == "session_put":
-                    db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)", op[1:])
+                    rec = op[1]
+                    will = encode_will(rec.will) if rec.will is not None else None
+                    db.execute(
+                        "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
+                        (rec.client_id, rec.expiry_interval, rec.disconnected_at, will),
+                    )
                 elif kind == "session_delete":
                     cid = op[1]
                     for key in [key for key in net if key[0] == cid]:
@@ -413,7 +369,6 @@ def _message(row: Any) -> Message:
 
 
 def _receipt_row(r: Receipt) -> tuple[object, ...]:
-    updated = r.finished_at or r.acknowledged_at or r.sent_at or r.queued_at or 0.0
     return (
         r.message_id,
         r.client_id,
@@ -423,5 +378,5 @@ def _receipt_row(r: Receipt) -> tuple[object, ...]:
         r.acknowledged_at,
         r.finished_at,
         r.reason,
-        updated,
+        r.updated_at,
     )
