@@ -23,7 +23,12 @@ read -r -a STORES <<<"${STORES:-sqlite redis memory}"
 rm -rf "$WORK_COPY" && cp -r "$SHARED" "$WORK_COPY"
 sed -i 's|uint32_t expiry = 0; int clean = 1;|uint32_t expiry = getenv("ZB_PERSIST") ? 3600 : 0; int clean = !getenv("ZB_PERSIST");|' \
   "$WORK_COPY/loadgen/mqttload.c"
-grep -q 'getenv("ZB_PERSIST")' "$WORK_COPY/loadgen/mqttload.c" || { echo "could not patch mqttload.c" >&2; exit 1; }
+# ... and reconnect under the same client id in every run, so a run resumes the session the previous
+# run left (a device coming back) instead of leaving an orphan session subscribed to bench/# that
+# queues every later run's messages until its quota is full.
+sed -i 's|^\(      \)snprintf(cid, sizeof cid, "zb%06xs%d", tag, i);|\1if (getenv("ZB_PERSIST")) snprintf(cid, sizeof cid, "zbpersist%d", i); else snprintf(cid, sizeof cid, "zb%06xs%d", tag, i);|' \
+  "$WORK_COPY/loadgen/mqttload.c"
+[ "$(grep -c 'getenv("ZB_PERSIST")' "$WORK_COPY/loadgen/mqttload.c")" = 2 ] || { echo "could not patch mqttload.c" >&2; exit 1; }
 sed -i 's|^\(    offline)     echo "--scenario offline --subs 100 --msgs 100 --user bench" ;;\)$|\1\n    offline1000) echo "--scenario offline --subs 1000 --msgs 100 --user bench --timeout 90" ;;|' \
   "$WORK_COPY/lib.sh"
 grep -q offline1000 "$WORK_COPY/lib.sh" || { echo "could not patch lib.sh" >&2; exit 1; }

@@ -28,3 +28,16 @@ def test_ids_increase_and_carry_the_time() -> None:
     assert got == sorted(got) and len(set(got)) == len(got)
     ms = int("".join(str(CROCKFORD.index(c)) and f"{CROCKFORD.index(c):05b}" for c in got[0]), 2) >> 80
     assert before <= ms <= time.time_ns() // 1_000_000
+
+
+def test_carry_out_of_the_last_four_digits() -> None:
+    # Within one millisecond only the last four digits are re-encoded; an increment that
+    # carries beyond them must re-encode the whole id.
+    future = time.time_ns() // 1_000_000 + 60_000  # keeps every call below in "the same ms"
+    ids._last_ms, ids._last_rand = future, (0x1234 << 20) | ((1 << 20) - 3)
+    ids._prefix = reference(future, ids._last_rand)[:22]
+    got = [ids.new_message_id() for _ in range(5)]
+    expected = [reference(future, (0x1234 << 20) + (1 << 20) - 2 + i) for i in range(5)]
+    assert got == expected
+    assert got == sorted(got)
+    ids._last_ms = 0  # back to real time for the other tests

@@ -17,8 +17,10 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .config import MqttConfig, PushConfig
@@ -216,31 +218,31 @@ class BrokerCore:
         On a store failure the client gets ``on_failure`` (a v5 negative ack) or
         nothing (3.1.1: the client resends after reconnecting).
         """
-        send = client.link.send
-        self.after_commit(client, lambda: send(ack), None if on_failure is None else lambda: send(on_failure))
+        self._after_commit(client, client.link.send, ack, on_failure)
 
     def after_commit(
         self, client: Client, then: Callable[[], None], on_failure: Callable[[], None] | None = None
     ) -> None:
         """Run ``then`` once everything recorded so far is durable; keeps the client's acks in order."""
+        self._after_commit(client, _call, then, on_failure)
+
+    def _after_commit(self, client: Client, action: Callable[[Any], None], arg: Any, failed: Any) -> None:
         store = self.store
         if store is None:
-            then()
+            action(arg)
             return
         fut = store.commit()
-        if fut.done() and not client.pending_acks and fut.exception() is None:
-            then()
+        pending = client.pending_acks
+        if pending:
+            pending.append((fut, action, arg, failed))  # released with those before it
             return
-        client.pending_acks += 1
-
-        def release(done: asyncio.Future[None]) -> None:
-            client.pending_acks -= 1
-            if done.exception() is None:
-                then()
-            elif on_failure is not None:
-                on_failure()
-
-        fut.add_done_callback(release)
+        if fut.done() and fut.exception() is None:
+            action(arg)
+            return
+        # One callback per client and batch, not per ack: a batch commits many publishes
+        # of one client, and they share the batch's future.
+        pending.append((fut, action, arg, failed))
+        fut.add_done_callback(partial(_release_acks, pending))
 
     # == connect ==================================================================
 
@@ -574,12 +576,10 @@ class BrokerCore:
         if v5 and self.router.track and message.message_id is not None:
             # The publisher learns the id under which it can look up delivery receipts.
             ack_props = Properties(user_properties=(("message-id", message.message_id),))
-        # v5 publishers learn that the message reached live subscribers but is not durable.
-        unstored = Properties(reason_string="store unavailable")
         error = ReasonCode.UNSPECIFIED_ERROR
         failed: Packet | None
         if qos == 1:
-            failed = PubAck(packet_id=pid, reason_code=error, properties=unstored) if v5 else None
+            failed = PubAck(packet_id=pid, reason_code=error, properties=_UNSTORED) if v5 else None
             self.ack_after_commit(client, PubAck(packet_id=pid, reason_code=rc, properties=ack_props), failed)
             return
         session = client.session
@@ -587,7 +587,7 @@ class BrokerCore:
         if self.store is not None and session.expiry_interval:
             # [MQTT-4.3.3] the packet id survives a restart, so a resend is not delivered twice.
             self.store.incoming_put(session.client_id, pid)
-        failed = PubRec(packet_id=pid, reason_code=error, properties=unstored) if v5 else None
+        failed = PubRec(packet_id=pid, reason_code=error, properties=_UNSTORED) if v5 else None
         self.ack_after_commit(client, PubRec(packet_id=pid, reason_code=rc, properties=ack_props), failed)
 
     def _make_message(
@@ -858,6 +858,10 @@ class BrokerCore:
         await self.events.close()
 
 
+# v5 publishers learn that the message reached live subscribers but is not durable.
+_UNSTORED = Properties(reason_string="store unavailable")
+
+
 def _not_found(client: Client) -> int:
     return ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if client.version is V5 else 0
 
@@ -868,3 +872,21 @@ def _parse_priority(value: str) -> int | None:
     except ValueError:
         return None
     return min(max(priority, 0), 255)
+
+
+def _call(then: Callable[[], None]) -> None:
+    then()
+
+
+def _release_acks(pending: deque[Any], _: asyncio.Future[None]) -> None:
+    """Run the acks whose commits are done, in order, up to the first that is not."""
+    while pending:
+        fut, action, arg, failed = pending[0]
+        if not fut.done():
+            fut.add_done_callback(partial(_release_acks, pending))
+            return
+        pending.popleft()
+        if fut.exception() is None:
+            action(arg)
+        elif failed is not None:
+            action(failed)

@@ -12,10 +12,12 @@ authorization, QoS flows); the router decides *where messages go*.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .config import MqttConfig
 from .events import Delivered, Dropped, EventHub, Published
@@ -65,8 +67,11 @@ class Client:
     version: ProtocolVersion
     will: Will | None = None
     disconnect_reason: str = "connection_lost"
-    # Acknowledgements waiting for a store commit; later ones queue behind them.
-    pending_acks: int = 0
+    # Acknowledgements waiting for a store commit, in order: (commit, action, argument on
+    # success, argument on failure or None); later ones queue behind them.
+    pending_acks: deque[tuple[asyncio.Future[None], Callable[[Any], None], Any, Any]] = field(
+        default_factory=deque
+    )
 
 
 @dataclass(slots=True)

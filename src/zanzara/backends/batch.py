@@ -68,6 +68,8 @@ class BatchWriter:
         self._write_batch = write_batch
         self._ops: list[Op] = []
         self._waiters: list[asyncio.Future[None]] = []
+        self._next: asyncio.Future[None] | None = None  # the future of the batch being gathered
+        self._done: asyncio.Future[None] | None = None  # a completed future, handed out again
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -108,20 +110,29 @@ class BatchWriter:
         self._wake.set()
 
     def commit(self) -> asyncio.Future[None]:
-        """A future that completes when everything added so far is durable."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """A future that completes when everything added so far is durable.
+
+        Every caller until the next batch starts shares one future: a publish costs no
+        future of its own, and the broker releases a whole batch's acks in one callback.
+        """
         if not self._dirty and not self._writing and not self._waiters and not self.failing:
-            fut.set_result(None)  # nothing of the caller's is pending: already durable
-            return fut
-        self._waiters.append(fut)
-        self._wake.set()
-        return fut
+            return self._durable()  # nothing of the caller's is pending: already durable
+        return self.flush()
 
     def flush(self) -> asyncio.Future[None]:
         """A future that completes when everything added so far, lazy writes included, is written."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        self._wake.set()
+        fut = self._next
+        if fut is None:
+            fut = self._next = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            self._wake.set()
+        return fut
+
+    def _durable(self) -> asyncio.Future[None]:
+        fut = self._done
+        if fut is None:
+            fut = self._done = asyncio.get_running_loop().create_future()
+            fut.set_result(None)
         return fut
 
     async def _run(self) -> None:
@@ -136,7 +147,7 @@ class BatchWriter:
                         return
                     continue
                 ops, waiters = compact(self._ops), self._waiters
-                self._ops, self._waiters = [], []
+                self._ops, self._waiters, self._next = [], [], None
                 self._writing = self._dirty
                 self._dirty = False
             else:
@@ -154,7 +165,7 @@ class BatchWriter:
                 # Commits asked for since (their writes queue behind this batch) fail too, at
                 # once, rather than wait for the store to come back.
                 waiters += self._waiters
-                self._waiters = []
+                self._waiters, self._next = [], None
                 for fut in waiters:
                     if not fut.done():
                         fut.set_exception(error)
