@@ -157,6 +157,28 @@ class StoreContract:
         assert await backend.count_messages(store) == 0
         await store.close()
 
+    async def test_a_message_let_go_and_held_again_in_one_batch_stays(self, backend: Backend) -> None:
+        store, _ = await self.restart(backend, None)
+        for cid in ("a", "b"):
+            store.session_put(SessionRecord(client_id=cid, expiry_interval=100))
+        store.outgoing_enqueue("a", QueueRecord(message=msg(1), qos=1, retain=False))
+        await store.commit()
+        # One batch: its last holder lets it go, then another queue holds it.
+        store.outgoing_delete("a", "m0001")
+        store.outgoing_enqueue("b", QueueRecord(message=msg(1), qos=1, retain=False))
+        await store.commit()
+        assert await backend.count_messages(store) == 1
+        store, snap = await self.restart(backend, store)
+        assert {cid: [r.message for r in q] for cid, q in snap.queues.items()} == {"b": [msg(1)]}
+        # And the other way round: held by a new queue, then its old one goes, in one batch.
+        store.session_delete("b")
+        store.outgoing_enqueue("a", QueueRecord(message=msg(1), qos=1, retain=False))
+        await store.commit()
+        store, snap = await self.restart(backend, store)
+        assert {cid: [r.message for r in q] for cid, q in snap.queues.items()} == {"a": [msg(1)]}
+        assert await backend.count_messages(store) == 1
+        await store.close()
+
     async def test_session_delete_removes_everything_of_it(self, backend: Backend) -> None:
         store, _ = await self.restart(backend, None)
         for cid in ("a", "b"):

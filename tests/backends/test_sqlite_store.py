@@ -60,3 +60,71 @@ async def test_a_database_without_wills_is_migrated(tmp_path: Path) -> None:
     snap = await store.open()
     assert [(s.client_id, s.will) for s in snap.sessions] == [("old", None)]
     await store.close()
+
+
+# The schema of version 1 (rowid tables, a queue index for collecting messages).
+V1_SCHEMA = """
+CREATE TABLE messages (id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    qos INTEGER NOT NULL, retain INTEGER NOT NULL, properties BLOB, expires_at REAL,
+    priority INTEGER NOT NULL, sender TEXT, created_at REAL NOT NULL, collapse_key TEXT);
+CREATE TABLE sessions (client_id TEXT PRIMARY KEY, expiry_interval INTEGER NOT NULL,
+    disconnected_at REAL, will BLOB);
+CREATE TABLE subscriptions (client_id TEXT NOT NULL, topic_filter TEXT NOT NULL, qos INTEGER NOT NULL,
+    no_local INTEGER NOT NULL, retain_as_published INTEGER NOT NULL, subscription_id INTEGER,
+    share_group TEXT, PRIMARY KEY (client_id, topic_filter));
+CREATE TABLE queue (client_id TEXT NOT NULL, message_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    qos INTEGER NOT NULL, retain INTEGER NOT NULL, subscription_ids TEXT NOT NULL, state TEXT NOT NULL,
+    packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, message_id));
+CREATE INDEX queue_message ON queue (message_id);
+CREATE TABLE incoming (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
+    PRIMARY KEY (client_id, packet_id));
+CREATE TABLE retained (topic TEXT PRIMARY KEY, message_id TEXT NOT NULL);
+CREATE TABLE receipts (message_id TEXT NOT NULL, client_id TEXT NOT NULL, status TEXT NOT NULL,
+    queued_at REAL, sent_at REAL, acknowledged_at REAL, finished_at REAL, reason TEXT,
+    updated_at REAL NOT NULL, PRIMARY KEY (message_id, client_id));
+CREATE INDEX receipts_updated ON receipts (updated_at);
+INSERT INTO messages VALUES ('m1', 't/1', x'00ff', 1, 0, NULL, NULL, 3, 'pub', 1.0, NULL);
+INSERT INTO messages VALUES ('m2', 'r', x'01', 1, 1, NULL, NULL, 0, 'pub', 2.0, NULL);
+INSERT INTO messages VALUES ('orphan', 'x', x'', 1, 0, NULL, NULL, 0, NULL, 3.0, NULL);
+INSERT INTO sessions VALUES ('dev', 60, 5.0, NULL);
+INSERT INTO subscriptions VALUES ('dev', 't/#', 1, 0, 0, NULL, NULL);
+INSERT INTO queue VALUES ('dev', 'm1', 7, 1, 0, '[]', 'queued', 0);
+INSERT INTO incoming VALUES ('dev', 9);
+INSERT INTO retained VALUES ('r', 'm2');
+INSERT INTO receipts VALUES ('m1', 'dev', 'queued', 1.0, NULL, NULL, NULL, NULL, 1.0);
+"""
+
+
+async def test_a_version_1_database_is_rebuilt_without_rowids(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_SCHEMA)
+    store = SqliteStore(path)
+    snap = await store.open()
+    assert [
+        (cid, [(r.message.message_id, r.message.payload) for r in q]) for cid, q in snap.queues.items()
+    ] == [("dev", [("m1", b"\x00\xff")])]
+    assert [m.message_id for m in snap.retained] == ["m2"]
+    assert [e.topic_filter for e in snap.subscriptions] == ["t/#"] and snap.incoming == {"dev": {9}}
+    assert [r.status.value for r in await store.receipts("m1")] == ["queued"]
+    # Still collected when the last holder goes, now without the old index.
+    store.outgoing_delete("dev", "m1")
+    await store.commit()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert sorted(r[0] for r in db.execute("SELECT id FROM messages")) == ["m2"]  # orphan gone too
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        tables = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
+        assert sorted(tables) == sorted(["messages", "sessions", "subscriptions", "queue", "incoming",
+                                         "retained", "receipts"])  # fmt: skip
+        assert all("WITHOUT ROWID" in tables[t] for t in ("queue", "receipts", "subscriptions", "incoming"))
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "queue_message" not in indexes and "receipts_updated" in indexes
+
+
+async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(RuntimeError, match="newer"):
+        await SqliteStore(path).open()

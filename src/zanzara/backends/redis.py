@@ -51,6 +51,7 @@ from ..session import OutState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 from .batch import Op
+from .holders import Holders
 from .recording import RecordingStore
 from .records import decode_will, encode_will
 
@@ -58,7 +59,6 @@ __all__ = ["RedisStore"]
 
 logger = logging.getLogger(__name__)
 
-_RETAINED = "\x00retained"  # a holder that is not a client id
 _LOAD_CHUNK = 500  # sessions (or messages) fetched per round trip at start
 
 Command = tuple[Any, ...]
@@ -85,10 +85,7 @@ class RedisStore(RecordingStore):
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
         super().__init__()
-        # Who holds each stored message (client ids and _RETAINED), and what each client holds.
-        self._holders: dict[str, set[str]] = {}
-        self._held: dict[str, set[str]] = {}
-        self._retained: dict[str, str] = {}  # topic -> message id
+        self._holders = Holders()
         # The commands of the batch being written, kept for its retries.
         self._batch: tuple[list[Op], list[Command]] | None = None
 
@@ -198,13 +195,12 @@ class RedisStore(RecordingStore):
                         packet_id=packet_id,
                     )
                 )
-                self._hold(mid, cid)
+                self._holders.hold(mid, cid)
         for topic, mid in retained.items():
             message = messages.get(mid)
             if message is not None:
                 snap.retained.append(message)
-                self._retained[topic] = mid
-                self._holders.setdefault(mid, set()).add(_RETAINED)
+                self._holders.retain(topic, mid)
         return snap
 
     async def _load_messages(self, mids: list[str]) -> dict[str, Message]:
@@ -273,9 +269,8 @@ class RedisStore(RecordingStore):
                 _, cid, rec, seq = op
                 msg: Message = rec.message
                 mid = _id(msg)
-                if mid not in self._holders:
+                if self._holders.hold(mid, cid):
                     cmds.append(("HSET", k("m", mid), *_message_fields(msg)))
-                self._hold(mid, cid)
                 cmds.append(("ZADD", k("q", cid), seq, mid))
                 cmds.append(
                     ("HSET", k("qs", cid), mid, json.dumps([rec.qos, rec.retain, list(rec.subscription_ids)]))
@@ -289,7 +284,8 @@ class RedisStore(RecordingStore):
                 cmds.append(("ZREM", k("q", cid), mid))
                 cmds.append(("HDEL", k("qs", cid), mid))
                 cmds.append(("HDEL", k("qf", cid), mid))
-                self._release(mid, cid, cmds)
+                if self._holders.release(mid, cid):
+                    cmds.append(("DEL", k("m", mid)))
             elif kind == "update":
                 _, cid, mid, state, packet_id = op
                 if state is OutState.QUEUED:
@@ -313,8 +309,7 @@ class RedisStore(RecordingStore):
                 cmds.append(("HDEL", k("sessions"), cid))
                 cmds.append(("HDEL", k("wills"), cid))
                 cmds.append(("DEL", k("subs", cid), k("q", cid), k("qs", cid), k("qf", cid), k("in", cid)))
-                for mid in list(self._held.get(cid, ())):
-                    self._release(mid, cid, cmds)
+                cmds.extend(("DEL", k("m", mid)) for mid in self._holders.release_client(cid))
             elif kind == "subscription_put":
                 e: SubscriptionEntry = op[1]
                 value = json.dumps(
@@ -326,19 +321,17 @@ class RedisStore(RecordingStore):
             elif kind == "retained_put":
                 msg = op[1]
                 mid = _id(msg)
-                old = self._retained.get(msg.topic)
-                if mid not in self._holders:
+                new, old = self._holders.retain(msg.topic, mid)
+                if new:
                     cmds.append(("HSET", k("m", mid), *_message_fields(msg)))
-                self._holders.setdefault(mid, set()).add(_RETAINED)
-                self._retained[msg.topic] = mid
                 cmds.append(("HSET", k("retained"), msg.topic, mid))
-                if old is not None and old != mid:
-                    self._release_retained(old, cmds)
-            elif kind == "retained_delete":
-                old = self._retained.pop(op[1], None)
-                cmds.append(("HDEL", k("retained"), op[1]))
                 if old is not None:
-                    self._release_retained(old, cmds)
+                    cmds.append(("DEL", k("m", old)))
+            elif kind == "retained_delete":
+                cmds.append(("HDEL", k("retained"), op[1]))
+                old = self._holders.unretain(op[1])
+                if old is not None:
+                    cmds.append(("DEL", k("m", old)))
             elif kind == "receipts":
                 pass  # a marker: pending receipts are added to every batch in _write
             elif kind == "receipts_purge":
@@ -354,33 +347,6 @@ class RedisStore(RecordingStore):
                 cmds.append(("HDEL", k("r", mid), *cids))
             cmds.append(("ZREM", k("receipts"), *purged))
         return cmds
-
-    def _hold(self, mid: str, cid: str) -> None:
-        self._holders.setdefault(mid, set()).add(cid)
-        self._held.setdefault(cid, set()).add(mid)
-
-    def _release(self, mid: str, cid: str, cmds: list[Command]) -> None:
-        held = self._held.get(cid)
-        if held is not None:
-            held.discard(mid)
-            if not held:
-                del self._held[cid]
-        holders = self._holders.get(mid)
-        if holders is None:
-            return
-        holders.discard(cid)
-        if not holders:
-            del self._holders[mid]
-            cmds.append(("DEL", self._k("m", mid)))
-
-    def _release_retained(self, mid: str, cmds: list[Command]) -> None:
-        holders = self._holders.get(mid)
-        if holders is None:
-            return
-        holders.discard(_RETAINED)
-        if not holders:
-            del self._holders[mid]
-            cmds.append(("DEL", self._k("m", mid)))
 
     def _receipt_commands(self, pipe: Any, rec: Receipt) -> None:
         # redis-py's Pipeline is untyped enough that Any is the honest annotation here.

@@ -18,7 +18,7 @@ import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ..message import Message
 from ..mqtt.codec import decode_properties, encode_properties
@@ -28,13 +28,19 @@ from ..session import OutState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 from .batch import Op
+from .holders import Holders
 from .recording import RecordingStore
 from .records import decode_will, encode_will
 
 __all__ = ["SqliteStore"]
 
+Statement = tuple[str, list[Any]]  # SQL and the parameters of each execution
+
 logger = logging.getLogger(__name__)
 
+# Tables keyed by their primary key are WITHOUT ROWID: one B-tree per table instead of a rowid
+# table plus a key index, so each queue entry and receipt costs one tree update, not two.
+# (messages keeps its rowid: its rows carry payloads, too large for a clustered key.)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,
@@ -48,26 +54,25 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     client_id TEXT NOT NULL, topic_filter TEXT NOT NULL, qos INTEGER NOT NULL, no_local INTEGER NOT NULL,
     retain_as_published INTEGER NOT NULL, subscription_id INTEGER, share_group TEXT,
     PRIMARY KEY (client_id, topic_filter)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS queue (
     client_id TEXT NOT NULL, message_id TEXT NOT NULL, seq INTEGER NOT NULL, qos INTEGER NOT NULL,
     retain INTEGER NOT NULL, subscription_ids TEXT NOT NULL, state TEXT NOT NULL, packet_id INTEGER NOT NULL,
     PRIMARY KEY (client_id, message_id)
-);
-CREATE INDEX IF NOT EXISTS queue_message ON queue (message_id);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS incoming (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
-    PRIMARY KEY (client_id, packet_id));
-CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, message_id TEXT NOT NULL);
+    PRIMARY KEY (client_id, packet_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, message_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS receipts (
     message_id TEXT NOT NULL, client_id TEXT NOT NULL, status TEXT NOT NULL, queued_at REAL, sent_at REAL,
     acknowledged_at REAL, finished_at REAL, reason TEXT, updated_at REAL NOT NULL,
     PRIMARY KEY (message_id, client_id)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS receipts_updated ON receipts (updated_at);
 """
-
-_GC = """DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?)
-AND NOT EXISTS (SELECT 1 FROM retained WHERE message_id = ?)"""
+SCHEMA_VERSION = 2
+# Rebuilt by the migration to version 2 (they were rowid tables), with their columns in order.
+_REBUILT = ("subscriptions", "queue", "incoming", "retained", "receipts")
 
 
 class SqliteStore(RecordingStore):
@@ -80,6 +85,9 @@ class SqliteStore(RecordingStore):
         self.durability = durability
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zanzara-sqlite")
         self._db: sqlite3.Connection | None = None
+        self._holders = Holders()
+        # The statements of the batch being written, kept for its retries.
+        self._batch: tuple[list[Op], list[Statement]] | None = None
         super().__init__()
 
     # -- lifecycle ----------------------------------------------------------------
@@ -96,11 +104,14 @@ class SqliteStore(RecordingStore):
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=2.0)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=" + ("FULL" if self.durability == "fsync" else "NORMAL"))
-        db.executescript(SCHEMA)
-        # Databases from 0.1.0 development builds lack these columns.
-        for table, column, kind in (("messages", "collapse_key", "TEXT"), ("sessions", "will", "BLOB")):
-            if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")  # constants only
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            _migrate(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            db.close()
+            raise
         self._db = db
         return self._load(db)
 
@@ -140,6 +151,7 @@ class SqliteStore(RecordingStore):
             message = messages.get(mid)
             if message is None:
                 continue
+            self._holders.hold(mid, cid)
             snap.queues.setdefault(cid, []).append(
                 QueueRecord(
                     message=message,
@@ -152,9 +164,13 @@ class SqliteStore(RecordingStore):
             )
         for cid, pid in db.execute("SELECT client_id, packet_id FROM incoming"):
             snap.incoming.setdefault(cid, set()).add(pid)
-        for _topic, mid in db.execute("SELECT topic, message_id FROM retained"):
+        for topic, mid in db.execute("SELECT topic, message_id FROM retained"):
             if mid in messages:
                 snap.retained.append(messages[mid])
+                self._holders.retain(topic, mid)
+        orphans = [(mid,) for mid in messages if mid not in self._holders]
+        if orphans:  # left by a version that collected them differently
+            db.executemany("DELETE FROM messages WHERE id = ?", orphans)
         return snap
 
     async def close(self) -> None:
@@ -199,154 +215,170 @@ class SqliteStore(RecordingStore):
         loop = asyncio.get_running_loop()
         receipts = self._receipts.take()  # in the same loop iteration as ``ops`` were taken
         try:
-            await loop.run_in_executor(self._executor, self._apply, ops, receipts)
+            if self._batch is None or self._batch[0] is not ops:
+                # Translated once per batch (a retry reuses it): translating updates the holders.
+                self._batch = (ops, self._translate(ops))
+            await loop.run_in_executor(self._executor, self._apply, self._batch[1], receipts)
         except BaseException:
             self._receipts.give_back(receipts)
             raise
+        self._batch = None
 
-    def _apply(self, ops: list[Op], receipts: dict[tuple[str, str], Receipt]) -> None:
+    def _translate(self, ops: list[Op]) -> list[Statement]:
+        """The batch as SQL statements in order, the many alike ones as one executemany each.
+
+        Queue operations are folded into their net effect per (client, message): entries of
+        different keys are independent, and a session_delete drops what came before it for
+        that client.  Messages are written when their first holder appears and deleted when
+        the last one goes (``Holders``); the deletions run last.
+        """
+        holders = self._holders
+        plan: list[Statement] = []
+        net: dict[tuple[str, str], list[Any]] = {}
+        inserts: dict[str, Message] = {}
+        deletes: set[str] = set()
+
+        def hold(msg: Message, holder_new: bool) -> None:
+            if holder_new:
+                mid = cast(str, msg.message_id)
+                if mid in deletes:
+                    deletes.discard(mid)  # released and held again within the batch: still stored
+                else:
+                    inserts[mid] = msg
+
+        def freed(mid: str | None) -> None:
+            if mid is not None and inserts.pop(mid, None) is None:
+                deletes.add(mid)
+
+        for op in ops:
+            kind = op[0]
+            if kind == "enqueue":
+                _, cid, rec, seq = op
+                msg = rec.message
+                mid = msg.message_id
+                hold(msg, holders.hold(mid, cid))
+                sub_ids = json.dumps(rec.subscription_ids) if rec.subscription_ids else "[]"
+                row = [cid, mid, seq, rec.qos, int(rec.retain), sub_ids, rec.state.value, rec.packet_id]
+                net[(cid, mid)] = ["put", row]
+            elif kind == "update":
+                _, cid, mid, out_state, pid = op
+                state = out_state.value
+                effect = net.get((cid, mid))
+                if effect is None or effect[0] == "update":
+                    net[(cid, mid)] = ["update", state, pid]
+                elif effect[0] == "put":
+                    effect[1][6], effect[1][7] = state, pid
+            elif kind == "dequeue":
+                _, cid, mid = op
+                net[(cid, mid)] = ["delete"]
+                if holders.release(mid, cid):
+                    freed(mid)
+            elif kind == "incoming_put":
+                plan.append(("INSERT OR IGNORE INTO incoming VALUES (?, ?)", [(op[1], op[2])]))
+            elif kind == "incoming_delete":
+                plan.append(("DELETE FROM incoming WHERE client_id = ? AND packet_id = ?", [(op[1], op[2])]))
+            elif kind == "session_put":
+                rec = op[1]
+                will = encode_will(rec.will) if rec.will is not None else None
+                plan.append(
+                    (
+                        "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
+                        [(rec.client_id, rec.expiry_interval, rec.disconnected_at, will)],
+                    )
+                )
+            elif kind == "session_delete":
+                cid = op[1]
+                for key in [key for key in net if key[0] == cid]:
+                    del net[key]
+                for mid in holders.release_client(cid):
+                    freed(mid)
+                for table in ("sessions", "subscriptions", "queue", "incoming"):
+                    plan.append((f"DELETE FROM {table} WHERE client_id = ?", [(cid,)]))  # constants
+            elif kind == "subscription_put":
+                e = op[1]
+                plan.append(
+                    (
+                        "INSERT OR REPLACE INTO subscriptions VALUES (?,?,?,?,?,?,?)",
+                        [(e.client_id, e.topic_filter, e.qos, int(e.no_local), int(e.retain_as_published),
+                          e.subscription_id, e.share_group)],
+                    )
+                )  # fmt: skip
+            elif kind == "subscription_delete":
+                plan.append(
+                    ("DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?", [(op[1], op[2])])
+                )
+            elif kind == "retained_put":
+                msg = op[1]
+                new, old = holders.retain(msg.topic, msg.message_id)
+                hold(msg, new)
+                freed(old)
+                plan.append(("INSERT OR REPLACE INTO retained VALUES (?, ?)", [(msg.topic, msg.message_id)]))
+            elif kind == "retained_delete":
+                freed(holders.unretain(op[1]))
+                plan.append(("DELETE FROM retained WHERE topic = ?", [(op[1],)]))
+            elif kind == "receipts":
+                pass  # written in _apply, coalesced
+            elif kind == "receipts_purge":
+                plan.append(("DELETE FROM receipts WHERE updated_at < ?", [(op[1],)]))
+            else:
+                raise ValueError(f"unknown store operation {kind!r}")
+        if inserts:
+            plan.append(("INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                         [_message_row(m) for m in inserts.values()]))  # fmt: skip
+        puts: list[list[Any]] = []
+        updates: list[tuple[Any, ...]] = []
+        removals: list[tuple[str, str]] = []
+        for (cid, mid), effect in net.items():
+            what = effect[0]
+            if what == "put":
+                puts.append(effect[1])
+            elif what == "update":
+                updates.append((effect[1], effect[2], cid, mid))
+            else:
+                removals.append((cid, mid))
+        if puts:
+            plan.append(("INSERT OR REPLACE INTO queue VALUES (?,?,?,?,?,?,?,?)", puts))
+        if updates:
+            plan.append(
+                ("UPDATE queue SET state = ?, packet_id = ? WHERE client_id = ? AND message_id = ?", updates)
+            )
+        if removals:
+            plan.append(("DELETE FROM queue WHERE client_id = ? AND message_id = ?", removals))
+        if deletes:
+            plan.append(("DELETE FROM messages WHERE id = ?", [(mid,) for mid in deletes]))
+        return plan
+
+    def _apply(self, plan: list[Statement], receipts: dict[tuple[str, str], Receipt]) -> None:
         db = self._db
         if db is None:
             raise RuntimeError("store is closed")
-        touched: set[str] = set()
-        # Queue operations are folded into their net effect per (client, message) and written
-        # with one executemany per statement: entries of different keys are independent, and a
-        # session_delete drops what came before it for that client.
-        net: dict[tuple[str, str], list[Any]] = {}
-        messages: dict[str, Message] = {}
         db.execute("BEGIN")
         try:
-            for op in ops:
-                kind = op[0]
-                if kind == "enqueue":
-                    _, cid, rec, seq = op
-                    msg = rec.message
-                    messages[msg.message_id] = msg
-                    row = [cid, msg.message_id, seq, rec.qos, int(rec.retain),
-                           json.dumps(rec.subscription_ids), rec.state.value, rec.packet_id]  # fmt: skip
-                    net[(cid, msg.message_id)] = ["put", row]
-                elif kind == "update":
-                    _, cid, mid, out_state, pid = op
-                    state = out_state.value
-                    effect = net.get((cid, mid))
-                    if effect is None or effect[0] == "update":
-                        net[(cid, mid)] = ["update", state, pid]
-                    elif effect[0] == "put":
-                        effect[1][6], effect[1][7] = state, pid
-                elif kind == "dequeue":
-                    net[(op[1], op[2])] = ["delete"]
-                    touched.add(op[2])
-                elif kind == "incoming_put":
-                    db.execute("INSERT OR IGNORE INTO incoming VALUES (?, ?)", (op[1], op[2]))
-                elif kind == "incoming_delete":
-                    db.execute("DELETE FROM incoming WHERE client_id = ? AND packet_id = ?", (op[1], op[2]))
-                elif kind == "session_put":
-                    rec = op[1]
-                    will = encode_will(rec.will) if rec.will is not None else None
-                    db.execute(
-                        "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
-                        (rec.client_id, rec.expiry_interval, rec.disconnected_at, will),
-                    )
-                elif kind == "session_delete":
-                    cid = op[1]
-                    for key in [key for key in net if key[0] == cid]:
-                        del net[key]
-                    touched.update(
-                        r[0] for r in db.execute("SELECT message_id FROM queue WHERE client_id = ?", (cid,))
-                    )
-                    for table in ("sessions", "subscriptions", "queue", "incoming"):
-                        db.execute(
-                            f"DELETE FROM {table} WHERE client_id = ?", (cid,)
-                        )  # table names are constants
-                elif kind == "subscription_put":
-                    e = op[1]
-                    db.execute(
-                        "INSERT OR REPLACE INTO subscriptions VALUES (?,?,?,?,?,?,?)",
-                        (e.client_id, e.topic_filter, e.qos, int(e.no_local), int(e.retain_as_published),
-                         e.subscription_id, e.share_group),
-                    )  # fmt: skip
-                elif kind == "subscription_delete":
-                    db.execute(
-                        "DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?", (op[1], op[2])
-                    )
-                elif kind == "retained_put":
-                    msg = op[1]
-                    old = db.execute(
-                        "SELECT message_id FROM retained WHERE topic = ?", (msg.topic,)
-                    ).fetchone()
-                    if old:
-                        touched.add(old[0])
-                    _put_messages(db, [msg])
-                    db.execute("INSERT OR REPLACE INTO retained VALUES (?, ?)", (msg.topic, msg.message_id))
-                elif kind == "retained_delete":
-                    old = db.execute("SELECT message_id FROM retained WHERE topic = ?", (op[1],)).fetchone()
-                    if old:
-                        touched.add(old[0])
-                        db.execute("DELETE FROM retained WHERE topic = ?", (op[1],))
-                elif kind == "receipts":
-                    pass  # written below, coalesced
-                elif kind == "receipts_purge":
-                    db.execute("DELETE FROM receipts WHERE updated_at < ?", (op[1],))
+            for sql, rows in plan:
+                if len(rows) == 1:
+                    db.execute(sql, rows[0])
                 else:
-                    raise ValueError(f"unknown store operation {kind!r}")
-            if net:
-                self._apply_queue(db, net, messages)
+                    db.executemany(sql, rows)
             if receipts:
                 db.executemany(
                     "INSERT OR REPLACE INTO receipts VALUES (?,?,?,?,?,?,?,?,?)",
                     [_receipt_row(r) for r in receipts.values()],
                 )
-            if touched:
-                db.executemany(_GC, [(mid, mid, mid) for mid in touched])
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
 
-    @staticmethod
-    def _apply_queue(
-        db: sqlite3.Connection, net: dict[tuple[str, str], list[Any]], messages: dict[str, Message]
-    ) -> None:
-        puts: list[list[Any]] = []
-        updates: list[tuple[Any, ...]] = []
-        deletes: list[tuple[str, str]] = []
-        needed: set[str] = set()
-        for (cid, mid), effect in net.items():
-            what = effect[0]
-            if what == "put":
-                puts.append(effect[1])
-                needed.add(mid)
-            elif what == "update":
-                updates.append((effect[1], effect[2], cid, mid))
-            else:
-                deletes.append((cid, mid))
-        if needed:
-            _put_messages(db, [messages[mid] for mid in needed])
-        if puts:
-            db.executemany("INSERT OR REPLACE INTO queue VALUES (?,?,?,?,?,?,?,?)", puts)
-        if updates:
-            db.executemany(
-                "UPDATE queue SET state = ?, packet_id = ? WHERE client_id = ? AND message_id = ?", updates
-            )
-        if deletes:
-            db.executemany("DELETE FROM queue WHERE client_id = ? AND message_id = ?", deletes)
-
 
 _PUBLISH = PacketType.PUBLISH
 
 
-def _put_messages(db: sqlite3.Connection, msgs: list[Message]) -> None:
-    db.executemany(
-        "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        [
-            (
-                m.message_id, m.topic, m.payload, m.qos, int(m.retain),
-                None if m.properties is EMPTY_PROPERTIES else encode_properties(m.properties, _PUBLISH),
-                m.expires_at, m.priority, m.sender, m.created_at, m.collapse_key,
-            )
-            for m in msgs
-        ],
+def _message_row(m: Message) -> tuple[Any, ...]:
+    return (
+        m.message_id, m.topic, m.payload, m.qos, int(m.retain),
+        None if m.properties is EMPTY_PROPERTIES else encode_properties(m.properties, _PUBLISH),
+        m.expires_at, m.priority, m.sender, m.created_at, m.collapse_key,
     )  # fmt: skip
 
 
@@ -380,3 +412,29 @@ def _receipt_row(r: Receipt) -> tuple[object, ...]:
         r.reason,
         r.updated_at,
     )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create the schema, or bring a database of an earlier version up to it (in the caller's transaction)."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"database schema version {version} is newer than this zanzara ({SCHEMA_VERSION})")
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    old = [t for t in _REBUILT if t in tables] if version < 2 else []
+    if old:
+        # Version 1 had rowid tables and a queue index that the in-memory holder count replaced.
+        db.execute("DROP INDEX IF EXISTS queue_message")
+        db.execute("DROP INDEX IF EXISTS receipts_updated")
+        for table in old:
+            db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")  # table names are constants
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    # Databases from 0.1.0 development builds lack these columns.
+    for table, column, kind in (("messages", "collapse_key", "TEXT"), ("sessions", "will", "BLOB")):
+        if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")  # constants only
+    for table in old:
+        db.execute(f"INSERT OR IGNORE INTO {table} SELECT * FROM old_{table}")
+        db.execute(f"DROP TABLE old_{table}")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

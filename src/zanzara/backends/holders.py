@@ -1,0 +1,77 @@
+"""Who holds each stored message: the queues that reference it and the retained store.
+
+A message is stored once however many queues hold it (Mosquitto's model): its row
+is written when its first holder appears and deleted when its last one goes.  The
+back-ends keep this count in memory (loaded with the store) so that neither a
+lookup index nor a read is needed to know when a message can go.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RETAINED", "Holders"]
+
+# The retained store's holder name: MQTT strings cannot contain U+0000 [MQTT-1.5.4-2],
+# so no client id is equal to it.
+RETAINED = "\x00retained"
+
+
+class Holders:
+    def __init__(self) -> None:
+        self._by_message: dict[str, set[str]] = {}
+        self._by_client: dict[str, set[str]] = {}
+        self.retained: dict[str, str] = {}  # topic -> message id
+
+    def __contains__(self, message_id: str) -> bool:
+        return message_id in self._by_message
+
+    def hold(self, message_id: str, client_id: str) -> bool:
+        """``client_id``'s queue holds the message; True if it had no holder (write it)."""
+        self._by_client.setdefault(client_id, set()).add(message_id)
+        return self._add(message_id, client_id)
+
+    def release(self, message_id: str, client_id: str) -> bool:
+        """The queue let the message go; True if that was its last holder (delete it)."""
+        held = self._by_client.get(client_id)
+        if held is not None:
+            held.discard(message_id)
+            if not held:
+                del self._by_client[client_id]
+        return self._remove(message_id, client_id)
+
+    def release_client(self, client_id: str) -> list[str]:
+        """The client's whole queue went; the messages that nobody holds any more."""
+        return [mid for mid in self._by_client.pop(client_id, ()) if self._remove(mid, client_id)]
+
+    def retain(self, topic: str, message_id: str) -> tuple[bool, str | None]:
+        """The message is retained on ``topic``: (write it?, the replaced message to delete)."""
+        old = self.retained.get(topic)
+        self.retained[topic] = message_id
+        new = self._add(message_id, RETAINED)
+        if old is not None and old != message_id and self._remove(old, RETAINED):
+            return new, old
+        return new, None
+
+    def unretain(self, topic: str) -> str | None:
+        """The topic's retained message was cleared; its id if nobody else holds it."""
+        old = self.retained.pop(topic, None)
+        if old is not None and self._remove(old, RETAINED):
+            return old
+        return None
+
+    def _add(self, message_id: str, holder: str) -> bool:
+        holders = self._by_message.get(message_id)
+        if holders is None:
+            self._by_message[message_id] = {holder}
+            return True
+        holders.add(holder)
+        return False
+
+    def _remove(self, message_id: str, holder: str) -> bool:
+        holders = self._by_message.get(message_id)
+        if holders is None:
+            return False
+        holders.discard(holder)
+        if holders:
+            return False
+        del self._by_message[message_id]
+        return True
