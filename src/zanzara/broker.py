@@ -203,6 +203,7 @@ class BrokerCore:
 
     def _persist(self, session: Session, will: Will | None = None) -> None:
         if self.store is not None and session.expiry_interval:
+            session.stored = True
             self.store.session_put(
                 SessionRecord(
                     client_id=session.client_id,
@@ -484,7 +485,7 @@ class BrokerCore:
         pending = session.reset()
         self.router.discard(session, pending, "session ended")
         self.sessions.pop(cid, None)
-        if self.store is not None:
+        if self.store is not None and session.stored:
             self.store.session_delete(cid)
         pending_will = self._will_timers.pop(cid, None)
         if pending_will is not None:

@@ -61,6 +61,8 @@ class Session:
     max_queued_bytes: int = 0  # 0: unlimited
     # When its last connection ended (broker clock); None while connected.
     disconnected_at: float | None = None
+    # Written to the store at some point (so its end must be, too).
+    stored: bool = False
     subscriptions: dict[str, SubscriptionEntry] = field(default_factory=dict)
     inflight: dict[int, Outgoing] = field(default_factory=dict)
     # Incoming QoS 2 packet ids received (PUBREC sent), not yet released by PUBREL.

@@ -234,7 +234,7 @@ class SqliteStore(RecordingStore):
         """
         holders = self._holders
         plan: list[Statement] = []
-        net: dict[tuple[str, str], list[Any]] = {}
+        net: dict[str, dict[str, list[Any]]] = {}  # client id -> message id -> net effect
         inserts: dict[str, Message] = {}
         deletes: set[str] = set()
 
@@ -259,18 +259,19 @@ class SqliteStore(RecordingStore):
                 hold(msg, holders.hold(mid, cid))
                 sub_ids = json.dumps(rec.subscription_ids) if rec.subscription_ids else "[]"
                 row = [cid, mid, seq, rec.qos, int(rec.retain), sub_ids, rec.state.value, rec.packet_id]
-                net[(cid, mid)] = ["put", row]
+                net.setdefault(cid, {})[mid] = ["put", row]
             elif kind == "update":
                 _, cid, mid, out_state, pid = op
                 state = out_state.value
-                effect = net.get((cid, mid))
+                entries = net.setdefault(cid, {})
+                effect = entries.get(mid)
                 if effect is None or effect[0] == "update":
-                    net[(cid, mid)] = ["update", state, pid]
+                    entries[mid] = ["update", state, pid]
                 elif effect[0] == "put":
                     effect[1][6], effect[1][7] = state, pid
             elif kind == "dequeue":
                 _, cid, mid = op
-                net[(cid, mid)] = ["delete"]
+                net.setdefault(cid, {})[mid] = ["delete"]
                 if holders.release(mid, cid):
                     freed(mid)
             elif kind == "incoming_put":
@@ -288,8 +289,7 @@ class SqliteStore(RecordingStore):
                 )
             elif kind == "session_delete":
                 cid = op[1]
-                for key in [key for key in net if key[0] == cid]:
-                    del net[key]
+                net.pop(cid, None)
                 for mid in holders.release_client(cid):
                     freed(mid)
                 for table in ("sessions", "subscriptions", "queue", "incoming"):
@@ -328,14 +328,15 @@ class SqliteStore(RecordingStore):
         puts: list[list[Any]] = []
         updates: list[tuple[Any, ...]] = []
         removals: list[tuple[str, str]] = []
-        for (cid, mid), effect in net.items():
-            what = effect[0]
-            if what == "put":
-                puts.append(effect[1])
-            elif what == "update":
-                updates.append((effect[1], effect[2], cid, mid))
-            else:
-                removals.append((cid, mid))
+        for cid, entries in net.items():
+            for mid, effect in entries.items():
+                what = effect[0]
+                if what == "put":
+                    puts.append(effect[1])
+                elif what == "update":
+                    updates.append((effect[1], effect[2], cid, mid))
+                else:
+                    removals.append((cid, mid))
         if puts:
             plan.append(("INSERT OR REPLACE INTO queue VALUES (?,?,?,?,?,?,?,?)", puts))
         if updates:
