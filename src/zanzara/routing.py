@@ -299,16 +299,17 @@ class Router:
         if store is None or mid is None:
             return
         finished = status is DeliveryStatus.DROPPED or status is DeliveryStatus.EXPIRED
+        # Positional: this runs twice per delivery (see Receipt's field order).
         store.receipt_put(
             Receipt(
-                message_id=mid,
-                client_id=session.client_id,
-                status=status,
-                queued_at=out.queued_at or None,
-                sent_at=out.sent_at,
-                acknowledged_at=now if status is DeliveryStatus.ACKNOWLEDGED else None,
-                finished_at=now if finished else None,
-                reason=reason,
+                mid,
+                session.client_id,
+                status,
+                out.queued_at or None,
+                out.sent_at,
+                now if status is DeliveryStatus.ACKNOWLEDGED else None,
+                now if finished else None,
+                reason,
             )
         )
 

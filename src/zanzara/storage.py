@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .message import Message
 from .mqtt.packets import Will
@@ -70,9 +70,12 @@ class DeliveryStatus(Enum):
     DROPPED = "dropped"  # removed by a quota, a collapse key, a session end, ... (see reason)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Receipt:
-    """What happened to one message for one recipient. Times are wall-clock seconds."""
+class Receipt(NamedTuple):
+    """What happened to one message for one recipient. Times are wall-clock seconds.
+
+    A named tuple rather than a dataclass: two are made per delivery (sent, acknowledged),
+    and a tuple is built several times faster and is already the row a store writes.
+    """
 
     message_id: str
     client_id: str
