@@ -16,6 +16,7 @@ import secrets
 import pytest
 
 from zanzara import AuthStep, ClientInfo, EnhancedAuthenticator, ReasonCode, ScramSha256
+from zanzara.config import Config, StorageConfig
 from zanzara.mqtt.packets import Auth, ConnAck, Publish
 from zanzara.mqtt.properties import Properties
 
@@ -321,3 +322,19 @@ def test_auth_data_without_a_method_is_a_protocol_error(scram_broker):
     raw = RawClient(scram_broker.port)
     connack = raw.connect(properties=Properties(authentication_data=b"n,,n=alice,r=abc"))
     assert isinstance(connack, ConnAck) and connack.reason_code == ReasonCode.PROTOCOL_ERROR
+
+
+def test_acl_judges_the_user_scram_proved(make_broker, tmp_path):
+    """The acl_file's user rules apply to the SCRAM user, for subscribing and for what is delivered."""
+    acl = tmp_path / "acl"
+    acl.write_text("user alice\ntopic read a/#\n")
+    config = Config(storage=StorageConfig(backend="memory"), acl_file=str(acl))
+    broker = make_broker(config, setup=lambda b: b.add_authenticator(ScramSha256.from_passwords(USERS)))
+    alice = ScramPaho(broker.port, "alice", "wonderland")
+    bob = ScramPaho(broker.port, "bob", "builder")
+    assert alice.subscribe("a/#", qos=1) == [1]
+    assert bob.subscribe("a/#", qos=1) == [ReasonCode.NOT_AUTHORIZED]
+    broker.run(broker.broker.publish("a/news", b"for alice", qos=1))
+    assert alice.expect().payload == b"for alice"
+    alice.disconnect()
+    bob.disconnect()

@@ -109,6 +109,8 @@ class BrokerCore:
         self.authenticators: list[Authenticator] = []
         # MQTT 5 enhanced authentication: one hook per Authentication Method.
         self.enhanced_authenticators: dict[str, EnhancedAuthenticator] = {}
+        # Told who a method proved a client to be (the ACL's username for routing).
+        self.on_authenticated: Callable[[ClientInfo], None] | None = None
         self.publish_authorizers: list[PublishAuthorizer] = []
         self.subscribe_authorizers: list[SubscribeAuthorizer] = []
         self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
@@ -350,10 +352,13 @@ class BrokerCore:
             protocol.refuse(_fitting(step.reason_code, CONNACK_REASON_CODES))
             return None
         assert exchange.connect is not None
+        info = exchange.authenticated(step)
+        if self.on_authenticated is not None:
+            self.on_authenticated(info)
         return self._admit(
             link,
             exchange.connect,
-            exchange.authenticated(step),
+            info,
             exchange.assigned_client_id,
             ReasonCode.SUCCESS,
             step.settings,

@@ -73,6 +73,7 @@ class Broker:
             self.add_authorizer(self.file_auth)
             if config.acl_file:
                 self.core.router.may_receive = self.file_auth.may_receive
+                self.core.on_authenticated = self.file_auth.remember
                 self.file_auth.on_change = self.core.router.invalidate
         for hook in authenticators:
             self.add_authenticator(hook)
