@@ -41,7 +41,7 @@ system-deps:
 	done
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import queue
 import socket
+import struct
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -29,8 +31,46 @@ def props(kind: str = "PUBLISH", **values: Any) -> PahoProperties:
     return p
 
 
+AuthHandler = Callable[[int, PahoProperties], tuple[int, PahoProperties] | None]
+
+
+class AuthCapableClient(paho.Client):
+    """paho-mqtt 2.x with AUTH packets (MQTT 5 section 3.15), which it otherwise rejects as unknown.
+
+    Packets are encoded and decoded with paho's own code (fixed header, reason code,
+    ``Properties.pack``/``unpack``); only the AUTH framing is added here.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_auth: AuthHandler | None = None
+        self.auth_received: queue.Queue[tuple[int, PahoProperties]] = queue.Queue()
+
+    def _packet_handle(self) -> Any:
+        if self._in_packet["command"] & 0xF0 != paho.AUTH:
+            return super()._packet_handle()
+        body = bytes(self._in_packet["packet"])
+        code = body[0] if body else 0  # 3.15.2.1: no reason code means 0x00
+        properties = PahoProperties(PacketTypes.AUTH)
+        if len(body) > 1:
+            properties.unpack(body[1:])
+        self.auth_received.put((code, properties))
+        answer = self.on_auth(code, properties) if self.on_auth is not None else None
+        if answer is not None:
+            self.send_auth(*answer)
+        return paho.MQTT_ERR_SUCCESS
+
+    def send_auth(self, reason_code: int, properties: PahoProperties) -> Any:
+        body = struct.pack("!B", reason_code) + properties.pack()
+        packet = bytearray([paho.AUTH])
+        self._pack_remaining_length(packet, len(body))
+        return self._packet_queue(paho.AUTH, bytes(packet) + body, 0, 0)
+
+
 class PahoClient:
     """A paho-mqtt 2.x client with blocking helpers and a message inbox."""
+
+    client_class: type[paho.Client] = paho.Client
 
     def __init__(
         self,
@@ -55,7 +95,7 @@ class PahoClient:
         kwargs: dict[str, Any] = {"client_id": self.client_id, "protocol": version, "manual_ack": manual_ack}
         if version != V5:
             kwargs["clean_session"] = clean
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, **kwargs)
+        self.client = self.client_class(paho.CallbackAPIVersion.VERSION2, **kwargs)
         self.clean = clean
         self.session_expiry = session_expiry
         self.keepalive = keepalive

@@ -3,6 +3,7 @@
 The embedded API is re-exported here; nothing else is public.
 """
 
+from .auth.scram import ScramCredentials, ScramSha256
 from .broker import PublishResult
 from .config import Config, ListenerConfig, MqttConfig, load_config
 from .errors import ConfigError, ProtocolError, ZanzaraError
@@ -16,7 +17,15 @@ from .events import (
     Subscribed,
     Unsubscribed,
 )
-from .hooks import Authenticator, Authorizer, AuthResult, ClientInfo, ConnectRequest
+from .hooks import (
+    Authenticator,
+    Authorizer,
+    AuthResult,
+    AuthStep,
+    ClientInfo,
+    ConnectRequest,
+    EnhancedAuthenticator,
+)
 from .message import Message
 from .mqtt.enums import ReasonCode
 from .mqtt.packets import Subscription
@@ -26,6 +35,7 @@ from .storage import DeliveryStatus, Receipt
 
 __all__ = [
     "AuthResult",
+    "AuthStep",
     "Authenticator",
     "Authorizer",
     "Broker",
@@ -38,6 +48,7 @@ __all__ = [
     "Delivered",
     "DeliveryStatus",
     "Dropped",
+    "EnhancedAuthenticator",
     "Event",
     "ListenerConfig",
     "Message",
@@ -48,6 +59,8 @@ __all__ = [
     "Published",
     "ReasonCode",
     "Receipt",
+    "ScramCredentials",
+    "ScramSha256",
     "Subscribed",
     "Subscription",
     "Unsubscribed",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from .auth.exchange import AuthExchange
 from .config import MqttConfig, PushConfig
 from .errors import ProtocolError, ProtocolViolation
 from .events import (
@@ -35,15 +36,19 @@ from .events import (
 from .hooks import (
     Authenticator,
     AuthResult,
+    AuthStep,
     ClientInfo,
     ConnectRequest,
+    EnhancedAuthenticator,
     PublishAuthorizer,
     SubscribeAuthorizer,
 )
 from .ids import new_message_id
 from .message import Message
+from .mqtt.codec import CONNACK_REASON_CODES, DISCONNECT_REASON_CODES
 from .mqtt.enums import PacketType, ProtocolVersion, ReasonCode, RetainHandling
 from .mqtt.packets import (
+    Auth,
     ConnAck,
     Connect,
     Disconnect,
@@ -104,6 +109,10 @@ class BrokerCore:
         self.events = EventHub()
         self.stats = Stats()
         self.authenticators: list[Authenticator] = []
+        # MQTT 5 enhanced authentication: one hook per Authentication Method.
+        self.enhanced_authenticators: dict[str, EnhancedAuthenticator] = {}
+        # Told who a method proved a client to be (the ACL's username for routing).
+        self.on_authenticated: Callable[[ClientInfo], None] | None = None
         self.publish_authorizers: list[PublishAuthorizer] = []
         self.subscribe_authorizers: list[SubscribeAuthorizer] = []
         self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
@@ -275,6 +284,9 @@ class BrokerCore:
             address=link.address,
             listener=link.listener_name,
         )
+        method = packet.properties.authentication_method
+        if method is not None:
+            return self._start_exchange(link, packet, info, assigned, method)
         if not self.authenticators:
             code = (
                 ReasonCode.SUCCESS if self.allow_anonymous or packet.username else ReasonCode.NOT_AUTHORIZED
@@ -304,6 +316,98 @@ class BrokerCore:
             return self._admit(link, packet, info, assigned, decision.reason_code, decision)
         return self._admit(link, packet, info, assigned, decision)
 
+    # -- enhanced authentication (MQTT 5 section 4.12) ----------------------------------
+
+    def _start_exchange(
+        self, link: ClientLink, packet: Connect, info: ClientInfo, assigned: str | None, method: str
+    ) -> Coroutine[Any, Any, Client | None] | None:
+        hook = self.enhanced_authenticators.get(method)
+        if hook is None:
+            # [MQTT-4.12.0-1] an unsupported method: CONNACK 0x8C, then close.
+            logger.info("client %s: unsupported authentication method %r", info.client_id, method)
+            link.protocol.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD, f"unsupported method {method}")
+            return None
+        exchange = AuthExchange(authenticator=hook, client=info, connect=packet, assigned_client_id=assigned)
+        return self._connect_step(link, exchange, packet.properties.authentication_data)
+
+    def continue_connect(self, link: ClientLink, packet: Auth) -> Coroutine[Any, Any, Client | None]:
+        """The client's AUTH 0x18 before CONNACK; returns the Client once admitted, else None."""
+        exchange = link.protocol.auth_exchange
+        if not isinstance(exchange, AuthExchange) or exchange.connect is None:
+            raise ProtocolViolation("AUTH outside an authentication")
+        return self._connect_step(link, exchange, packet.properties.authentication_data)
+
+    async def _connect_step(
+        self, link: ClientLink, exchange: AuthExchange, data: bytes | None
+    ) -> Client | None:
+        step = await exchange.advance(data)
+        protocol = link.protocol
+        if protocol.phase is not ConnectionPhase.CONNECTING:  # closed while the hook was awaited
+            return None
+        protocol.auth_exchange = None if step.done else exchange
+        if not step.done:
+            # [MQTT-4.12.0-2] the server asks for more with AUTH 0x18.
+            link.send(Auth(reason_code=step.reason_code, properties=exchange.properties(step)))
+            return None
+        if step.reason_code is not ReasonCode.SUCCESS:
+            # [MQTT-4.12.0-4] the server may reject at any point: CONNACK >= 0x80, then close.
+            logger.info("client %s: %s authentication failed", exchange.client.client_id, exchange.method)
+            protocol.refuse(_fitting(step.reason_code, CONNACK_REASON_CODES))
+            return None
+        assert exchange.connect is not None
+        info = exchange.authenticated(step)
+        if self.on_authenticated is not None:
+            self.on_authenticated(info)
+        return self._admit(
+            link,
+            exchange.connect,
+            info,
+            exchange.assigned_client_id,
+            ReasonCode.SUCCESS,
+            step.settings,
+            exchange.properties(step),
+        )
+
+    def _on_auth(self, client: Client, packet: Auth) -> Step:
+        """Re-authentication [MQTT-4.12.1]: AUTH 0x19 starts it, AUTH 0x18 continues it."""
+        protocol = client.link.protocol
+        if packet.reason_code == ReasonCode.RE_AUTHENTICATE:
+            # The protocol checked that the method is the CONNECT's [MQTT-4.12.1-1].
+            hook = self.enhanced_authenticators.get(protocol.auth_method or "")
+            if hook is None:
+                raise ProtocolError("method no longer offered", ReasonCode.BAD_AUTHENTICATION_METHOD)
+            exchange = AuthExchange(authenticator=hook, client=client.info)
+        else:
+            pending = protocol.auth_exchange
+            if not isinstance(pending, AuthExchange):
+                raise ProtocolViolation("AUTH outside an authentication")
+            exchange = pending
+        return self._reauth_step(client, exchange, packet.properties.authentication_data)
+
+    async def _reauth_step(self, client: Client, exchange: AuthExchange, data: bytes | None) -> None:
+        step = await exchange.advance(data)
+        link = client.link
+        if link.protocol.phase is not ConnectionPhase.CONNECTED:
+            return
+        link.protocol.auth_exchange = None if step.done else exchange
+        if step.reason_code is ReasonCode.SUCCESS and exchange.authenticated(step) != client.info:
+            # Hooks, ACLs and sessions know the connection by the identity it was admitted with.
+            logger.info("client %s re-authenticated as another user", client.info.client_id)
+            step = AuthStep.failure(ReasonCode.NOT_AUTHORIZED)
+        if step.reason_code >= 0x80:
+            # [MQTT-4.12.1-2] a failed re-authentication: DISCONNECT with the reason, then close.
+            logger.info("client %s: %s re-authentication failed", client.info.client_id, exchange.method)
+            client.disconnect_reason = "not_authorized"
+            # DISCONNECT has no 0x86 or 0x8C (table 3.14.2.1): those become 0x87 Not authorized.
+            code = _fitting(step.reason_code, DISCONNECT_REASON_CODES)
+            link.protocol.disconnect(code, "re-authentication failed")
+            link.close()
+            return
+        # 0x18 asks for more; 0x00 ends it, and packets flowed meanwhile on the old authentication.
+        link.send(Auth(reason_code=step.reason_code, properties=exchange.properties(step)))
+
+    # -- admission -----------------------------------------------------------------------
+
     def _admit(
         self,
         link: ClientLink,
@@ -312,6 +416,7 @@ class BrokerCore:
         assigned: str | None,
         code: int,
         settings: AuthResult | None = None,
+        authentication: Properties | None = None,
     ) -> Client | None:
         if code != ReasonCode.SUCCESS:
             link.protocol.refuse(code)
@@ -362,6 +467,9 @@ class BrokerCore:
             if assigned:
                 props["assigned_client_identifier"] = assigned
             props.update(self._connack_capabilities(session, packet))
+            if authentication is not None:
+                props["authentication_method"] = authentication.authentication_method
+                props["authentication_data"] = authentication.authentication_data
         link.set_keep_alive(keep_alive)
 
         client = Client(link=link, session=session, info=info, version=version, will=packet.will)
@@ -522,8 +630,9 @@ class BrokerCore:
             client.link.send(PingResp())
         elif t is Disconnect:
             self._on_disconnect(client, packet)  # type: ignore[arg-type]
+        elif t is Auth:
+            return self._on_auth(client, packet)  # type: ignore[arg-type]
         else:
-            # AUTH re-authentication is not offered yet: refuse it rather than ignore it.
             raise ProtocolViolation(f"unexpected {PacketType(packet.packet_type).name}")
         return None
 
@@ -861,6 +970,11 @@ class BrokerCore:
 
 # v5 publishers learn that the message reached live subscribers but is not durable.
 _UNSTORED = Properties(reason_string="store unavailable")
+
+
+def _fitting(code: int, allowed: frozenset[int]) -> int:
+    """``code`` if the packet can carry it, else Not authorized (a hook's code, any packet)."""
+    return code if code in allowed else ReasonCode.NOT_AUTHORIZED
 
 
 def _not_found(client: Client) -> int:

@@ -131,8 +131,11 @@ class ServerProtocol:
         return packets
 
     def _check_publish(self, packet: Publish) -> Publish:
-        if self.phase is ConnectionPhase.AWAIT_CONNECT:
-            raise ProtocolViolation("PUBLISH before CONNECT")  # [MQTT-3.1.0-1]
+        if self.phase is not ConnectionPhase.CONNECTED:
+            if self.phase is ConnectionPhase.AWAIT_CONNECT:
+                raise ProtocolViolation("PUBLISH before CONNECT")  # [MQTT-3.1.0-1]
+            if self.auth_method:
+                self._check_authenticating(packet)
         props = packet.properties
         if props is not EMPTY_PROPERTIES:
             if props.subscription_identifiers:
@@ -179,15 +182,46 @@ class ServerProtocol:
             raise ProtocolViolation("first packet is not CONNECT")  # [MQTT-3.1.0-1]
         if type(packet) is Subscribe and len(packet.properties.subscription_identifiers) > 1:
             raise ProtocolViolation("more than one subscription identifier")  # [MQTT-3.8.2.1.2]
-        if type(packet) is Auth and phase is ConnectionPhase.CONNECTED and not self.auth_method:
-            raise ProtocolViolation("AUTH without an authentication method")  # [MQTT-4.12.0-1]
+        if type(packet) is Auth:
+            self._check_auth(packet)
+        elif phase is ConnectionPhase.CONNECTING and self.auth_method:
+            self._check_authenticating(packet)
         return packet
+
+    def _check_authenticating(self, packet: Packet) -> None:
+        if type(packet) is not Disconnect:
+            # [MQTT-3.1.2-30] with an Authentication Method, only AUTH or DISCONNECT before CONNACK.
+            raise ProtocolViolation(f"{type(packet).__name__} before authentication completed")
+
+    def _check_auth(self, packet: Auth) -> None:
+        """The rules of MQTT 5 section 4.12 on which AUTH a client may send when."""
+        if not self.auth_method:
+            raise ProtocolViolation("AUTH without an authentication method")  # [MQTT-4.12.0-7]
+        if packet.properties.authentication_method != self.auth_method:
+            # [MQTT-4.12.1-1] and 3.15.2.2.2: the method of the CONNECT, in every AUTH.
+            raise ProtocolViolation("AUTH with another authentication method")
+        code = packet.reason_code
+        if code == ReasonCode.CONTINUE_AUTHENTICATION:
+            if not self.auth_awaited:
+                # [MQTT-4.12.0-3] the client continues only in answer to the server's AUTH 0x18.
+                raise ProtocolViolation("AUTH 0x18 that answers nothing")
+            self.auth_awaited = False
+        elif code == ReasonCode.RE_AUTHENTICATE:
+            if self.phase is not ConnectionPhase.CONNECTED or self.auth_awaited:
+                # [MQTT-4.12.1-1] re-authentication starts after CONNACK, one at a time.
+                raise ProtocolViolation("AUTH 0x19 before CONNACK or during an authentication")
+        else:
+            # 3.15.2.1: Success (0x00) is the server's to send.
+            raise ProtocolViolation("AUTH 0x00 from a client")
 
     def _accept_connect(self, packet: Connect) -> None:
         self.version = packet.protocol_version
         self.phase = ConnectionPhase.CONNECTING
         props = packet.properties
         self.auth_method = props.authentication_method
+        if props.authentication_data is not None and self.auth_method is None:
+            # 3.1.2.11.10: Authentication Data without an Authentication Method is a Protocol Error.
+            raise ProtocolViolation("authentication data without an authentication method")
         if self.version is V5:
             if props.maximum_packet_size is not None:
                 self.client_max_packet_size = props.maximum_packet_size
@@ -199,6 +233,11 @@ class ServerProtocol:
                 self.problem_information = False
 
     auth_method: str | None = None
+    # The server sent AUTH 0x18 and the client's AUTH 0x18 has not come yet.
+    auth_awaited = False
+    # The broker's conversation with an EnhancedAuthenticator while one runs; opaque here. It
+    # lives with the connection so that it goes when the connection does, finished or not.
+    auth_exchange: object = None
 
     # -- output -----------------------------------------------------------------
 
@@ -229,6 +268,8 @@ class ServerProtocol:
         t = type(packet)
         if t is PubAck or t is PubComp:
             self._unacked_in.discard(packet.packet_id)  # type: ignore[union-attr]
+        elif t is Auth:
+            self.auth_awaited = packet.reason_code == ReasonCode.CONTINUE_AUTHENTICATION  # type: ignore[union-attr]
         if self.version is V5:
             fitted = self._fit(packet)
             if fitted is None:

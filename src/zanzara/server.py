@@ -25,7 +25,7 @@ from .broker import BrokerCore, PublishResult
 from .config import Config, ListenerConfig, MqttConfig
 from .errors import ConfigError
 from .events import Event
-from .hooks import Authenticator, PublishAuthorizer, SubscribeAuthorizer
+from .hooks import Authenticator, EnhancedAuthenticator, PublishAuthorizer, SubscribeAuthorizer
 from .mqtt.enums import ReasonCode
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 from .storage import Receipt, Store
@@ -51,7 +51,7 @@ class Broker:
         host: str | None = None,
         port: int | None = None,
         mqtt: MqttConfig | None = None,
-        authenticators: Iterable[Authenticator] = (),
+        authenticators: Iterable[Authenticator | EnhancedAuthenticator] = (),
         authorizers: Iterable[PublishAuthorizer | SubscribeAuthorizer] = (),
     ) -> None:
         config = config or Config()
@@ -73,6 +73,7 @@ class Broker:
             self.add_authorizer(self.file_auth)
             if config.acl_file:
                 self.core.router.may_receive = self.file_auth.may_receive
+                self.core.on_authenticated = self.file_auth.remember
                 self.file_auth.on_change = self.core.router.invalidate
         for hook in authenticators:
             self.add_authenticator(hook)
@@ -89,8 +90,17 @@ class Broker:
 
     # -- hooks and events ---------------------------------------------------------
 
-    def add_authenticator(self, hook: Authenticator) -> None:
-        self.core.authenticators.append(hook)
+    def add_authenticator(self, hook: Authenticator | EnhancedAuthenticator) -> None:
+        """Add a password hook (``authenticate``) and/or an MQTT 5 authentication method.
+
+        An :class:`~zanzara.hooks.EnhancedAuthenticator` answers the CONNECTs whose
+        Authentication Method is its ``method``; the password hooks never see those.
+        A second hook for the same method replaces the first.
+        """
+        if isinstance(hook, EnhancedAuthenticator):
+            self.core.enhanced_authenticators[hook.method] = hook
+        if isinstance(hook, Authenticator):
+            self.core.authenticators.append(hook)
 
     def add_authorizer(self, hook: PublishAuthorizer | SubscribeAuthorizer) -> None:
         """Add an object with ``authorize_publish`` and/or ``authorize_subscribe``."""

@@ -61,13 +61,18 @@ class FileAuth:
         if self.on_change is not None:
             self.on_change()
 
+    def remember(self, client: ClientInfo) -> None:
+        """Note the username ``client`` connects with, for the read check of messages routed to it."""
+        if self.acl is None:
+            return
+        previous = self._usernames.get(client.client_id, ...)
+        self._usernames[client.client_id] = client.username
+        if previous is not ... and previous != client.username and self.on_change is not None:
+            self.on_change()
+
     async def authenticate(self, request: ConnectRequest) -> ReasonCode | None:
         client = request.client
-        if self.acl is not None:
-            previous = self._usernames.get(client.client_id, ...)
-            self._usernames[client.client_id] = client.username
-            if previous is not ... and previous != client.username and self.on_change is not None:
-                self.on_change()
+        self.remember(client)
         if self.passwords is None or client.username is None:
             return None  # allow_anonymous (or the next hook) decides
         if request.password is not None and self.passwords.verify(client.username, request.password):

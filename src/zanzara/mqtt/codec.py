@@ -43,6 +43,8 @@ from .packets import (
 from .properties import EMPTY_PROPERTIES, PROPERTY_SPECS, WILL, Properties, WireType
 
 __all__ = [
+    "CONNACK_REASON_CODES",
+    "DISCONNECT_REASON_CODES",
     "MAX_PACKET_SIZE",
     "Reader",
     "decode_properties",
@@ -78,6 +80,9 @@ _DISCONNECT_CODES: Final = frozenset(
     {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, *range(0x8D, 0xA3)} - {0x91, 0x92}
 )
 _AUTH_CODES: Final = frozenset({0x00, 0x18, 0x19})
+# For the broker: a failure code chosen by a hook must be one its packet can carry.
+CONNACK_REASON_CODES: Final = _CONNACK_CODES
+DISCONNECT_REASON_CODES: Final = _DISCONNECT_CODES
 _BOOLEAN_PROPERTIES: Final = (
     "payload_format_indicator",
     "request_problem_information",

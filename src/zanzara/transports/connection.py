@@ -28,7 +28,7 @@ from typing import Any, Protocol, cast
 from ..broker import BrokerCore, Client
 from ..errors import ProtocolError
 from ..mqtt.enums import ReasonCode
-from ..mqtt.packets import Connect, Disconnect, Packet
+from ..mqtt.packets import Auth, Connect, Disconnect, Packet
 from ..protocol import ConnectionPhase, ServerProtocol
 from .tls import peer_common_name
 
@@ -259,6 +259,8 @@ class MqttConnection(asyncio.Protocol):
             if client is None:
                 if type(packet) is Connect:
                     return self._connect(packet)
+                if type(packet) is Auth:  # the next round of an enhanced authentication
+                    return self._admission(self.broker.continue_connect(self, packet))
                 return None  # packets after a refused CONNECT
             if self.protocol.phase is ConnectionPhase.CLOSED:
                 return None
@@ -284,7 +286,11 @@ class MqttConnection(asyncio.Protocol):
                 self._connected(None)
                 return None
             packet = replace(packet, username=self._identity, password=None)
-        result = self.broker.connect(self, packet)
+        return self._admission(self.broker.connect(self, packet))
+
+    def _admission(
+        self, result: Client | Coroutine[Any, Any, Client | None] | None
+    ) -> Coroutine[Any, Any, None] | None:
         if result is None or isinstance(result, Client):
             self._connected(result)
             return None
@@ -295,8 +301,9 @@ class MqttConnection(asyncio.Protocol):
 
     def _connected(self, client: Client | None) -> None:
         if client is None:
-            self.close()  # refused: the CONNACK is queued
-            return
+            if self.protocol.phase is not ConnectionPhase.CONNECTING:
+                self.close()  # refused: the CONNACK is queued
+            return  # else an enhanced authentication waits for the client's next AUTH
         if self._closing:  # the socket went away while the CONNECT was decided
             self.broker.disconnected(client)
             return
