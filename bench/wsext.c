@@ -19,7 +19,7 @@ enum { WS_OFF, WS_HANDSHAKE, WS_OPEN };
 static const char *ws_path(void) {
   static int init;
   static const char *path;
-  if (!init) { path = getenv("ZB_WS"); init = 1; }
+  if (!init) { path = getenv("ZB_WS"); if (path && !*path) path = NULL; init = 1; }
   return path;
 }
 

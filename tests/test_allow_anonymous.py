@@ -115,6 +115,16 @@ def test_start_warns_when_nobody_can_connect(make_broker, caplog: pytest.LogCapt
     assert "nobody can connect" not in caplog.text
 
 
+def test_an_acl_file_alone_checks_no_credentials(
+    make_broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text("topic read public/#\n")
+    b = make_broker(CLOSED.model_copy(update={"acl_file": str(acl)}))
+    assert "nobody can connect" in caplog.text
+    assert PahoClient(b.port, username="alice", password="pw").reason_code == ReasonCode.NOT_AUTHORIZED
+
+
 def test_start_warns_about_anonymous_clients_beyond_loopback(
     make_broker, caplog: pytest.LogCaptureFixture
 ) -> None:

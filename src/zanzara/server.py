@@ -161,8 +161,12 @@ class Broker:
 
     def _warn_about_access(self) -> None:
         """Say at start what Mosquitto 2 users would otherwise find out from refused clients."""
-        checks_credentials = bool(self.core.authenticators) or any(
-            lc.use_identity_as_username for lc in self.config.listeners
+        # FileAuth with only an acl_file abstains on every CONNECT: it checks nothing.
+        hooks = [hook for hook in self.core.authenticators if hook is not self.file_auth]
+        checks_credentials = (
+            bool(hooks)
+            or self.config.password_file is not None
+            or any(lc.use_identity_as_username for lc in self.config.listeners)
         )
         if not self.config.allow_anonymous and not checks_credentials:
             logger.warning(
