@@ -7,7 +7,9 @@ drive blocking clients (paho-mqtt, mosquitto_pub/sub subprocesses) naturally.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,8 @@ from zanzara.config import Config, MqttConfig, StorageConfig
 from brokerthread import BrokerThread
 
 MEMORY = Config(storage=StorageConfig(backend="memory"))
+# Real JavaScript peers: MQTT.js for Node (peer.mjs) and its browser bundle (browser.html).
+JS_DIR = Path(__file__).resolve().parent / "js"
 
 
 @pytest.fixture
@@ -49,3 +53,24 @@ def require(tool: str) -> str:
     if path is None:
         pytest.fail(f"{tool} is not installed; `make test` installs it (apt-get install mosquitto-clients)")
     return path
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """Node.js with MQTT.js installed in tests/js (installed here when missing)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail("node and npm are required for the MQTT.js tests (apt-get install nodejs npm)")
+    if not (JS_DIR / "node_modules" / "mqtt" / "package.json").is_file():
+        result = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund"],
+            cwd=JS_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            pytest.fail(
+                f"npm install in {JS_DIR} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+    return node

@@ -69,7 +69,10 @@ def test_command_serves_and_shuts_down_gracefully(tmp_path):
 def test_command_config_file(tmp_path):
     port = free_port()
     cfg = tmp_path / "zanzara.toml"
-    cfg.write_text(f'[[listeners]]\nhost = "127.0.0.1"\nport = {port}\n\n[mqtt]\nmax_keepalive = 30\n')
+    cfg.write_text(
+        "allow_anonymous = true\n"  # a file with listeners refuses anonymous clients unless told
+        f'[[listeners]]\nhost = "127.0.0.1"\nport = {port}\n\n[mqtt]\nmax_keepalive = 30\n'
+    )
     proc, banner = start("-c", str(cfg), cwd=tmp_path)
     try:
         assert f":{port}" in banner

@@ -53,7 +53,7 @@ class BrokerProcess:
     def __init__(self, tmp: Path, port: int, storage: str) -> None:
         self.cfg = tmp / "zanzara.toml"
         self.cfg.write_text(
-            f'[[listeners]]\nhost = "127.0.0.1"\nport = {port}\n\n'
+            f'allow_anonymous = true\n[[listeners]]\nhost = "127.0.0.1"\nport = {port}\n\n'
             f"[storage]\n{storage}\n[mqtt]\nmax_queued_messages = 100000\n"
         )
         self.proc: subprocess.Popen[str] | None = None

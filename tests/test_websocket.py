@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
-import shutil
 import signal
 import socket
 import subprocess
@@ -45,8 +44,8 @@ from zanzara.mqtt.packets import (
 
 from brokerthread import BrokerThread
 from clients import V5, V311, PahoClient
+from conftest import JS_DIR
 
-JS_DIR = Path(__file__).resolve().parent / "js"
 ZANZARA = Path(sys.executable).with_name("zanzara")
 V5_WIRE = ProtocolVersion.MQTT5
 TIMEOUT = 10.0
@@ -58,27 +57,6 @@ TIMEOUT = 10.0
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="session")
-def node() -> str:
-    """Node.js with MQTT.js installed in tests/js (installed here when missing)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail("node and npm are required for the MQTT.js tests (apt-get install nodejs npm)")
-    if not (JS_DIR / "node_modules" / "mqtt" / "package.json").is_file():
-        result = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund"],
-            cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if result.returncode != 0:
-            pytest.fail(
-                f"npm install in {JS_DIR} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-            )
-    return node
 
 
 class JsPeer:

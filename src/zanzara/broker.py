@@ -288,10 +288,7 @@ class BrokerCore:
         if method is not None:
             return self._start_exchange(link, packet, info, assigned, method)
         if not self.authenticators:
-            code = (
-                ReasonCode.SUCCESS if self.allow_anonymous or packet.username else ReasonCode.NOT_AUTHORIZED
-            )
-            return self._admit(link, packet, info, assigned, code)
+            return self._admit(link, packet, info, assigned, self._unchecked_decision(link))
         return self._authenticate_then_admit(link, packet, info, assigned)
 
     async def _authenticate_then_admit(
@@ -311,7 +308,7 @@ class BrokerCore:
             if decision is not None:
                 break
         if decision is None:
-            decision = ReasonCode.SUCCESS if self.allow_anonymous else ReasonCode.NOT_AUTHORIZED
+            decision = self._unchecked_decision(link)
         if isinstance(decision, AuthResult):
             return self._admit(link, packet, info, assigned, decision.reason_code, decision)
         return self._admit(link, packet, info, assigned, decision)
@@ -405,6 +402,17 @@ class BrokerCore:
             return
         # 0x18 asks for more; 0x00 ends it, and packets flowed meanwhile on the old authentication.
         link.send(Auth(reason_code=step.reason_code, properties=exchange.properties(step)))
+
+    def _unchecked_decision(self, link: ClientLink) -> ReasonCode:
+        """The answer when no hook decided: ``allow_anonymous``, as in Mosquitto 2.
+
+        A username nobody checked is no credential, so it does not get a client in;
+        a certificate identity (use_identity_as_username) was checked by the TLS
+        handshake and does.
+        """
+        if self.allow_anonymous or link.identity_as_username:
+            return ReasonCode.SUCCESS
+        return ReasonCode.NOT_AUTHORIZED
 
     # -- admission -----------------------------------------------------------------------
 

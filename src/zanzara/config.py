@@ -316,6 +316,9 @@ class Config(_Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     push: PushConfig = Field(default_factory=PushConfig)
+    # True here, so that an embedded Broker() keeps working; a configuration
+    # file that declares [[listeners]] without this key gets False instead
+    # (see _file_defaults), as in Mosquitto 2.
     allow_anonymous: bool = True
     # Mosquitto-format files (mosquitto_passwd / `zanzara passwd`, acl_file syntax); re-read on SIGHUP.
     password_file: str | None = Field(default=None, min_length=1)
@@ -373,15 +376,30 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 def config_from_dict(data: Mapping[str, object], source: str = "<dict>") -> Config:
     """Validate already-parsed configuration data (a TOML document's shape).
 
+    A document that declares ``listeners`` and not ``allow_anonymous`` gets
+    ``allow_anonymous = False`` (``Config()`` itself defaults to True).
     ``source`` names the data in errors that concern it as a whole.
     Raises :class:`ConfigError` naming the first offending key.
     """
     if not isinstance(data, Mapping):
         raise ConfigError(source, f"expected a table, got {type(data).__name__}")
     try:
-        return Config.model_validate(dict(data))
+        return Config.model_validate(_file_defaults(dict(data)))
     except ValidationError as exc:
         raise _to_config_error(exc, source) from None
+
+
+def _file_defaults(data: dict[str, object]) -> dict[str, object]:
+    """Defaults that differ between a configuration document and ``Config()``.
+
+    As Mosquitto 2: whoever writes listeners into a file is opening the broker
+    beyond the loopback-only defaults, so anonymous access must then be asked
+    for explicitly (``allow_anonymous = true``); a file without listeners keeps
+    the loopback listener and anonymous access, like no file at all.
+    """
+    if "listeners" in data and "allow_anonymous" not in data:
+        return {**data, "allow_anonymous": False}
+    return data
 
 
 def _to_config_error(exc: ValidationError, source: str) -> ConfigError:

@@ -47,6 +47,10 @@ class ClientLink(Protocol):
     @property
     def listener_name(self) -> str | None: ...
 
+    @property
+    def identity_as_username(self) -> bool:
+        """The username is a client certificate's Common Name the TLS handshake verified."""
+
     def send(self, packet: Packet) -> None: ...
 
     def send_bytes(self, data: bytes) -> bool: ...

@@ -10,6 +10,7 @@ Shutdown order (ARCHITECTURE.md rule 6): stop accepting, send DISCONNECT
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable
@@ -163,9 +164,33 @@ class Broker:
                 await listener.start()
                 self.listeners.append(listener)
                 logger.info("listening on %s", listener.url)
+            self._warn_about_access()
         except BaseException:
             await self.stop()
             raise
+
+    def _warn_about_access(self) -> None:
+        """Say at start what Mosquitto 2 users would otherwise find out from refused clients."""
+        # FileAuth with only an acl_file abstains on every CONNECT: it checks nothing.
+        hooks = [hook for hook in self.core.authenticators if hook is not self.file_auth]
+        checks_credentials = (
+            bool(hooks)
+            or self.config.password_file is not None
+            or any(lc.use_identity_as_username for lc in self.config.listeners)
+        )
+        if not self.config.allow_anonymous and not checks_credentials:
+            logger.warning(
+                "allow_anonymous is false and nothing checks credentials (no password_file, "
+                "authentication hook or use_identity_as_username): nobody can connect; "
+                "set allow_anonymous = true or configure a password_file"
+            )
+        elif self.config.allow_anonymous:
+            exposed = [lc for lc in self.config.listeners if not _is_loopback(lc.host)]
+            if exposed:
+                logger.warning(
+                    "anonymous clients are allowed on %s, beyond this machine",
+                    ", ".join(f"{lc.host}:{lc.port}" for lc in exposed),
+                )
 
     async def _open_store(self) -> None:
         """Load sessions, queues and retained messages before any client can connect."""
@@ -279,6 +304,15 @@ class Broker:
         if store is None:
             return []
         return await store.receipts(message_id)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: assume it reaches beyond this machine
+        return False
 
 
 def _with_user_properties(props: Properties, user_props: tuple[tuple[str, str], ...]) -> Properties:
