@@ -29,8 +29,9 @@ from websockets.sync.client import connect as ws_connect
 from certs import paho_client
 from test_command import ZANZARA, free_port
 from zanzara.config import Config, ListenerConfig, MqttConfig, StorageConfig
+from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
-from zanzara.mqtt.packets import ConnAck, Connect, Will
+from zanzara.mqtt.packets import ConnAck, Connect, Disconnect, Publish, Will
 from zanzara.transports.admission import PENDING_REFUSALS, Admission, ConnectionLimits
 from zanzara.transports.throttle import TokenBucket
 
@@ -38,6 +39,7 @@ from brokerthread import BrokerThread
 from clients import V5, V311, PahoClient, RawClient
 from conftest import require
 
+V5_WIRE = ProtocolVersion.MQTT5
 VERSIONS = [V311, V5]
 VERSION_IDS = ["3.1.1", "5"]
 TIMEOUT = 10.0
@@ -337,9 +339,9 @@ def test_max_subscriptions_per_client(version: int) -> None:
 
 FLOODS = [
     # (limit, messages, payload size): several seconds' worth beyond the first second's burst.
-    pytest.param({"max_publish_rate": 100.0}, 400, 8, "mqtt", id="messages-tcp"),
-    pytest.param({"max_publish_rate": 100.0}, 400, 8, "ws", id="messages-ws"),
-    pytest.param({"max_bytes_rate": 10_000}, 50, 1000, "mqtt", id="bytes-tcp"),
+    pytest.param({"max_publish_rate": 100.0}, 250, 8, "mqtt", id="messages-tcp"),
+    pytest.param({"max_publish_rate": 100.0}, 250, 8, "ws", id="messages-ws"),
+    pytest.param({"max_bytes_rate": 10_000}, 30, 1000, "mqtt", id="bytes-tcp"),
 ]
 
 
@@ -382,6 +384,28 @@ def test_flooding_publisher_is_delayed_not_dropped(
         witness.round_trip()
         assert flooder.disconnects.empty()  # ... and nobody disconnected
         flooder.disconnect()
+        sink.disconnect()
+        witness.close()
+
+
+def test_keep_alive_does_not_count_the_time_a_flooder_is_held_back() -> None:
+    """[MQTT-3.1.2-22] closes a client from which no packet came for 1.5x its keep alive; packets
+    the broker holds back (max_publish_rate) did come, so they are delivered, and the keep alive is
+    enforced again once they are: the silent client then gets DISCONNECT 0x8D "Keep Alive timeout"."""
+    with BrokerThread(memory(max_publish_rate=2.0)) as b:
+        witness = Witness(b.port)
+        sink = PahoClient(b.port)
+        assert sink.subscribe("held/#", qos=0) == [0]
+        raw = RawClient(b.port)
+        assert raw.connect("held", keep_alive=1).reason_code == 0
+        count = 8  # four seconds' worth at 2/s, beyond 1.5 s of keep alive
+        flood = (encode(Publish(topic="held/x", payload=str(i).encode()), V5_WIRE) for i in range(count))
+        raw.send(b"".join(flood))
+        witness.round_trip()
+        assert [int(m.payload) for m in sink.expect_n(count, timeout=TIMEOUT)] == list(range(count))
+        assert raw.expect_closed() == [Disconnect(reason_code=ReasonCode.KEEP_ALIVE_TIMEOUT)]
+        raw.close()
+        witness.round_trip()
         sink.disconnect()
         witness.close()
 

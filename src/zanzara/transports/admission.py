@@ -1,6 +1,7 @@
 """Connection limits: how many sockets are open, per listener and in all, and what a new one gets.
 
-Counting starts at accept, before CONNECT, as Mosquitto counts for its
+Counting starts at accept (after the handshake on TLS listeners, when the
+connection is made), before CONNECT, as Mosquitto counts for its
 ``max_connections``: a socket that never speaks holds a file descriptor and
 memory as much as a client does.  A socket within the limits is served.  One
 over them is still read until its CONNECT, so that the client learns why it

@@ -467,12 +467,7 @@ class MqttConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _unpause_reading(self) -> None:
-        if (
-            self._reading_paused
-            and self._blocked_by == 0
-            and self._task is None
-            and not self._closing
-        ):
+        if self._reading_paused and self._blocked_by == 0 and self._task is None and not self._closing:
             self._reading_paused = False
             if self.transport is not None:
                 self.transport.resume_reading()
