@@ -63,6 +63,12 @@ def test_mqtt_defaults() -> None:
     assert mqtt.shared_subscriptions is True
     assert mqtt.wildcard_subscriptions is True
     assert mqtt.subscription_identifiers is True
+    # Limits against abuse: all off by default (as Mosquitto), the topic length at the protocol's own.
+    assert mqtt.max_topic_length == 65535
+    assert mqtt.max_connections == -1
+    assert mqtt.max_subscriptions == 0
+    assert mqtt.max_publish_rate == 0.0
+    assert mqtt.max_bytes_rate == 0
 
 
 def test_listener_defaults() -> None:
@@ -308,6 +314,15 @@ def test_negative_port() -> None:
         ("session_expiry_max", -1),
         ("session_expiry_max", 2**32),
         ("persistent_client_expiration", 0),
+        ("max_topic_length", 0),
+        ("max_topic_length", 65536),
+        ("max_connections", 0),
+        ("max_connections", -2),
+        ("max_subscriptions", -1),
+        ("max_publish_rate", -1.0),
+        ("max_publish_rate", float("inf")),
+        ("max_bytes_rate", -1),
+        ("max_bytes_rate", 1.5),
     ],
 )
 def test_mqtt_limit_out_of_range(key: str, value: object) -> None:
@@ -324,9 +339,14 @@ def test_mqtt_limit_out_of_range(key: str, value: object) -> None:
         ("max_client_id_length", 23),
         ("session_expiry_max", 0),
         ("session_expiry_max", 2**32 - 1),
+        ("max_topic_length", 1),
+        ("max_connections", 1),
+        ("max_subscriptions", 1),
+        ("max_publish_rate", 0.5),
+        ("max_bytes_rate", 1),
     ],
 )
-def test_mqtt_limit_edges_accepted(key: str, value: int) -> None:
+def test_mqtt_limit_edges_accepted(key: str, value: float) -> None:
     assert getattr(config_from_dict({"mqtt": {key: value}}).mqtt, key) == value
 
 

@@ -273,6 +273,17 @@ class BrokerCore:
         elif len(client_id) > cfg.max_client_id_length:
             link.protocol.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id too long")
             return None
+        will = packet.will
+        if will is not None:
+            try:
+                validate_topic_name(
+                    will.topic, max_levels=cfg.max_topic_levels, max_length=cfg.max_topic_length
+                )
+            except ProtocolError as exc:
+                # "The Will Topic Name is not malformed, but is not accepted": CONNACK 0x90
+                # (section 3.2.2.2); 3.1.1 has no such code and just closes [MQTT-3.1.4-1].
+                link.protocol.refuse(exc.reason_code, str(exc))
+                return None
         if version is not V5 and packet.keep_alive > cfg.max_keepalive:
             # As Mosquitto: a 3.x client cannot be told a lower keep alive, so it is refused.
             link.protocol.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "keep alive above max_keepalive")
@@ -837,7 +848,11 @@ class BrokerCore:
         """The granted QoS, or a failure reason code [MQTT-3.9.3]."""
         cfg = self.config
         try:
-            validate_topic_filter(sub.topic_filter, max_levels=cfg.max_topic_levels)
+            # A filter beyond max_topic_length or max_topic_levels is "correctly formed
+            # but not allowed": SUBACK 0x8F (section 3.9.3, Table 3-8).
+            validate_topic_filter(
+                sub.topic_filter, max_levels=cfg.max_topic_levels, max_length=cfg.max_topic_length
+            )
             group, _ = parse_shared(sub.topic_filter)
         except ProtocolError as exc:
             return exc.reason_code
@@ -856,9 +871,18 @@ class BrokerCore:
         sub_ids = packet.properties.subscription_identifiers
         sub_id = sub_ids[0] if sub_ids else None
         retained: list[tuple[Subscription, int, bool]] = []
-        for sub, code in zip(packet.subscriptions, codes, strict=True):
+        room = self._subscription_room(session)
+        for i, sub in enumerate(packet.subscriptions):
+            code = codes[i]
             if code >= 0x80:
                 continue
+            if room is not None and sub.topic_filter not in session.subscriptions:
+                if room == 0:
+                    # max_subscriptions: "an implementation or administrative imposed limit
+                    # has been exceeded", SUBACK 0x97 (section 3.9.3, Table 3-8); 3.1.1 0x80.
+                    codes[i] = ReasonCode.QUOTA_EXCEEDED
+                    continue
+                room -= 1
             group, _ = parse_shared(sub.topic_filter)
             entry = SubscriptionEntry(
                 client_id=session.client_id,
@@ -899,6 +923,14 @@ class BrokerCore:
             client.link.send(SubAck(packet_id=packet.packet_id, reason_codes=(0x80,) * len(codes)))
 
         self.after_commit(client, finish, failed)
+
+    def _subscription_room(self, session: Session) -> int | None:
+        """How many more filters ``session`` may hold; None: no limit."""
+        cap = self.config.max_subscriptions
+        if not cap:
+            return None
+        # Never negative: a session restored with more than a since lowered cap keeps them.
+        return max(cap - len(session.subscriptions), 0)
 
     def _on_unsubscribe(self, client: Client, packet: Unsubscribe) -> None:
         session = client.session
@@ -943,7 +975,8 @@ class BrokerCore:
         ttl: int | None = None,
     ) -> PublishResult:
         """Publish from the server side (embedded API, admin API)."""
-        validate_topic_name(topic, max_levels=self.config.max_topic_levels)
+        cfg = self.config
+        validate_topic_name(topic, max_levels=cfg.max_topic_levels, max_length=cfg.max_topic_length)
         if qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
         if priority is not None and not 0 <= priority <= 255:

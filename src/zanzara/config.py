@@ -105,7 +105,8 @@ class ListenerConfig(_Section):
     path: str = _DEFAULT_WS_PATH
     # Shown in logs and metrics; defaults to "host:port" wherever it is used.
     name: str | None = Field(default=None, min_length=1)
-    # -1: unlimited.  0 is refused: a listener that accepts nobody is a mistake.
+    # Open connections on this listener, counted from accept (before CONNECT);
+    # -1: unlimited.  Over it: CONNACK 0x97 (3.1.1: 0x03), as mqtt.max_connections.
     max_connections: int = Field(default=-1, ge=-1)
 
     # -- TLS: every key below needs certfile, and keyfile needs it too. -------------
@@ -189,9 +190,14 @@ class ListenerConfig(_Section):
     @field_validator("max_connections")
     @classmethod
     def _check_max_connections(cls, value: int) -> int:
-        if value == 0:
-            raise PydanticCustomError("max_connections", "must be -1 (unlimited) or at least 1")
-        return value
+        return _unlimited_or_positive(value)
+
+
+def _unlimited_or_positive(value: int) -> int:
+    # 0 is refused: a limit that lets nobody in is a mistake, not a setting.
+    if value == 0:
+        raise PydanticCustomError("max_connections", "must be -1 (unlimited) or at least 1")
+    return value
 
 
 def _needs_certfile() -> PydanticCustomError:
@@ -221,6 +227,10 @@ class MqttConfig(_Section):
     max_queued_bytes: int = Field(default=0, ge=0)
     # Bounds the work of matching one topic (denial of service guard).
     max_topic_levels: int = Field(default=128, ge=1)
+    # Longest topic name or filter, in UTF-8 bytes.  65535 is the protocol's own
+    # bound [MQTT-4.7.3-3]; a longer PUBLISH topic is v5 DISCONNECT 0x90, a longer
+    # filter SUBACK 0x8F, a longer will topic CONNACK 0x90.
+    max_topic_length: int = Field(default=65535, ge=1, le=65535)
     # CONNACK Topic Alias Maximum; 0 disables topic aliases from clients.
     topic_alias_maximum: int = Field(default=10, ge=0, le=_UINT16_MAX)
     max_qos: int = Field(default=2, ge=0, le=2)
@@ -237,6 +247,29 @@ class MqttConfig(_Section):
     shared_subscriptions: bool = True
     wildcard_subscriptions: bool = True
     subscription_identifiers: bool = True
+
+    # -- limits against abuse ------------------------------------------------------
+    # Open connections over all listeners (each listener's own max_connections
+    # applies too); -1: unlimited.  Counted from accept, before CONNECT, as
+    # Mosquitto counts: an idle socket holds a descriptor as much as a client.
+    # One over the limit is answered CONNACK 0x97 (3.1.1: 0x03) when its CONNECT
+    # comes, or closed at once when many such refusals are already pending.
+    max_connections: int = Field(default=-1, ge=-1)
+    # Topic filters one client may hold; 0: unlimited.  Each filter beyond it
+    # gets SUBACK 0x97 (3.1.1: 0x80); re-subscribing to a held filter is free.
+    max_subscriptions: int = Field(default=0, ge=0)
+    # PUBLISH packets per second read from one connection; 0: unlimited.  Bursts
+    # of one second's worth pass; beyond that the connection's reading pauses
+    # until the rate allows the next message, so excess is delayed, never dropped.
+    max_publish_rate: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    # Bytes per second read from one connection (every packet, before CONNECT
+    # too); 0: unlimited.  Excess pauses reading, as max_publish_rate.
+    max_bytes_rate: int = Field(default=0, ge=0)
+
+    @field_validator("max_connections")
+    @classmethod
+    def _check_max_connections(cls, value: int) -> int:
+        return _unlimited_or_positive(value)
 
 
 class TopicPriority(_Section):

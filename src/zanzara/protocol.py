@@ -32,7 +32,7 @@ from .mqtt.packets import (
     Subscribe,
 )
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
-from .mqtt.topics import validate_topic_name
+from .mqtt.topics import MAX_TOPIC_LENGTH, validate_topic_name
 
 __all__ = ["ConnectionPhase", "ServerProtocol", "connack_code"]
 
@@ -48,6 +48,8 @@ _V3_CONNACK: dict[int, int] = {
     ReasonCode.SERVER_UNAVAILABLE: 3,
     ReasonCode.SERVER_BUSY: 3,
     ReasonCode.SERVER_SHUTTING_DOWN: 3,
+    # max_connections: 3.1.1 has no "quota exceeded"; "server unavailable" is the nearest.
+    ReasonCode.QUOTA_EXCEEDED: 3,
     ReasonCode.BAD_USER_NAME_OR_PASSWORD: 4,
     ReasonCode.NOT_AUTHORIZED: 5,
     ReasonCode.BANNED: 5,
@@ -83,6 +85,7 @@ class ServerProtocol:
         receive_maximum: int = 65535,
         topic_alias_maximum: int = 0,
         max_topic_levels: int = 128,
+        max_topic_length: int = MAX_TOPIC_LENGTH,
         max_qos: int = 2,
     ) -> None:
         self.reader = Reader(role="server", max_packet_size=max_packet_size)
@@ -91,6 +94,10 @@ class ServerProtocol:
         self.receive_maximum = receive_maximum
         self.topic_alias_maximum = topic_alias_maximum
         self.max_topic_levels = max_topic_levels
+        self.max_topic_length = max_topic_length
+        # Topics of up to this many characters are within max_topic_length
+        # whatever they hold (4 bytes per code point at most): no encoding needed.
+        self._short_topic = max_topic_length // 4
         self.max_qos = max_qos
         # What the client told us in CONNECT (MQTT 5 defaults otherwise).
         self.client_max_packet_size = MAX_PACKET_SIZE
@@ -144,8 +151,15 @@ class ServerProtocol:
             if props.topic_alias is not None:
                 packet = self._resolve_alias(packet, props.topic_alias)
         topic = packet.topic
-        if not topic or "+" in topic or "#" in topic or topic.count("/") >= self.max_topic_levels:
-            validate_topic_name(packet.topic, max_levels=self.max_topic_levels)
+        if (
+            not topic
+            or "+" in topic
+            or "#" in topic
+            or len(topic) > self._short_topic
+            or topic.count("/") >= self.max_topic_levels
+        ):
+            # [MQTT-3.3.2-2], [MQTT-4.7.3-1..3] and our limits: DISCONNECT 0x90 (section 3.14.2.1).
+            validate_topic_name(topic, max_levels=self.max_topic_levels, max_length=self.max_topic_length)
         if packet.qos:
             if packet.qos > self.max_qos:
                 # [MQTT-3.2.2-11] QoS above Maximum QoS is a protocol error (0x9B).

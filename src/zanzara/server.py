@@ -30,6 +30,7 @@ from .hooks import Authenticator, EnhancedAuthenticator, PublishAuthorizer, Subs
 from .mqtt.enums import ReasonCode
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 from .storage import Receipt, Store
+from .transports.admission import ConnectionLimits
 from .transports.connection import Flusher, MqttConnection
 from .transports.listener import Listener, create_listener
 
@@ -82,6 +83,7 @@ class Broker:
             self.add_authorizer(authz)
         self.listeners: list[Listener] = []
         self._connections: set[MqttConnection] = set()
+        self._limits = ConnectionLimits(config.mqtt.max_connections)
         self._flusher: Flusher | None = None
         self._stopped = asyncio.Event()
         self._all_closed = asyncio.Event()
@@ -157,7 +159,7 @@ class Broker:
             await self._open_store()
             # All built (TLS files read) before any opens: a bad file opens nothing.
             listeners = [
-                create_listener(lc, i, self._factory(lc.name or f"{lc.host}:{lc.port}"), self.config.mqtt)
+                create_listener(lc, i, self._factory(lc, i), self.config.mqtt)
                 for i, lc in enumerate(self.config.listeners)
             ]
             for listener in listeners:
@@ -210,14 +212,22 @@ class Broker:
         self.core.attach_store(store, snapshot)
         logger.info("storage: %s, %s", store.name, where)
 
-    def _factory(self, name: str) -> Callable[[], MqttConnection]:
+    def _factory(self, lc: ListenerConfig, index: int) -> Callable[[], MqttConnection]:
         flusher = self._flusher
         assert flusher is not None
         core = self.core
         connections = self._connections
+        limits = self._limits
+        name = lc.name or f"{lc.host}:{lc.port}"
+        listener_max = lc.max_connections
+
+        def closed(conn: MqttConnection) -> None:
+            limits.release(index, conn.admission)
+            self._connection_closed(conn)
 
         def make() -> MqttConnection:
-            conn = MqttConnection(core, flusher, listener_name=name, on_close=self._connection_closed)
+            conn = MqttConnection(core, flusher, listener_name=name, on_close=closed)
+            conn.admission = limits.admit(index, listener_max)
             connections.add(conn)
             self._all_closed.clear()
             return conn

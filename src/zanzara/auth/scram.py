@@ -67,9 +67,7 @@ def _unb64(text: str) -> bytes:
 
 def saslprep(text: str) -> str:
     """RFC 4013 SASLprep (stored strings), without the bidirectional check of its section 6."""
-    mapped = "".join(
-        " " if stringprep.in_table_c12(c) else c for c in text if not stringprep.in_table_b1(c)
-    )
+    mapped = "".join(" " if stringprep.in_table_c12(c) else c for c in text if not stringprep.in_table_b1(c))
     normalized = unicodedata.normalize("NFKC", mapped)
     for c in normalized:
         if c != " " and (

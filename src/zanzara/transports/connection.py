@@ -11,9 +11,15 @@ loop iteration goes out in one ``write`` (see :class:`Flusher`).  When a
 socket's buffer is full, the connections publishing into it stop reading
 until it drains (backpressure instead of unbounded memory).
 
+Read limits use the same pause: over ``mqtt.max_bytes_rate`` the packets just
+read wait until the rate has paid for their bytes, over ``mqtt.max_publish_rate``
+the next PUBLISH waits for its turn; reading is paused meanwhile, so a flooding
+client is slowed (TCP pushes back on it), never dropped, and nobody else waits.
+
 The same class serves TCP, TLS and WebSocket: it needs only a
 :class:`ByteTransport` (an asyncio transport, or the WebSocket adapter in
-``websocket.py``, which writes one binary frame per flush).
+``websocket.py``, which writes one binary frame per flush and pauses the
+socket under the WebSocket when asked to pause reading).
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ from typing import Any, Protocol, cast
 from ..broker import BrokerCore, Client
 from ..errors import ProtocolError
 from ..mqtt.enums import ReasonCode
-from ..mqtt.packets import Auth, Connect, Disconnect, Packet
+from ..mqtt.packets import Auth, Connect, Disconnect, Packet, Publish
 from ..protocol import ConnectionPhase, ServerProtocol
+from .admission import Admission
+from .throttle import TokenBucket
 from .tls import peer_common_name
 
 __all__ = ["ByteTransport", "Flusher", "MqttConnection"]
@@ -105,8 +113,11 @@ class MqttConnection(asyncio.Protocol):
             receive_maximum=cfg.receive_maximum,
             topic_alias_maximum=cfg.topic_alias_maximum,
             max_topic_levels=cfg.max_topic_levels,
+            max_topic_length=cfg.max_topic_length,
             max_qos=cfg.max_qos,
         )
+        # Set by the server from the connection limits before the transport attaches.
+        self.admission = Admission.SERVE
         self.client: Client | None = None
         self.transport: ByteTransport | None = None
         # Set by the listener (use_identity_as_username): the client certificate's
@@ -130,6 +141,10 @@ class MqttConnection(asyncio.Protocol):
         self._blocked_readers: set[MqttConnection] = set()
         self._blocked_by = 0
         self._reading_paused = False
+        # Read limits; None (the default) costs one attribute test per read or PUBLISH.
+        now = self._loop.time()
+        self._publish_bucket = TokenBucket(cfg.max_publish_rate, now) if cfg.max_publish_rate else None
+        self._bytes_bucket = TokenBucket(cfg.max_bytes_rate, now) if cfg.max_bytes_rate else None
 
     # -- ClientLink ---------------------------------------------------------------
 
@@ -183,6 +198,10 @@ class MqttConnection(asyncio.Protocol):
     def attach(self, transport: ByteTransport) -> None:
         """Start serving over ``transport`` (after its TLS and WebSocket handshakes)."""
         self.transport = transport
+        if self.admission is Admission.DROP:
+            logger.info("closing a new connection: over max_connections, too many refusals pending")
+            self._abort()
+            return
         if self.identity_as_username:
             ssl_object = transport.get_extra_info("ssl_object")
             self._identity = peer_common_name(ssl_object.getpeercert() if ssl_object else None)
@@ -194,10 +213,17 @@ class MqttConnection(asyncio.Protocol):
         self._timer = self._loop.call_later(self.broker.config.connect_timeout, self._connect_timeout)
 
     def data_received(self, data: bytes) -> None:
-        self._last_rx = self._loop.time()
+        now = self._last_rx = self._loop.time()
         packets = self.protocol.receive_data(data)
         if self._task is not None:
             self._pending.extend(packets)
+            if self._bytes_bucket is not None:
+                # Read while a step was awaited: charged now, waited for with the next read.
+                self._bytes_bucket.take(len(data), now)
+        elif self._bytes_bucket is not None and (wait := self._bytes_bucket.take(len(data), now)):
+            # Over max_bytes_rate: these packets wait until the rate has paid for them.
+            self._pending.extend(packets)
+            self._start_task(asyncio.sleep(wait))
         else:
             self._process(packets)
             self._fail_deferred()
@@ -264,6 +290,10 @@ class MqttConnection(asyncio.Protocol):
                 return None  # packets after a refused CONNECT
             if self.protocol.phase is ConnectionPhase.CLOSED:
                 return None
+            if self._publish_bucket is not None and type(packet) is Publish:
+                wait = self._publish_bucket.take(1, self._loop.time())
+                if wait:
+                    return self._handle_later(client, packet, wait)
             step = self.broker.handle(client, packet)
             if type(packet) is Disconnect:
                 self.close()
@@ -278,6 +308,13 @@ class MqttConnection(asyncio.Protocol):
         return None
 
     def _connect(self, packet: Connect) -> Coroutine[Any, Any, None] | None:
+        if self.admission is Admission.REFUSE:
+            # Over max_connections: "an implementation or administrative imposed limit has
+            # been exceeded", CONNACK 0x97 (section 3.2.2.2, Table 3-1); 3.1.1: 0x03.
+            logger.info("refusing %s: too many connections", self._who())
+            self.protocol.refuse(ReasonCode.QUOTA_EXCEEDED, "too many connections")
+            self._connected(None)
+            return None
         if self.identity_as_username:
             if self._identity is None:
                 # As Mosquitto: no certificate (or no usable Common Name), no entry.
@@ -369,7 +406,11 @@ class MqttConnection(asyncio.Protocol):
             self._abort()
 
     def _check_keep_alive(self) -> None:
-        idle = self._loop.time() - self._last_rx
+        now = self._loop.time()
+        if self._reading_paused:
+            # We stopped reading (a read limit, backpressure, a hook): the silence is ours.
+            self._last_rx = now
+        idle = now - self._last_rx
         if idle >= self._keep_alive:
             self._timer = None
             if self.client is not None:
@@ -437,3 +478,20 @@ class MqttConnection(asyncio.Protocol):
             self._reading_paused = False
             if self.transport is not None:
                 self.transport.resume_reading()
+
+    # -- read limits -------------------------------------------------------------------
+
+    async def _handle_later(self, client: Client, packet: Packet, wait: float) -> None:
+        """Over max_publish_rate: handle ``packet`` once the rate allows (reading is paused meanwhile)."""
+        # The non-normative comment in MQTT 5.0 section 3.1.4 suggests limiting reading
+        # against denial of service; waiting here keeps every packet and their order.
+        await asyncio.sleep(wait)
+        if self._closing or self.protocol.phase is ConnectionPhase.CLOSED:
+            return
+        self.flusher.current = self
+        try:
+            step = self.broker.handle(client, packet)
+        finally:
+            self.flusher.current = None
+        if step is not None:
+            await step
