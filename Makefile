@@ -26,11 +26,12 @@ $(VENV)/.test-installed: pyproject.toml
 run: $(VENV)/.installed
 	$(BIN)/zanzara $(ARGS)
 
-## system-deps: the real peers the tests talk to (mosquitto_pub/sub, redis-server, Node.js for MQTT.js,
-## Chromium for MQTT.js in a browser)
+## system-deps: the real peers the tests talk to (mosquitto_pub/sub, mosquitto_passwd, redis-server,
+## Node.js for MQTT.js, Chromium for MQTT.js in a browser)
 system-deps:
 	@missing=""; \
 	command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || missing="$$missing mosquitto-clients"; \
+	command -v mosquitto_passwd >/dev/null || missing="$$missing mosquitto"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
@@ -38,7 +39,7 @@ system-deps:
 	  echo "installing$$missing"; \
 	  $(APT) update -qq && $(APT) install -y -qq $$missing >/dev/null; \
 	fi
-	@for tool in mosquitto_pub mosquitto_sub redis-server node npm chromium; do \
+	@for tool in mosquitto_pub mosquitto_sub mosquitto_passwd redis-server node npm chromium; do \
 	  command -v $$tool >/dev/null || { echo "$$tool is still missing" >&2; exit 1; }; \
 	done
 
