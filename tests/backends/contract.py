@@ -269,6 +269,39 @@ class StoreContract:
         await store.close()
 
 
+    async def test_mixed_queue_operations_in_one_batch(self, backend: Backend) -> None:
+        # Several clients and every kind of queue operation in one batch, some on the same
+        # entry: what survives is each entry's last state.
+        store, _ = await self.restart(backend, None)
+        for cid in ("a", "b"):
+            store.session_put(SessionRecord(client_id=cid, expiry_interval=100))
+            for n in (1, 2, 3):
+                store.outgoing_enqueue(cid, QueueRecord(message=msg(n), qos=2, retain=False))
+        await store.commit()
+        store.outgoing_update("a", "m0001", OutState.WAIT_PUBREC, 11)
+        store.outgoing_update("a", "m0001", OutState.WAIT_PUBCOMP, 11)
+        store.outgoing_delete("a", "m0002")
+        store.outgoing_update("a", "m0002", OutState.WAIT_PUBREC, 12)  # stale: it is gone
+        store.outgoing_update("b", "m0003", OutState.WAIT_PUBREC, 13)
+        store.outgoing_update("b", "m0003", OutState.QUEUED, 0)  # back to the queue (reconnect)
+        store.outgoing_enqueue("b", QueueRecord(message=msg(4), qos=1, retain=True, subscription_ids=(3,)))
+        store.outgoing_update("b", "m0004", OutState.WAIT_PUBACK, 14)
+        store.outgoing_delete("b", "m0001")
+        await store.commit()
+        store, snap = await self.restart(backend, store)
+        got = {
+            cid: [(r.message.message_id, r.state, r.packet_id, r.retain, r.subscription_ids) for r in q]
+            for cid, q in snap.queues.items()
+        }
+        assert got == {
+            "a": [("m0001", OutState.WAIT_PUBCOMP, 11, False, ()), ("m0003", OutState.QUEUED, 0, False, ())],
+            "b": [("m0002", OutState.QUEUED, 0, False, ()), ("m0003", OutState.QUEUED, 0, False, ()),
+                  ("m0004", OutState.WAIT_PUBACK, 14, True, (3,))],
+        }  # fmt: skip
+        assert await backend.count_messages(store) == 4
+        await store.close()
+
+
 async def count_memory(store: Store) -> int:
     from zanzara.backends.memory import MemoryStore
 

@@ -51,6 +51,7 @@ from ..session import OutState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 from .batch import Op
+from .folding import Delete, Put, fold
 from .holders import Holders
 from .recording import RecordingStore
 from .records import decode_will, encode_will
@@ -261,38 +262,13 @@ class RedisStore(RecordingStore):
         return members
 
     def _translate(self, ops: list[Op], purged: list[bytes]) -> list[Command]:
+        """The batch as Redis commands: one per key and kind for the queues (``folding.py``)."""
         k = self._k
         cmds: list[Command] = []
-        for op in ops:
+        folded = fold(ops, self._holders)
+        for op in folded.ordered:
             kind = op[0]
-            if kind == "enqueue":
-                _, cid, rec, seq = op
-                msg: Message = rec.message
-                mid = _id(msg)
-                if self._holders.hold(mid, cid):
-                    cmds.append(("HSET", k("m", mid), *_message_fields(msg)))
-                cmds.append(("ZADD", k("q", cid), seq, mid))
-                cmds.append(
-                    ("HSET", k("qs", cid), mid, json.dumps([rec.qos, rec.retain, list(rec.subscription_ids)]))
-                )
-                if rec.state is OutState.QUEUED:
-                    cmds.append(("HDEL", k("qf", cid), mid))
-                else:
-                    cmds.append(("HSET", k("qf", cid), mid, json.dumps([rec.state.value, rec.packet_id])))
-            elif kind == "dequeue":
-                _, cid, mid = op
-                cmds.append(("ZREM", k("q", cid), mid))
-                cmds.append(("HDEL", k("qs", cid), mid))
-                cmds.append(("HDEL", k("qf", cid), mid))
-                if self._holders.release(mid, cid):
-                    cmds.append(("DEL", k("m", mid)))
-            elif kind == "update":
-                _, cid, mid, state, packet_id = op
-                if state is OutState.QUEUED:
-                    cmds.append(("HDEL", k("qf", cid), mid))
-                else:
-                    cmds.append(("HSET", k("qf", cid), mid, json.dumps([state.value, packet_id])))
-            elif kind == "incoming_put":
+            if kind == "incoming_put":
                 cmds.append(("SADD", k("in", op[1]), op[2]))
             elif kind == "incoming_delete":
                 cmds.append(("SREM", k("in", op[1]), op[2]))
@@ -309,7 +285,6 @@ class RedisStore(RecordingStore):
                 cmds.append(("HDEL", k("sessions"), cid))
                 cmds.append(("HDEL", k("wills"), cid))
                 cmds.append(("DEL", k("subs", cid), k("q", cid), k("qs", cid), k("qf", cid), k("in", cid)))
-                cmds.extend(("DEL", k("m", mid)) for mid in self._holders.release_client(cid))
             elif kind == "subscription_put":
                 e: SubscriptionEntry = op[1]
                 value = json.dumps(
@@ -319,25 +294,51 @@ class RedisStore(RecordingStore):
             elif kind == "subscription_delete":
                 cmds.append(("HDEL", k("subs", op[1]), op[2]))
             elif kind == "retained_put":
-                msg = op[1]
-                mid = _id(msg)
-                new, old = self._holders.retain(msg.topic, mid)
-                if new:
-                    cmds.append(("HSET", k("m", mid), *_message_fields(msg)))
-                cmds.append(("HSET", k("retained"), msg.topic, mid))
-                if old is not None:
-                    cmds.append(("DEL", k("m", old)))
+                cmds.append(("HSET", k("retained"), op[1].topic, _id(op[1])))
             elif kind == "retained_delete":
                 cmds.append(("HDEL", k("retained"), op[1]))
-                old = self._holders.unretain(op[1])
-                if old is not None:
-                    cmds.append(("DEL", k("m", old)))
-            elif kind == "receipts":
-                pass  # a marker: pending receipts are added to every batch in _write
-            elif kind == "receipts_purge":
-                pass  # handled once below, with the members read before translating
+            elif kind in ("receipts", "receipts_purge"):
+                pass  # receipts are added to every batch in _write; purges below, read beforehand
             else:
                 raise ValueError(f"unknown store operation {kind!r}")
+        for mid, msg in folded.new_messages.items():
+            cmds.append(("HSET", k("m", mid), *_message_fields(msg)))
+        statics: dict[tuple[int, bool, tuple[int, ...]], str] = {}
+        for cid, entries in folded.queues.items():
+            scores: list[object] = []
+            fields: list[str] = []
+            flights: list[object] = []
+            landed: list[str] = []
+            removed: list[str] = []
+            for mid, effect in entries.items():
+                if isinstance(effect, Put):
+                    rec = effect.record
+                    key = (rec.qos, rec.retain, rec.subscription_ids)
+                    static = statics.get(key)
+                    if static is None:
+                        static = statics[key] = json.dumps([rec.qos, rec.retain, list(rec.subscription_ids)])
+                    scores += (effect.seq, mid)
+                    fields += (mid, static)
+                elif isinstance(effect, Delete):
+                    removed.append(mid)
+                    continue
+                if effect.state is OutState.QUEUED:
+                    landed.append(mid)
+                else:
+                    flights += (mid, json.dumps([effect.state.value, effect.packet_id]))
+            if scores:
+                cmds.append(("ZADD", k("q", cid), *scores))
+                cmds.append(("HSET", k("qs", cid), *fields))
+            if flights:
+                cmds.append(("HSET", k("qf", cid), *flights))
+            if landed:
+                cmds.append(("HDEL", k("qf", cid), *landed))
+            if removed:
+                cmds.append(("ZREM", k("q", cid), *removed))
+                cmds.append(("HDEL", k("qs", cid), *removed))
+                cmds.append(("HDEL", k("qf", cid), *removed))
+        if folded.freed_messages:
+            cmds.append(("DEL", *(k("m", mid) for mid in folded.freed_messages)))
         if purged:
             by_message: dict[str, list[str]] = {}
             for member in purged:

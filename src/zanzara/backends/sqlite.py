@@ -18,7 +18,7 @@ import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from ..message import Message
 from ..mqtt.codec import decode_properties, encode_properties
@@ -28,6 +28,7 @@ from ..session import OutState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 from .batch import Op
+from .folding import Put, Update, fold
 from .holders import Holders
 from .recording import RecordingStore
 from .records import decode_will, encode_will
@@ -225,56 +226,12 @@ class SqliteStore(RecordingStore):
         self._batch = None
 
     def _translate(self, ops: list[Op]) -> list[Statement]:
-        """The batch as SQL statements in order, the many alike ones as one executemany each.
-
-        Queue operations are folded into their net effect per (client, message): entries of
-        different keys are independent, and a session_delete drops what came before it for
-        that client.  Messages are written when their first holder appears and deleted when
-        the last one goes (``Holders``); the deletions run last.
-        """
-        holders = self._holders
+        """The batch as SQL statements in order, the many alike ones as one executemany each."""
         plan: list[Statement] = []
-        net: dict[str, dict[str, list[Any]]] = {}  # client id -> message id -> net effect
-        inserts: dict[str, Message] = {}
-        deletes: set[str] = set()
-
-        def hold(msg: Message, holder_new: bool) -> None:
-            if holder_new:
-                mid = cast(str, msg.message_id)
-                if mid in deletes:
-                    deletes.discard(mid)  # released and held again within the batch: still stored
-                else:
-                    inserts[mid] = msg
-
-        def freed(mid: str | None) -> None:
-            if mid is not None and inserts.pop(mid, None) is None:
-                deletes.add(mid)
-
-        for op in ops:
+        folded = fold(ops, self._holders)
+        for op in folded.ordered:
             kind = op[0]
-            if kind == "enqueue":
-                _, cid, rec, seq = op
-                msg = rec.message
-                mid = msg.message_id
-                hold(msg, holders.hold(mid, cid))
-                sub_ids = json.dumps(rec.subscription_ids) if rec.subscription_ids else "[]"
-                row = [cid, mid, seq, rec.qos, int(rec.retain), sub_ids, rec.state.value, rec.packet_id]
-                net.setdefault(cid, {})[mid] = ["put", row]
-            elif kind == "update":
-                _, cid, mid, out_state, pid = op
-                state = out_state.value
-                entries = net.setdefault(cid, {})
-                effect = entries.get(mid)
-                if effect is None or effect[0] == "update":
-                    entries[mid] = ["update", state, pid]
-                elif effect[0] == "put":
-                    effect[1][6], effect[1][7] = state, pid
-            elif kind == "dequeue":
-                _, cid, mid = op
-                net.setdefault(cid, {})[mid] = ["delete"]
-                if holders.release(mid, cid):
-                    freed(mid)
-            elif kind == "incoming_put":
+            if kind == "incoming_put":
                 plan.append(("INSERT OR IGNORE INTO incoming VALUES (?, ?)", [(op[1], op[2])]))
             elif kind == "incoming_delete":
                 plan.append(("DELETE FROM incoming WHERE client_id = ? AND packet_id = ?", [(op[1], op[2])]))
@@ -288,12 +245,8 @@ class SqliteStore(RecordingStore):
                     )
                 )
             elif kind == "session_delete":
-                cid = op[1]
-                net.pop(cid, None)
-                for mid in holders.release_client(cid):
-                    freed(mid)
                 for table in ("sessions", "subscriptions", "queue", "incoming"):
-                    plan.append((f"DELETE FROM {table} WHERE client_id = ?", [(cid,)]))  # constants
+                    plan.append((f"DELETE FROM {table} WHERE client_id = ?", [(op[1],)]))  # constants
             elif kind == "subscription_put":
                 e = op[1]
                 plan.append(
@@ -309,12 +262,8 @@ class SqliteStore(RecordingStore):
                 )
             elif kind == "retained_put":
                 msg = op[1]
-                new, old = holders.retain(msg.topic, msg.message_id)
-                hold(msg, new)
-                freed(old)
                 plan.append(("INSERT OR REPLACE INTO retained VALUES (?, ?)", [(msg.topic, msg.message_id)]))
             elif kind == "retained_delete":
-                freed(holders.unretain(op[1]))
                 plan.append(("DELETE FROM retained WHERE topic = ?", [(op[1],)]))
             elif kind == "receipts":
                 pass  # written in _apply, coalesced
@@ -322,19 +271,21 @@ class SqliteStore(RecordingStore):
                 plan.append(("DELETE FROM receipts WHERE updated_at < ?", [(op[1],)]))
             else:
                 raise ValueError(f"unknown store operation {kind!r}")
-        if inserts:
+        if folded.new_messages:
             plan.append(("INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                         [_message_row(m) for m in inserts.values()]))  # fmt: skip
-        puts: list[list[Any]] = []
+                         [_message_row(m) for m in folded.new_messages.values()]))  # fmt: skip
+        puts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         removals: list[tuple[str, str]] = []
-        for cid, entries in net.items():
+        for cid, entries in folded.queues.items():
             for mid, effect in entries.items():
-                what = effect[0]
-                if what == "put":
-                    puts.append(effect[1])
-                elif what == "update":
-                    updates.append((effect[1], effect[2], cid, mid))
+                if isinstance(effect, Put):
+                    rec = effect.record
+                    sub_ids = json.dumps(rec.subscription_ids) if rec.subscription_ids else "[]"
+                    puts.append((cid, mid, effect.seq, rec.qos, int(rec.retain), sub_ids,
+                                 effect.state.value, effect.packet_id))  # fmt: skip
+                elif isinstance(effect, Update):
+                    updates.append((effect.state.value, effect.packet_id, cid, mid))
                 else:
                     removals.append((cid, mid))
         if puts:
@@ -345,8 +296,8 @@ class SqliteStore(RecordingStore):
             )
         if removals:
             plan.append(("DELETE FROM queue WHERE client_id = ? AND message_id = ?", removals))
-        if deletes:
-            plan.append(("DELETE FROM messages WHERE id = ?", [(mid,) for mid in deletes]))
+        if folded.freed_messages:
+            plan.append(("DELETE FROM messages WHERE id = ?", [(mid,) for mid in folded.freed_messages]))
         return plan
 
     def _apply(self, plan: list[Statement], receipts: dict[tuple[str, str], Receipt]) -> None:
