@@ -44,7 +44,7 @@ from .hooks import (
     SubscribeAuthorizer,
 )
 from .ids import new_message_id
-from .message import Message
+from .message import Message, build_message
 from .mqtt.codec import CONNACK_REASON_CODES, DISCONNECT_REASON_CODES
 from .mqtt.enums import PacketType, ProtocolVersion, ReasonCode, RetainHandling
 from .mqtt.packets import (
@@ -753,18 +753,9 @@ class BrokerCore:
                 ttl = ttl or rule_ttl
                 if ttl:
                     expires_at = now + ttl
-        return Message(
-            message_id=new_message_id() if qos or retain else None,
-            topic=topic,
-            payload=payload,
-            qos=qos,
-            retain=retain,
-            properties=props,
-            expires_at=expires_at,
-            priority=priority,
-            sender=sender,
-            created_at=now,
-            collapse_key=collapse_key,
+        message_id = new_message_id() if qos or retain else None
+        return build_message(
+            topic, payload, qos, retain, props, expires_at, priority, sender, now, message_id, collapse_key
         )
 
     def _topic_rules(self, topic: str) -> tuple[int, int | None]:

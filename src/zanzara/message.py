@@ -11,11 +11,11 @@ Pure: time is passed in as ``now`` (seconds, any monotonic origin).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 
-__all__ = ["Message"]
+__all__ = ["Message", "build_message"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,3 +49,46 @@ class Message:
         if self.expires_at is None:
             return None
         return max(0, math.ceil(self.expires_at - now))
+
+
+# Message stays frozen (every recipient, hook and store shares one object), but the broker
+# builds one per publish: filling the slots through their descriptors costs about a third of
+# the frozen ``__init__`` (one ``object.__setattr__`` call per field).
+_FIELDS = (
+    "topic", "payload", "qos", "retain", "properties", "expires_at", "priority", "sender",
+    "created_at", "message_id", "collapse_key",
+)  # fmt: skip
+if set(_FIELDS) != {f.name for f in fields(Message)}:
+    raise TypeError("build_message must fill every field of Message")
+(_topic, _payload, _qos, _retain, _properties, _expires_at, _priority, _sender, _created_at,
+ _message_id, _collapse_key) = (getattr(Message, name).__set__ for name in _FIELDS)  # fmt: skip
+_new = object.__new__
+
+
+def build_message(
+    topic: str,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    properties: Properties,
+    expires_at: float | None,
+    priority: int,
+    sender: str | None,
+    created_at: float,
+    message_id: str | None,
+    collapse_key: str | None,
+) -> Message:
+    """``Message(...)`` with every field given, for the publish path."""
+    m: Message = _new(Message)
+    _topic(m, topic)
+    _payload(m, payload)
+    _qos(m, qos)
+    _retain(m, retain)
+    _properties(m, properties)
+    _expires_at(m, expires_at)
+    _priority(m, priority)
+    _sender(m, sender)
+    _created_at(m, created_at)
+    _message_id(m, message_id)
+    _collapse_key(m, collapse_key)
+    return m

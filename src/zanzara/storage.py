@@ -38,9 +38,10 @@ class SessionRecord:
     will: Will | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class QueueRecord:
-    """One message on its way to one session, as stored."""
+    """One message on its way to one session, as stored (one per persistent delivery: not frozen,
+    which would triple its construction cost; nothing mutates it)."""
 
     message: Message
     qos: int

@@ -268,7 +268,6 @@ class StoreContract:
         assert [r.message.message_id for r in snap.queues["big"]] == [f"m{n:04d}" for n in range(3000)]
         await store.close()
 
-
     async def test_mixed_queue_operations_in_one_batch(self, backend: Backend) -> None:
         # Several clients and every kind of queue operation in one batch, some on the same
         # entry: what survives is each entry's last state.

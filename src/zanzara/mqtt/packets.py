@@ -1,4 +1,9 @@
-"""One frozen dataclass per MQTT control packet.
+"""One dataclass per MQTT control packet, treated as an immutable value.
+
+The packets of a message's flow (PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP) are
+not ``frozen``: they are built once or twice per message, and a frozen
+dataclass's ``__init__`` (``object.__setattr__`` per field) costs about three
+times a plain one's.  Nothing mutates a packet; the others stay frozen.
 
 The same classes serve 3.1, 3.1.1 and 5.0: fields that only exist in 5.0
 (properties, most reason codes) keep their defaults for older versions, and
@@ -73,7 +78,7 @@ class ConnAck:
     properties: Properties = EMPTY_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Publish:
     packet_type = PacketType.PUBLISH
 
@@ -87,7 +92,7 @@ class Publish:
     properties: Properties = EMPTY_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class PubAck:
     packet_type = PacketType.PUBACK
 
@@ -96,7 +101,7 @@ class PubAck:
     properties: Properties = EMPTY_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class PubRec:
     packet_type = PacketType.PUBREC
 
@@ -105,7 +110,7 @@ class PubRec:
     properties: Properties = EMPTY_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class PubRel:
     packet_type = PacketType.PUBREL
 
@@ -114,7 +119,7 @@ class PubRel:
     properties: Properties = EMPTY_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class PubComp:
     packet_type = PacketType.PUBCOMP
 
