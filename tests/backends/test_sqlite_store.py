@@ -95,7 +95,7 @@ INSERT INTO receipts VALUES ('m1', 'dev', 'queued', 1.0, NULL, NULL, NULL, NULL,
 """
 
 
-async def test_a_version_1_database_is_rebuilt_without_rowids(tmp_path: Path) -> None:
+async def test_a_version_1_database_is_rebuilt_to_the_current_schema(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as db:
         db.executescript(V1_SCHEMA)
@@ -113,7 +113,7 @@ async def test_a_version_1_database_is_rebuilt_without_rowids(tmp_path: Path) ->
     await store.close()
     with sqlite3.connect(path) as db:
         assert sorted(r[0] for r in db.execute("SELECT id FROM messages")) == ["m2"]  # orphan gone too
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
         tables = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
         assert sorted(tables) == sorted(["messages", "sessions", "subscriptions", "queue", "incoming",
                                          "retained", "receipts"])  # fmt: skip
@@ -128,3 +128,33 @@ async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> Non
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(RuntimeError, match="newer"):
         await SqliteStore(path).open()
+
+
+async def test_a_version_2_queue_is_keyed_by_message_first(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_SCHEMA)
+    store = SqliteStore(path)
+    await store.open()  # now the current version; make its queue look like version 2's
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "ALTER TABLE queue RENAME TO q3;"
+            " CREATE TABLE queue (client_id TEXT NOT NULL, message_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+            " qos INTEGER NOT NULL, retain INTEGER NOT NULL, subscription_ids TEXT NOT NULL,"
+            " state TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, message_id))"
+            " WITHOUT ROWID;"
+            " INSERT INTO queue SELECT * FROM q3; DROP TABLE q3; PRAGMA user_version = 2;"
+        )
+    store = SqliteStore(path)
+    snap = await store.open()
+    assert [(cid, [r.message.message_id for r in q]) for cid, q in snap.queues.items()] == [("dev", ["m1"])]
+    store.session_delete("dev")  # found by key through the holders, not by an index on client_id
+    await store.commit()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'queue'").fetchone()[0]
+        assert "PRIMARY KEY (message_id, client_id)" in sql
+        assert db.execute("SELECT count(*) FROM queue").fetchone()[0] == 0
+        assert sorted(r[0] for r in db.execute("SELECT id FROM messages")) == ["m2"]  # m1 collected

@@ -96,11 +96,14 @@ def fold(ops: list[Op], holders: Holders) -> Folded:
             if holders.release(mid, cid):
                 out._free(mid)
         elif kind == "session_delete":
+            # Becomes ("session_delete", cid, ids of the messages its stored queue held), so a
+            # back-end can delete the queue by key, without an index by client.
             cid = op[1]
             queues.pop(cid, None)
-            for mid in holders.release_client(cid):
+            held, freed = holders.release_client(cid)
+            for mid in freed:
                 out._free(mid)
-            out.ordered.append(op)
+            out.ordered.append(("session_delete", cid, held))
         elif kind == "retained_put":
             msg = op[1]
             first, replaced = holders.retain(msg.topic, msg.message_id)

@@ -38,9 +38,10 @@ class Holders:
                 del self._by_client[client_id]
         return self._remove(message_id, client_id)
 
-    def release_client(self, client_id: str) -> list[str]:
-        """The client's whole queue went; the messages that nobody holds any more."""
-        return [mid for mid in self._by_client.pop(client_id, ()) if self._remove(mid, client_id)]
+    def release_client(self, client_id: str) -> tuple[list[str], list[str]]:
+        """The client's whole queue went: (the messages it held, those nobody holds any more)."""
+        held = list(self._by_client.pop(client_id, ()))
+        return held, [mid for mid in held if self._remove(mid, client_id)]
 
     def retain(self, topic: str, message_id: str) -> tuple[bool, str | None]:
         """The message is retained on ``topic``: (write it?, the replaced message to delete)."""
