@@ -41,3 +41,13 @@ def test_carry_out_of_the_last_four_digits() -> None:
     assert got == expected
     assert got == sorted(got)
     ids._last_ms = 0  # back to real time for the other tests
+
+
+def test_first_message_id_sorts_below_every_later_id_and_above_earlier_ones() -> None:
+    now = time.time()
+    before = ids.new_message_id()
+    time.sleep(0.002)
+    cut = ids.first_message_id(time.time())
+    after = ids.new_message_id()
+    assert before < cut <= after
+    assert ids.first_message_id(now) == reference(int(now * 1000), 0)

@@ -11,7 +11,7 @@ import base64
 import os
 import time
 
-__all__ = ["new_message_id"]
+__all__ = ["first_message_id", "new_message_id"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # base64's RFC 4648 base 32 runs in C; its digits map one to one onto Crockford's.
@@ -46,3 +46,10 @@ def new_message_id() -> str:
     ulid = base64.b32encode(value.to_bytes(20, "big"))[:26].decode().translate(_TO_CROCKFORD)
     _prefix = ulid[:22]
     return ulid
+
+
+def first_message_id(seconds: float) -> str:
+    """The smallest id of a message created at ``seconds`` (wall clock): every id made
+    earlier sorts below it."""
+    value = (int(seconds * 1000) << 80) << 30
+    return base64.b32encode(value.to_bytes(20, "big"))[:26].decode().translate(_TO_CROCKFORD)

@@ -137,4 +137,10 @@ class Store(Protocol):
         """Every recipient's receipt for one message (includes writes not yet committed)."""
 
     def receipts_purge(self, before: float) -> None:
-        """Forget every receipt last written before ``before`` (wall-clock seconds)."""
+        """Forget every receipt last written before ``before`` (wall-clock seconds).
+
+        Message ids are ULIDs (``ids.new_message_id``) and a receipt changes only after its
+        message was created, so a back-end may look for candidates among the ids below
+        ``ids.first_message_id(before)`` (the SQLite store does, instead of keeping an index
+        by time that every receipt update would have to move).
+        """

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from zanzara.ids import first_message_id
 from zanzara.message import Message
 from zanzara.mqtt.packets import Will
 from zanzara.mqtt.properties import Properties
@@ -247,15 +248,17 @@ class StoreContract:
         await store.close()
 
     async def test_receipts_purged_by_age(self, backend: Backend) -> None:
+        # Message ids are ULIDs, made here for messages created at 10 s (see Store.receipts_purge).
+        old, mix = first_message_id(10.0), first_message_id(10.0)[:-1] + "1"
         store, _ = await self.restart(backend, None)
-        store.receipt_put(Receipt(message_id="old", client_id="a", status=DeliveryStatus.SENT, sent_at=10.0))
-        store.receipt_put(Receipt(message_id="mix", client_id="a", status=DeliveryStatus.SENT, sent_at=10.0))
-        store.receipt_put(Receipt(message_id="mix", client_id="b", status=DeliveryStatus.SENT, sent_at=500.0))
-        await store.receipts("old")  # written
+        store.receipt_put(Receipt(message_id=old, client_id="a", status=DeliveryStatus.SENT, sent_at=10.0))
+        store.receipt_put(Receipt(message_id=mix, client_id="a", status=DeliveryStatus.SENT, sent_at=10.0))
+        store.receipt_put(Receipt(message_id=mix, client_id="b", status=DeliveryStatus.SENT, sent_at=500.0))
+        await store.receipts(old)  # written
         store.receipts_purge(100.0)
         await store.commit()
-        assert await store.receipts("old") == []
-        assert [r.client_id for r in await store.receipts("mix")] == ["b"]
+        assert await store.receipts(old) == []
+        assert [r.client_id for r in await store.receipts(mix)] == ["b"]  # updated after the cut-off
         await store.close()
 
     async def test_many_entries_in_one_batch(self, backend: Backend) -> None:

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
+from ..ids import first_message_id
 from ..message import Message
 from ..mqtt.codec import decode_properties, encode_properties
 from ..mqtt.enums import PacketType
@@ -70,14 +71,15 @@ CREATE TABLE IF NOT EXISTS receipts (
     acknowledged_at REAL, finished_at REAL, reason TEXT, updated_at REAL NOT NULL,
     PRIMARY KEY (message_id, client_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS receipts_updated ON receipts (updated_at);
 """
 SCHEMA_VERSION = 3
 # The tables each version rebuilt (their columns unchanged, in order): version 2 made them
 # WITHOUT ROWID; version 3 keys the queue by message first.  Message ids grow with time, so
 # a publish appends to the queue's tree where a client-first key scattered each batch over
 # many pages (6x the cost per row when one publisher feeds many devices); a session's rows
-# are found through the in-memory holders (Holders) instead.
+# are found through the in-memory holders (Holders) instead.  Version 3 also drops the
+# receipts' index by time: updating a receipt moved its entry in it, doubling the cost of the
+# update, and purging finds its candidates by message id (see Store.receipts_purge).
 _REBUILT = {2: ("subscriptions", "queue", "incoming", "retained", "receipts"), 3: ("queue",)}
 
 
@@ -276,7 +278,13 @@ class SqliteStore(RecordingStore):
             elif kind == "receipts":
                 pass  # written in _apply, coalesced
             elif kind == "receipts_purge":
-                plan.append(("DELETE FROM receipts WHERE updated_at < ?", [(op[1],)]))
+                before = op[1]
+                plan.append(
+                    (
+                        "DELETE FROM receipts WHERE message_id < ? AND updated_at < ?",
+                        [(first_message_id(before), before)],
+                    )
+                )
             else:
                 raise ValueError(f"unknown store operation {kind!r}")
         if folded.new_messages:
@@ -382,11 +390,12 @@ def _migrate(db: sqlite3.Connection) -> None:
     tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     rebuilt = {t for v, names in _REBUILT.items() if v > version for t in names}
     old = [t for t in _REBUILT[2] if t in tables and t in rebuilt]
-    if old:
-        # Version 1 had a queue index that the in-memory holder count replaced; the receipts
-        # index is made again with the new table.
+    if version < 3:
+        # Indexes that version 3 does without: the in-memory holders replaced the first,
+        # purging by message id the second.
         db.execute("DROP INDEX IF EXISTS queue_message")
         db.execute("DROP INDEX IF EXISTS receipts_updated")
+    if old:
         for table in old:
             db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")  # table names are constants
     for statement in SCHEMA.split(";"):
