@@ -22,13 +22,14 @@ from typing import Any
 
 from ..errors import StoreError
 
-__all__ = ["LINGER", "BatchWriter", "Op", "compact"]
+__all__ = ["LINGER", "SETTLE_ITERATIONS", "BatchWriter", "Op", "compact"]
 
 logger = logging.getLogger(__name__)
 
 Op = tuple[Any, ...]
 
 LINGER = 0.05  # seconds a durable write may wait for a commit to carry it
+SETTLE_ITERATIONS = 2  # event-loop iterations a woken writer lets pass before taking the batch
 
 
 def compact(ops: list[Op]) -> list[Op]:
@@ -141,6 +142,12 @@ class BatchWriter:
         while True:
             if retry is None:
                 await self._wake.wait()
+                # Let the loop read what already arrived before the batch is taken: an online
+                # subscriber's PUBACK is often in the socket by now, and a queue entry it
+                # acknowledges within the batch is never written (compact).  Two iterations
+                # halved the rows a persistent QoS 1 fan-in writes; they cost no timer.
+                for _ in range(SETTLE_ITERATIONS):
+                    await asyncio.sleep(0)
                 self._wake.clear()
                 if not self._ops and not self._waiters:
                     if self._closing:
