@@ -1,40 +1,10 @@
-"""Group-commit batches: what compaction may drop, and the linger of uncommitted writes."""
+"""Group-commit batches: the linger of uncommitted writes, commits, failures."""
 
 from __future__ import annotations
 
 import asyncio
 
-from zanzara.backends.batch import LINGER, BatchWriter, Op, compact
-from zanzara.session import OutState
-from zanzara.storage import QueueRecord
-
-from contract import msg
-
-
-def enqueue(cid: str, n: int) -> Op:
-    return ("enqueue", cid, QueueRecord(message=msg(n), qos=1, retain=False), n)
-
-
-def test_an_entry_added_and_removed_in_one_batch_is_not_written() -> None:
-    ops = [
-        enqueue("a", 1),
-        enqueue("b", 1),
-        ("update", "a", "m0001", OutState.WAIT_PUBACK, 5),
-        ("dequeue", "a", "m0001"),
-        ("dequeue", "c", "m0009"),  # enqueued in an earlier batch: must be written
-        ("update", "b", "m0001", OutState.WAIT_PUBACK, 6),
-    ]
-    assert compact(ops) == [ops[1], ops[4], ops[5]]
-
-
-def test_a_session_delete_between_keeps_both() -> None:
-    ops = [enqueue("a", 1), ("session_delete", "a"), ("dequeue", "a", "m0001")]
-    assert compact(ops) == ops
-
-
-def test_nothing_to_drop_returns_the_same_list() -> None:
-    ops = [enqueue("a", 1), ("incoming_put", "a", 3)]
-    assert compact(ops) is ops
+from zanzara.backends.batch import LINGER, BatchWriter, Op
 
 
 async def test_writes_nobody_commits_are_written_after_the_linger() -> None:

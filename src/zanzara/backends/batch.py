@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import StoreError
 
-__all__ = ["LINGER", "SETTLE_ITERATIONS", "BatchWriter", "Op", "compact"]
+__all__ = ["LINGER", "SETTLE_ITERATIONS", "BatchWriter", "Op"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,37 +30,6 @@ Op = tuple[Any, ...]
 
 LINGER = 0.05  # seconds a durable write may wait for a commit to carry it
 SETTLE_ITERATIONS = 2  # event-loop iterations a woken writer lets pass before taking the batch
-
-
-def compact(ops: list[Op]) -> list[Op]:
-    """Drop a queue entry that was added and removed within one batch (with its updates).
-
-    A message to an online persistent session is usually acknowledged by the subscriber
-    before the batch that recorded it commits: it was delivered, so storing it and deleting
-    it again would only cost two writes and an fsync share.
-    """
-    pending: dict[tuple[str, str], list[int]] = {}
-    drop: set[int] = set()
-    for i, op in enumerate(ops):
-        kind = op[0]
-        if kind == "enqueue":
-            pending[(op[1], op[2].message.message_id)] = [i]
-        elif kind == "update":
-            indexes = pending.get((op[1], op[2]))
-            if indexes is not None:
-                indexes.append(i)
-        elif kind == "dequeue":
-            indexes = pending.pop((op[1], op[2]), None)
-            if indexes is not None:
-                drop.update(indexes)
-                drop.add(i)
-        elif kind == "session_delete" and pending:
-            cid = op[1]
-            for key in [key for key in pending if key[0] == cid]:
-                del pending[key]
-    if not drop:
-        return ops
-    return [op for i, op in enumerate(ops) if i not in drop]
 
 
 class BatchWriter:
@@ -144,7 +113,7 @@ class BatchWriter:
                 await self._wake.wait()
                 # Let the loop read what already arrived before the batch is taken: an online
                 # subscriber's PUBACK is often in the socket by now, and a queue entry it
-                # acknowledges within the batch is never written (compact).  Two iterations
+                # acknowledges within the batch is never written (folding.py).  Two iterations
                 # halved the rows a persistent QoS 1 fan-in writes; they cost no timer.
                 for _ in range(SETTLE_ITERATIONS):
                     await asyncio.sleep(0)
@@ -153,7 +122,7 @@ class BatchWriter:
                     if self._closing:
                         return
                     continue
-                ops, waiters = compact(self._ops), self._waiters
+                ops, waiters = self._ops, self._waiters
                 self._ops, self._waiters, self._next = [], [], None
                 self._writing = self._dirty
                 self._dirty = False

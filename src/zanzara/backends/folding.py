@@ -4,9 +4,10 @@ Shared by the durable back-ends so that each writes a batch with few statements
 (SQLite: one ``executemany`` per kind; Redis: one command per key and kind):
 
 * queue operations become one net effect per (client, message): put, update or
-  delete.  Entries of different keys are independent, and a ``session_delete``
-  drops what came before it for that client, so the effects can be written
-  after every other operation, grouped as the back-end likes;
+  delete; an entry put and deleted within the batch is not written at all.
+  Entries of different keys are independent, and a ``session_delete`` drops
+  what came before it for that client, so the effects can be written after
+  every other operation, grouped as the back-end likes;
 * messages are written when their first holder appears and deleted when their
   last one goes (:class:`~.holders.Holders`); a message let go and held again
   within the batch is neither;
@@ -92,7 +93,13 @@ def fold(ops: list[Op], holders: Holders) -> Folded:
                 entries[mid] = Update(state, packet_id)
         elif kind == "dequeue":
             _, cid, mid = op
-            queues.setdefault(cid, {})[mid] = _DELETE
+            entries = queues.setdefault(cid, {})
+            if isinstance(entries.get(mid), Put):
+                # Added and removed within the batch (an online subscriber acknowledged it
+                # before the batch was written): it was delivered, nothing of it is written.
+                del entries[mid]
+            else:
+                entries[mid] = _DELETE
             if holders.release(mid, cid):
                 out._free(mid)
         elif kind == "session_delete":

@@ -369,17 +369,10 @@ def _message(row: Any) -> Message:
 
 
 def _receipt_row(r: Receipt) -> tuple[object, ...]:
-    return (
-        r.message_id,
-        r.client_id,
-        r.status.value,
-        r.queued_at,
-        r.sent_at,
-        r.acknowledged_at,
-        r.finished_at,
-        r.reason,
-        r.updated_at,
-    )
+    mid, cid, status, queued, sent, acked, finished, reason = r
+    # The last column is Receipt.updated_at, spelled out: this runs once per delivery.
+    updated = finished or acked or sent or queued or 0.0
+    return (mid, cid, status.value, queued, sent, acked, finished, reason, updated)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
