@@ -188,3 +188,25 @@ def test_bad_priority_is_refused_by_the_api(tmp_path):
     with BrokerThread(sqlite_config(tmp_path)) as b, pytest.raises(ValueError):
         b.run(b.broker.publish("x", b"y", priority=300))
     assert ReasonCode.SUCCESS == 0
+
+
+def test_receipts_are_purged_after_the_retention(tmp_path):
+    """Receipts are kept for push.receipt_retention after their last update, then purged."""
+    with BrokerThread(sqlite_config(tmp_path, push=PushConfig(receipt_retention=1.0))) as b:
+        device = PahoClient(b.port, "dev-9", version=V5, clean=False, session_expiry=3600)
+        device.subscribe("dev/9/#", 1)
+        first = b.run(b.broker.publish("dev/9/a", b"1", qos=1)).message_id
+        assert device.expect().payload == b"1"
+        deadline = time.monotonic() + 5
+        while [r.status for r in receipts(b, first)] != [DeliveryStatus.ACKNOWLEDGED]:
+            assert time.monotonic() < deadline, receipts(b, first)
+            time.sleep(0.05)
+        # Gone once a full retention has passed since the acknowledgement (purges run every 0.1 s).
+        while receipts(b, first):
+            assert time.monotonic() < deadline, "receipt outlived its retention"
+            time.sleep(0.05)
+        # A newer message's receipt is still there while the older one is purged.
+        second = b.run(b.broker.publish("dev/9/b", b"2", qos=1)).message_id
+        assert device.expect().payload == b"2"
+        time.sleep(0.3)
+        assert [r.status for r in receipts(b, second)] == [DeliveryStatus.ACKNOWLEDGED]
