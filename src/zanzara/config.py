@@ -11,8 +11,9 @@ The broker reads attributes only; it never sees pydantic errors or raw dicts.
 ``zanzara.example.toml`` at the repository root is the reference for every
 key and its default; ``tests/test_config.py`` keeps the two in step.
 
-This module reads the configuration file and nothing else: it must not import
-asyncio, sockets or any zanzara module but :mod:`zanzara.errors`.
+This module reads the configuration file and nothing else (it only checks
+that a listener's ``static_dir`` is a directory): it must not import asyncio,
+sockets or any zanzara module but :mod:`zanzara.errors`.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ class ListenerConfig(_Section):
     protocol: ListenerProtocol = "mqtt"
     # HTTP path of the WebSocket endpoint; meaningful for protocol = "ws" only.
     path: str = _DEFAULT_WS_PATH
+    # Folder whose files plain HTTP GET/HEAD requests for other paths receive
+    # (Mosca's http.static): a web app and its broker on one origin.  "ws" only.
+    static_dir: str | None = Field(default=None, min_length=1)
     # Shown in logs and metrics; defaults to "host:port" wherever it is used.
     name: str | None = Field(default=None, min_length=1)
     # Open connections on this listener, counted from accept (before CONNECT);
@@ -186,6 +190,20 @@ class ListenerConfig(_Section):
         if not path.startswith("/"):
             raise PydanticCustomError("path_format", "must start with '/'")
         return path
+
+    @field_validator("static_dir")
+    @classmethod
+    def _check_static_dir(cls, static_dir: str | None, info: ValidationInfo) -> str | None:
+        if static_dir is None:
+            return None
+        if info.data.get("protocol") != "ws":
+            raise PydanticCustomError("ws_only", 'only used when protocol = "ws"')
+        # Checked here rather than at start so that the mistake stops the broker before any listener binds.
+        if not os.path.isdir(static_dir):
+            raise PydanticCustomError(
+                "static_dir", "{path} is not an existing directory", {"path": static_dir}
+            )
+        return static_dir
 
     @field_validator("max_connections")
     @classmethod

@@ -60,6 +60,7 @@ def create_listener(
             # A message may hold several packets; one packet may not exceed max_packet_size.
             max_message_size=max(mqtt.max_packet_size, _MIN_WS_MESSAGE),
             open_timeout=mqtt.connect_timeout,
+            static_dir=config.static_dir,
         )
     return TcpListener(
         factory,

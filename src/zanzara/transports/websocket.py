@@ -14,7 +14,9 @@ publishing into it stop reading, and a paused connection pauses its socket.
 
 The handshake refuses a client that offers neither ``mqtt`` nor ``mqttv3.1``
 as subprotocol [MQTT-6.0.0-3] (HTTP 400) and any path but the listener's (404);
-``mqtt`` is chosen when offered [MQTT-6.0.0-4].
+``mqtt`` is chosen when offered [MQTT-6.0.0-4].  With a static folder, plain
+HTTP requests (no WebSocket upgrade) for other paths get its files instead
+(:mod:`.static`); the MQTT path behaves the same with or without one.
 
 This module may import the broker's configuration and the connection; nothing
 above the transports.
@@ -37,6 +39,7 @@ from websockets.protocol import Event, State
 from websockets.typing import Subprotocol
 
 from .connection import MqttConnection
+from .static import StaticFolder
 
 __all__ = ["SUBPROTOCOLS", "MqttWebSocket", "WebSocketListener"]
 
@@ -176,6 +179,11 @@ def _select_subprotocol(ws: ServerConnection, offered: Sequence[Subprotocol]) ->
     raise NegotiationError("the MQTT subprotocol (mqtt or mqttv3.1) is required")
 
 
+def _is_upgrade(request: Request) -> bool:
+    # [RFC 6455 4.2.1] a handshake carries "Upgrade: websocket"; a browser fetching a page does not.
+    return any("websocket" in value.lower() for value in request.headers.get_all("Upgrade"))
+
+
 class WebSocketListener:
     """Accepts MQTT-over-WebSocket connections (ws, or wss with an ``ssl_context``) on one address."""
 
@@ -190,6 +198,7 @@ class WebSocketListener:
         ssl_context: ssl.SSLContext | None = None,
         max_message_size: int | None = None,
         open_timeout: float = 10.0,
+        static_dir: str | None = None,
     ) -> None:
         self._factory = factory
         self.host = host
@@ -199,7 +208,13 @@ class WebSocketListener:
         self._ssl = ssl_context
         self._max_message_size = max_message_size
         self._open_timeout = open_timeout
+        self._static = StaticFolder(static_dir) if static_dir is not None else None
         self._server: Server | None = None
+        # Handler tasks of connections between their request and an MQTT session:
+        # handshakes, and refusals and static files, which end once the response is
+        # out.  websockets does not hand them to anyone, and stop() must not leave
+        # them running (see there).
+        self._responding: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         self._server = await serve(
@@ -233,10 +248,17 @@ class WebSocketListener:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}{self.path}"
 
-    def _check_path(self, ws: ServerConnection, request: Request) -> Response | None:
-        if request.path.partition("?")[0] != self.path:
-            return ws.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
-        return None
+    async def _check_path(self, ws: ServerConnection, request: Request) -> Response | None:
+        # websockets calls this from the connection's handler task.
+        task = asyncio.current_task()
+        if task is not None:
+            self._responding.add(task)
+            task.add_done_callback(self._responding.discard)
+        if request.path.partition("?")[0] == self.path:
+            return None  # the handshake, as ever: 400 without the mqtt subprotocol, 426 without Upgrade
+        if self._static is not None and not _is_upgrade(request):
+            return await self._static.respond(request)
+        return ws.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
 
     async def _serve(self, ws: ServerConnection) -> None:
         """One connection, after its opening handshake: serve MQTT until either side closes.
@@ -245,6 +267,9 @@ class WebSocketListener:
         broker has seen every connection go, no handler task is left running.
         """
         assert isinstance(ws, MqttWebSocket)  # create_connection makes only these
+        task = asyncio.current_task()
+        if task is not None:
+            self._responding.discard(task)  # the broker owns it from here, through conn
         conn = self._factory()
         try:
             ws.attach(conn)
@@ -267,3 +292,13 @@ class WebSocketListener:
             # a task waiting for every handler, which outlives the broker's shutdown;
             # the broker closes the connections, and each handler ends with its own.
             server.server.close()
+        # A connection that got an HTTP response (404, 400, a static file) waits for
+        # the client to close, at most close_timeout; a request being answered, at
+        # most open_timeout.  Waited for so that none outlives the broker's loop.
+        pending = set(self._responding)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=2 * CLOSE_TIMEOUT)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
