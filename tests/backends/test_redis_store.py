@@ -89,3 +89,21 @@ async def test_fsync_durability_warns_when_redis_does_not_fsync(
         with Redis.from_url(redis_server.url) as r:
             r.config_set("appendfsync", "always")
     assert "does not fsync every write" in caplog.text
+
+
+async def test_a_flushed_script_cache_is_reloaded(redis_server: RedisServer) -> None:
+    """Batches run as one Lua script by its SHA; a Redis that forgot it gets it again."""
+    store = RedisStore(redis_server.url, prefix="flushed:")
+    await store.open()
+    store.session_put(SessionRecord(client_id="a", expiry_interval=100))
+    await store.commit()
+    with Redis.from_url(redis_server.url) as r:
+        r.script_flush()
+        assert r.script_exists(store._apply_sha) == [False]
+    store.outgoing_enqueue("a", QueueRecord(message=msg(1), qos=1, retain=False))
+    await store.commit()
+    await store.close()
+    store = RedisStore(redis_server.url, prefix="flushed:")
+    snap = await store.open()
+    assert [r.message for r in snap.queues["a"]] == [msg(1)]
+    await store.close()

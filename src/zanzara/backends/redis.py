@@ -38,13 +38,15 @@ one prefix each.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable
 from typing import Any, Literal
 
+import hiredis
 from redis import asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from ..errors import StoreError
 from ..message import Message
@@ -104,7 +106,7 @@ class RedisStore(RecordingStore):
         self._redis: Any = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        self._apply = self._redis.register_script(_APPLY)
+        self._apply_sha = hashlib.sha1(_APPLY.encode(), usedforsecurity=False).hexdigest()
         super().__init__()
         self._holders = Holders()
         # The commands of the batch being written, kept for its retries.
@@ -269,11 +271,37 @@ class RedisStore(RecordingStore):
                 for command in self._receipt_commands(receipts.values()):
                     _append(argv, command)
             if argv:
-                await self._apply(args=argv)
+                await self._run_batch(argv)
         except BaseException:
             self._receipts.give_back(receipts)
             raise
         self._batch = None
+
+    async def _run_batch(self, argv: list[Any]) -> None:
+        """EVALSHA _APPLY with the batch, packed by hiredis: redis-py packs in Python at about
+        1.2 us a word, which was a quarter of the broker's time in a persistent fan-in (0.1 us)."""
+        pool = self._redis.connection_pool
+        conn = await pool.get_connection()
+        try:
+            for attempt in range(2):
+                await conn.send_packed_command(
+                    hiredis.pack_command(("EVALSHA", self._apply_sha, 0, *argv)), check_health=False
+                )
+                try:
+                    await conn.read_response()
+                    return
+                except NoScriptError:
+                    if attempt:
+                        raise
+                    # A restarted or flushed Redis forgot the script: load it, send again.
+                    await conn.send_command("SCRIPT", "LOAD", _APPLY)
+                    await conn.read_response()
+        except BaseException as exc:
+            if not isinstance(exc, ResponseError):
+                await conn.disconnect()  # its state is unknown: the batch is retried on a new one
+            raise
+        finally:
+            await pool.release(conn)
 
     async def _purge_candidates(self, ops: list[Op]) -> list[bytes]:
         befores = [op[1] for op in ops if op[0] == "receipts_purge"]
