@@ -184,6 +184,18 @@ def test_per_device_quota_from_the_auth_hook(tmp_path):
         assert len(drain(back(b, "big-device"))) == 5
 
 
+def test_per_device_quota_survives_a_restart_while_the_device_is_away(tmp_path):
+    """The hook's quota is kept with the session: messages queued after a restart, before the
+    device comes back (and before the hook is asked again), are held to it."""
+    hook = lambda br: br.add_authenticator(DeviceQuota())  # noqa: E731
+    with BrokerThread(sqlite_config(tmp_path), setup=hook) as b:
+        away(b, "tiny-device", "dev/10/#")
+    with BrokerThread(sqlite_config(tmp_path), setup=hook) as b:
+        for i in range(5):
+            b.run(b.broker.publish("dev/10/x", str(i), qos=1))
+        assert drain(back(b, "tiny-device")) == [b"3", b"4"]
+
+
 def test_bad_priority_is_refused_by_the_api(tmp_path):
     with BrokerThread(sqlite_config(tmp_path)) as b, pytest.raises(ValueError):
         b.run(b.broker.publish("x", b"y", priority=300))

@@ -134,10 +134,9 @@ class BrokerCore:
         if self.push.track_deliveries:
             self._purge_receipts()
         now = self.clock()
-        cfg = self.config
         for rec in snapshot.sessions:
             session = Session(client_id=rec.client_id, expiry_interval=rec.expiry_interval)
-            session.max_queued = cfg.max_queued_messages
+            self._set_quota(session, rec.max_queued, rec.max_queued_bytes)
             self.sessions[rec.client_id] = session
         for entry in snapshot.subscriptions:
             owner = self.sessions.get(entry.client_id)
@@ -219,8 +218,17 @@ class BrokerCore:
                     expiry_interval=session.expiry_interval,
                     disconnected_at=session.disconnected_at,
                     will=will,
+                    max_queued=session.quota_messages,
+                    max_queued_bytes=session.quota_bytes,
                 )
             )
+
+    def _set_quota(self, session: Session, messages: int | None, size: int | None) -> None:
+        """The session's queue quota: a per-device one where given, else the configured one."""
+        cfg = self.config
+        session.quota_messages, session.quota_bytes = messages, size
+        session.max_queued = cfg.max_queued_messages if messages is None else messages
+        session.max_queued_bytes = cfg.max_queued_bytes if size is None else size
 
     def ack_after_commit(self, client: Client, ack: Packet, on_failure: Packet | None = None) -> None:
         """Send ``ack`` once everything recorded so far is durable (group commit).
@@ -463,14 +471,11 @@ class BrokerCore:
             session = Session(client_id=client_id, max_queued=cfg.max_queued_messages)
             self.sessions[client_id] = session
         session.expiry_interval = self._session_expiry(packet)
-        session.max_queued = cfg.max_queued_messages
-        session.max_queued_bytes = cfg.max_queued_bytes
+        # Per-device quota from the authentication hook (persisted with the session).
         if settings is not None:
-            # Per-device quota from the authentication hook.
-            if settings.max_queued_messages is not None:
-                session.max_queued = settings.max_queued_messages
-            if settings.max_queued_bytes is not None:
-                session.max_queued_bytes = settings.max_queued_bytes
+            self._set_quota(session, settings.max_queued_messages, settings.max_queued_bytes)
+        else:
+            self._set_quota(session, None, None)
         session.disconnected_at = None
         self._persist(session, packet.will)
         receive_max = link.protocol.client_receive_maximum

@@ -63,6 +63,9 @@ class Session:
     disconnected_at: float | None = None
     # Written to the store at some point (so its end must be, too).
     stored: bool = False
+    # The authentication hook's per-device quota (None: the configured one), kept with the session.
+    quota_messages: int | None = None
+    quota_bytes: int | None = None
     subscriptions: dict[str, SubscriptionEntry] = field(default_factory=dict)
     inflight: dict[int, Outgoing] = field(default_factory=dict)
     # Incoming QoS 2 packet ids received (PUBREC sent), not yet released by PUBREL.

@@ -36,6 +36,10 @@ class SessionRecord:
     # The will to publish if the connection ends abnormally (while connected), or the
     # delayed will waiting to be published (after a disconnect); None once it is gone.
     will: Will | None = None
+    # The per-device queue quota an authentication hook gave (None: the configured one), so
+    # that it holds for messages queued while the device is away across a restart.
+    max_queued: int | None = None
+    max_queued_bytes: int | None = None
 
 
 @dataclass(slots=True, kw_only=True)

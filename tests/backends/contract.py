@@ -79,12 +79,15 @@ class StoreContract:
         store.session_put(SessionRecord(client_id="a", expiry_interval=100, will=will))
         store.session_put(SessionRecord(client_id="a", expiry_interval=7200))
         store.session_put(SessionRecord(client_id="c", expiry_interval=5, will=will))
+        # A per-device quota from the authentication hook is kept with the session.
+        store.session_put(SessionRecord(client_id="d", expiry_interval=9, max_queued=2, max_queued_bytes=512))
         await store.commit()
         store, snap = await self.restart(backend, store)
         assert sorted(snap.sessions, key=lambda s: s.client_id) == [
             SessionRecord(client_id="a", expiry_interval=7200),
             SessionRecord(client_id="b", expiry_interval=60, disconnected_at=1234.5),
             SessionRecord(client_id="c", expiry_interval=5, will=will),
+            SessionRecord(client_id="d", expiry_interval=9, max_queued=2, max_queued_bytes=512),
         ]
         key = lambda e: (e.client_id, e.topic_filter)  # noqa: E731
         assert sorted(snap.subscriptions, key=key) == sorted(subs[:3], key=key)

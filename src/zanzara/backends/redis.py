@@ -18,7 +18,7 @@ acknowledged, whatever Redis's settings.  The store warns at start when
 
 Layout (``P`` is the configured prefix)::
 
-    P sessions            hash   client id -> [expiry interval, disconnected at]
+    P sessions            hash   client id -> [expiry interval, disconnected at, quota, quota bytes]
     P wills               hash   client id -> will (``records.encode_will``)
     P subs:{cid}          hash   topic filter -> [qos, no local, retain as published, sub id, group]
     P q:{cid}             zset   message id, scored by enqueue order
@@ -150,7 +150,8 @@ class RedisStore(RecordingStore):
         raw_sessions = await r.hgetall(self._k("sessions"))
         wills = await r.hgetall(self._k("wills"))
         for raw_cid, value in raw_sessions.items():
-            expiry, disconnected_at = json.loads(value)
+            # Two items in data written before per-device quotas were kept.
+            expiry, disconnected_at, max_queued, max_queued_bytes = [*json.loads(value), None, None][:4]
             will = wills.get(raw_cid)
             snap.sessions.append(
                 SessionRecord(
@@ -158,6 +159,8 @@ class RedisStore(RecordingStore):
                     expiry_interval=expiry,
                     disconnected_at=disconnected_at,
                     will=decode_will(will) if will is not None else None,
+                    max_queued=max_queued,
+                    max_queued_bytes=max_queued_bytes,
                 )
             )
         cids = [s.client_id for s in snap.sessions]
@@ -324,7 +327,9 @@ class RedisStore(RecordingStore):
                 cmds.append(("SREM", k("in", op[1]), op[2]))
             elif kind == "session_put":
                 rec = op[1]
-                value = json.dumps([rec.expiry_interval, rec.disconnected_at])
+                value = json.dumps(
+                    [rec.expiry_interval, rec.disconnected_at, rec.max_queued, rec.max_queued_bytes]
+                )
                 cmds.append(("HSET", k("sessions"), rec.client_id, value))
                 if rec.will is None:
                     cmds.append(("HDEL", k("wills"), rec.client_id))

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS messages (
     sender TEXT, created_at REAL NOT NULL, collapse_key TEXT
 );
 CREATE TABLE IF NOT EXISTS sessions (
-    client_id TEXT PRIMARY KEY, expiry_interval INTEGER NOT NULL, disconnected_at REAL, will BLOB
+    client_id TEXT PRIMARY KEY, expiry_interval INTEGER NOT NULL, disconnected_at REAL, will BLOB,
+    max_queued INTEGER, max_queued_bytes INTEGER
 );
 CREATE TABLE IF NOT EXISTS subscriptions (
     client_id TEXT NOT NULL, topic_filter TEXT NOT NULL, qos INTEGER NOT NULL, no_local INTEGER NOT NULL,
@@ -128,14 +129,19 @@ class SqliteStore(RecordingStore):
         messages: dict[str, Message] = {}
         for row in db.execute("SELECT * FROM messages"):
             messages[row[0]] = _message(row)
-        rows = db.execute("SELECT client_id, expiry_interval, disconnected_at, will FROM sessions")
-        for cid, expiry, disconnected_at, will in rows:
+        rows = db.execute(
+            "SELECT client_id, expiry_interval, disconnected_at, will, max_queued, max_queued_bytes"
+            " FROM sessions"
+        )
+        for cid, expiry, disconnected_at, will, max_queued, max_queued_bytes in rows:
             snap.sessions.append(
                 SessionRecord(
                     client_id=cid,
                     expiry_interval=expiry,
                     disconnected_at=disconnected_at,
                     will=decode_will(bytes(will)) if will is not None else None,
+                    max_queued=max_queued,
+                    max_queued_bytes=max_queued_bytes,
                 )
             )
         for cid, tf, qos, nl, rap, sid, group in db.execute("SELECT * FROM subscriptions"):
@@ -247,8 +253,17 @@ class SqliteStore(RecordingStore):
                 will = encode_will(rec.will) if rec.will is not None else None
                 plan.append(
                     (
-                        "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
-                        [(rec.client_id, rec.expiry_interval, rec.disconnected_at, will)],
+                        "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+                        [
+                            (
+                                rec.client_id,
+                                rec.expiry_interval,
+                                rec.disconnected_at,
+                                will,
+                                rec.max_queued,
+                                rec.max_queued_bytes,
+                            )
+                        ],
                     )
                 )
             elif kind == "session_delete":
@@ -394,8 +409,13 @@ def _migrate(db: sqlite3.Connection) -> None:
     for statement in SCHEMA.split(";"):
         if statement.strip():
             db.execute(statement)
-    # Databases from 0.1.0 development builds lack these columns.
-    for table, column, kind in (("messages", "collapse_key", "TEXT"), ("sessions", "will", "BLOB")):
+    # Databases from 0.1.0 development builds lack these columns (the quotas came in version 3).
+    for table, column, kind in (
+        ("messages", "collapse_key", "TEXT"),
+        ("sessions", "will", "BLOB"),
+        ("sessions", "max_queued", "INTEGER"),
+        ("sessions", "max_queued_bytes", "INTEGER"),
+    ):
         if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")  # constants only
     for table in old:
