@@ -11,6 +11,7 @@ exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import signal
 import subprocess
@@ -24,8 +25,12 @@ import paho.mqtt.client as paho
 import pytest
 
 from test_command import free_port
+from zanzara.config import Config, StorageConfig
+from zanzara.mqtt.packets import PubComp, Publish, PubRec, PubRel, Subscribe, Subscription
+from zanzara.mqtt.properties import Properties
 
-from clients import V5, V311, PahoClient
+from brokerthread import BrokerThread
+from clients import V5, V311, PahoClient, RawClient
 from redisserver import RedisServer
 
 ZANZARA = Path(sys.executable).with_name("zanzara")
@@ -378,3 +383,43 @@ def test_stopped_redis_is_reported_and_the_broker_recovers(tmp_path, caplog):
     logged = [r.getMessage() for r in caplog.records if r.name.startswith("zanzara")]
     assert any("redis store failed" in m for m in logged)
     assert any("redis store is back" in m for m in logged)
+
+
+def test_pubrel_waits_for_the_pubrec_state_to_be_durable(tmp_path):
+    """Exactly once across a crash: MQTT 5 section 4.3.3 forbids sending a PUBLISH again once its
+    PUBREL went out, so the broker sends PUBREL only after "PUBREC received" is committed (a
+    restart then resends the PUBREL, never the PUBLISH the client already released)."""
+    cfg = Config(storage=StorageConfig(backend="sqlite", path=str(tmp_path / "z.db")))
+    with BrokerThread(cfg) as b:
+        store = b.broker._store
+        held: list[asyncio.Future[None]] = []
+        real_commit = store.commit
+
+        def gated_commit() -> asyncio.Future[None]:
+            # The store's own commit, released to the broker only when the test says so.
+            gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            real = real_commit()
+            real.add_done_callback(lambda _: held.append(gate))
+            return gate
+
+        device = RawClient(b.port)
+        device.connect("qos2-device", clean_start=False, properties=Properties(session_expiry_interval=3600))
+        device.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="q2/#", qos=2),)))
+        device.recv()  # SUBACK
+        b.call(lambda: setattr(store, "commit", gated_commit))
+        b.run(b.broker.publish("q2/x", b"once", qos=2))
+        publish = device.recv()
+        assert isinstance(publish, Publish) and publish.qos == 2
+        device.send(PubRec(packet_id=publish.packet_id))
+        # The state change is being committed: no PUBREL may arrive before the gate opens.
+        deadline = time.monotonic() + 5
+        while not b.call(lambda: len(held)):
+            assert time.monotonic() < deadline, "the PUBREC state was never committed"
+            time.sleep(0.01)
+        with pytest.raises(AssertionError, match="expected a packet"):
+            device.recv(timeout=0.3)
+        b.call(lambda: [gate.set_result(None) for gate in held])
+        pubrel = device.recv()
+        assert isinstance(pubrel, PubRel) and pubrel.packet_id == publish.packet_id
+        device.send(PubComp(packet_id=publish.packet_id))
+        device.close()

@@ -796,6 +796,12 @@ class BrokerCore:
         out = session.received_pubrec(packet.packet_id)
         if out is not None and self.store is not None and session.expiry_interval and out.message.message_id:
             self.store.outgoing_update(session.client_id, out.message.message_id, out.state, out.packet_id)
+            # MQTT 5 section 4.3.3: once the PUBREL is sent, the PUBLISH must never be sent again.
+            # So the PUBREL waits for the "PUBREC received" state to be durable: after a crash
+            # the broker resends the PUBREL, not the PUBLISH the client already released (which
+            # it would deliver twice).  A failed commit sends nothing; a reconnect resends it.
+            self.ack_after_commit(client, PubRel(packet_id=packet.packet_id))
+            return
         if out is None and packet.packet_id not in session.inflight:
             client.link.send(PubRel(packet_id=packet.packet_id, reason_code=_not_found(client)))
             return
