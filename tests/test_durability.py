@@ -385,41 +385,77 @@ def test_stopped_redis_is_reported_and_the_broker_recovers(tmp_path, caplog):
     assert any("redis store is back" in m for m in logged)
 
 
+class HeldCommits:
+    """The store's commits, handed to the broker only when the test opens the gates (each gate
+    becomes openable once its real commit is durable)."""
+
+    def __init__(self, b: BrokerThread) -> None:
+        self.b = b
+        self.ready: list[asyncio.Future[None]] = []
+        store = b.broker._store
+        real_commit = store.commit
+
+        def gated_commit() -> asyncio.Future[None]:
+            gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            real_commit().add_done_callback(lambda _: self.ready.append(gate))
+            return gate
+
+        b.call(lambda: setattr(store, "commit", gated_commit))
+
+    def wait_committed(self) -> None:
+        deadline = time.monotonic() + 5
+        while not self.b.call(lambda: len(self.ready)):
+            assert time.monotonic() < deadline, "nothing was committed"
+            time.sleep(0.01)
+
+    def open(self) -> None:
+        self.b.call(lambda: [gate.set_result(None) for gate in self.ready if not gate.done()])
+
+
+def persistent_raw(b: BrokerThread, client_id: str) -> RawClient:
+    device = RawClient(b.port)
+    device.connect(client_id, clean_start=False, properties=Properties(session_expiry_interval=3600))
+    return device
+
+
 def test_pubrel_waits_for_the_pubrec_state_to_be_durable(tmp_path):
     """Exactly once across a crash: MQTT 5 section 4.3.3 forbids sending a PUBLISH again once its
     PUBREL went out, so the broker sends PUBREL only after "PUBREC received" is committed (a
     restart then resends the PUBREL, never the PUBLISH the client already released)."""
     cfg = Config(storage=StorageConfig(backend="sqlite", path=str(tmp_path / "z.db")))
     with BrokerThread(cfg) as b:
-        store = b.broker._store
-        held: list[asyncio.Future[None]] = []
-        real_commit = store.commit
-
-        def gated_commit() -> asyncio.Future[None]:
-            # The store's own commit, released to the broker only when the test says so.
-            gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            real = real_commit()
-            real.add_done_callback(lambda _: held.append(gate))
-            return gate
-
-        device = RawClient(b.port)
-        device.connect("qos2-device", clean_start=False, properties=Properties(session_expiry_interval=3600))
+        device = persistent_raw(b, "qos2-device")
         device.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="q2/#", qos=2),)))
         device.recv()  # SUBACK
-        b.call(lambda: setattr(store, "commit", gated_commit))
+        commits = HeldCommits(b)
         b.run(b.broker.publish("q2/x", b"once", qos=2))
         publish = device.recv()
         assert isinstance(publish, Publish) and publish.qos == 2
         device.send(PubRec(packet_id=publish.packet_id))
-        # The state change is being committed: no PUBREL may arrive before the gate opens.
-        deadline = time.monotonic() + 5
-        while not b.call(lambda: len(held)):
-            assert time.monotonic() < deadline, "the PUBREC state was never committed"
-            time.sleep(0.01)
+        commits.wait_committed()
         with pytest.raises(AssertionError, match="expected a packet"):
-            device.recv(timeout=0.3)
-        b.call(lambda: [gate.set_result(None) for gate in held])
+            device.recv(timeout=0.3)  # no PUBREL while the commit is held
+        commits.open()
         pubrel = device.recv()
         assert isinstance(pubrel, PubRel) and pubrel.packet_id == publish.packet_id
         device.send(PubComp(packet_id=publish.packet_id))
+        device.close()
+
+
+def test_pubcomp_waits_for_the_packet_id_release_to_be_durable(tmp_path):
+    """After PUBCOMP the client may reuse the packet id for a new message [MQTT-4.3.3]; were the
+    release not durable first, a restart would drop that new message as a resend."""
+    cfg = Config(storage=StorageConfig(backend="sqlite", path=str(tmp_path / "z.db")))
+    with BrokerThread(cfg) as b:
+        device = persistent_raw(b, "qos2-publisher")
+        device.send(Publish(topic="q2/in", payload=b"x", qos=2, packet_id=7))
+        assert isinstance(device.recv(), PubRec)
+        commits = HeldCommits(b)
+        device.send(PubRel(packet_id=7))
+        commits.wait_committed()
+        with pytest.raises(AssertionError, match="expected a packet"):
+            device.recv(timeout=0.3)  # no PUBCOMP while the commit is held
+        commits.open()
+        pubcomp = device.recv()
+        assert isinstance(pubcomp, PubComp) and pubcomp.packet_id == 7 and pubcomp.reason_code == 0
         device.close()

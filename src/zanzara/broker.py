@@ -819,6 +819,11 @@ class BrokerCore:
             incoming.discard(packet.packet_id)
             if self.store is not None and client.session.expiry_interval:
                 self.store.incoming_delete(client.session.client_id, packet.packet_id)
+                # After PUBCOMP the client may reuse the packet id for a new message, which the
+                # broker must accept [MQTT-4.3.3]: the id's release is durable first, or a
+                # restart would drop that new message as a resend.
+                self.ack_after_commit(client, PubComp(packet_id=packet.packet_id))
+                return
             client.link.send(PubComp(packet_id=packet.packet_id))
         else:
             client.link.send(PubComp(packet_id=packet.packet_id, reason_code=_not_found(client)))
