@@ -26,7 +26,16 @@ import pytest
 
 from test_command import free_port
 from zanzara.config import Config, StorageConfig
-from zanzara.mqtt.packets import PubComp, Publish, PubRec, PubRel, Subscribe, Subscription
+from zanzara.mqtt.packets import (
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    Subscribe,
+    Subscription,
+    UnsubAck,
+    Unsubscribe,
+)
 from zanzara.mqtt.properties import Properties
 
 from brokerthread import BrokerThread
@@ -459,3 +468,24 @@ def test_pubcomp_waits_for_the_packet_id_release_to_be_durable(tmp_path):
         pubcomp = device.recv()
         assert isinstance(pubcomp, PubComp) and pubcomp.packet_id == 7 and pubcomp.reason_code == 0
         device.close()
+
+
+def test_unsuback_waits_for_the_removal_to_be_durable(tmp_path):
+    """As SUBACK waits for its subscriptions, UNSUBACK waits for their removal: a restart cannot
+    bring back a subscription the client was told is gone."""
+    cfg = Config(storage=StorageConfig(backend="sqlite", path=str(tmp_path / "z.db")))
+    with BrokerThread(cfg) as b:
+        device = persistent_raw(b, "leaver")
+        device.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="u/#", qos=1),)))
+        device.recv()  # SUBACK
+        commits = HeldCommits(b)
+        device.send(Unsubscribe(packet_id=2, topic_filters=("u/#",)))
+        commits.wait_committed()
+        with pytest.raises(AssertionError, match="expected a packet"):
+            device.recv(timeout=0.3)  # no UNSUBACK while the commit is held
+        commits.open()
+        unsuback = device.recv()
+        assert isinstance(unsuback, UnsubAck) and unsuback.packet_id == 2
+        device.close()
+    with BrokerThread(cfg) as b:
+        assert b.call(lambda: dict(b.broker.core.sessions["leaver"].subscriptions)) == {}

@@ -948,8 +948,10 @@ class BrokerCore:
             if existed and self.store is not None and session.expiry_interval:
                 self.store.subscription_delete(session.client_id, topic_filter)
             codes.append(ReasonCode.SUCCESS if existed else ReasonCode.NO_SUBSCRIPTION_EXISTED)
-        # [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.
-        client.link.send(UnsubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)))
+        # [MQTT-3.10.4-4] UNSUBACK even when nothing was removed; for a stored session, once the
+        # removal is durable (as SUBACK waits for subscriptions), so a restart cannot bring back
+        # a subscription the client was told is gone.
+        self.ack_after_commit(client, UnsubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)))
         if self.events.active:
             self.events.emit(Unsubscribed(client=client.info, topic_filters=packet.topic_filters))
 
