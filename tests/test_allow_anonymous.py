@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from test_command import ZANZARA, free_port, start
+from test_command import free_port, start
 from zanzara import ReasonCode
 from zanzara.config import Config, ListenerConfig, StorageConfig, config_from_dict, load_config
 from zanzara.hooks import ConnectRequest
@@ -162,16 +162,9 @@ def test_command_with_listeners_in_its_file_refuses_anonymous_and_warns(tmp_path
 
 def test_command_without_a_file_allows_anonymous_and_does_not_warn(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [str(ZANZARA), "--port", str(port), "--ws-port", "0"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, banner = start("--port", str(port), "--ws-port", "0", cwd=tmp_path)
     try:
-        assert proc.stdout is not None
-        assert f":{port}" in proc.stdout.readline()
+        assert f":{port}" in banner
         c = PahoClient(port, version=V311)
         assert c.reason_code == 0
         c.disconnect()

@@ -27,6 +27,7 @@ import pytest
 from test_command import free_port
 from zanzara.config import Config, StorageConfig
 from zanzara.mqtt.packets import (
+    Packet,
     PubComp,
     Publish,
     PubRec,
@@ -420,6 +421,14 @@ class HeldCommits:
     def open(self) -> None:
         self.b.call(lambda: [gate.set_result(None) for gate in self.ready if not gate.done()])
 
+    def reply_after_release(self, device: RawClient) -> Packet:
+        """The broker's answer, which must not come while the committed state is held back."""
+        self.wait_committed()
+        with pytest.raises(AssertionError, match="expected a packet"):
+            device.recv(timeout=0.3)
+        self.open()
+        return device.recv()
+
 
 def persistent_raw(b: BrokerThread, client_id: str) -> RawClient:
     device = RawClient(b.port)
@@ -441,11 +450,7 @@ def test_pubrel_waits_for_the_pubrec_state_to_be_durable(tmp_path):
         publish = device.recv()
         assert isinstance(publish, Publish) and publish.qos == 2
         device.send(PubRec(packet_id=publish.packet_id))
-        commits.wait_committed()
-        with pytest.raises(AssertionError, match="expected a packet"):
-            device.recv(timeout=0.3)  # no PUBREL while the commit is held
-        commits.open()
-        pubrel = device.recv()
+        pubrel = commits.reply_after_release(device)
         assert isinstance(pubrel, PubRel) and pubrel.packet_id == publish.packet_id
         device.send(PubComp(packet_id=publish.packet_id))
         device.close()
@@ -461,11 +466,7 @@ def test_pubcomp_waits_for_the_packet_id_release_to_be_durable(tmp_path):
         assert isinstance(device.recv(), PubRec)
         commits = HeldCommits(b)
         device.send(PubRel(packet_id=7))
-        commits.wait_committed()
-        with pytest.raises(AssertionError, match="expected a packet"):
-            device.recv(timeout=0.3)  # no PUBCOMP while the commit is held
-        commits.open()
-        pubcomp = device.recv()
+        pubcomp = commits.reply_after_release(device)
         assert isinstance(pubcomp, PubComp) and pubcomp.packet_id == 7 and pubcomp.reason_code == 0
         device.close()
 
@@ -480,11 +481,7 @@ def test_unsuback_waits_for_the_removal_to_be_durable(tmp_path):
         device.recv()  # SUBACK
         commits = HeldCommits(b)
         device.send(Unsubscribe(packet_id=2, topic_filters=("u/#",)))
-        commits.wait_committed()
-        with pytest.raises(AssertionError, match="expected a packet"):
-            device.recv(timeout=0.3)  # no UNSUBACK while the commit is held
-        commits.open()
-        unsuback = device.recv()
+        unsuback = commits.reply_after_release(device)
         assert isinstance(unsuback, UnsubAck) and unsuback.packet_id == 2
         device.close()
     with BrokerThread(cfg) as b:

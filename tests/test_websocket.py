@@ -13,7 +13,6 @@ import queue
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,7 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from certs import CLIENT_CN, Pki, make_pki, paho_client
-from test_command import free_port
+from test_command import free_port, start
 from zanzara import ReasonCode
 from zanzara.config import Config, ListenerConfig, StorageConfig
 from zanzara.hooks import ConnectRequest
@@ -46,7 +45,6 @@ from brokerthread import BrokerThread
 from clients import V5, V311, PahoClient
 from conftest import JS_DIR
 
-ZANZARA = Path(sys.executable).with_name("zanzara")
 V5_WIRE = ProtocolVersion.MQTT5
 TIMEOUT = 10.0
 
@@ -474,16 +472,10 @@ def test_command_serves_websocket_and_tls_under_uvloop(tmp_path: Path, node: str
         f'[[listeners]]\nprotocol = "ws"\nport = {ports["wss"]}\n{tls}use_identity_as_username = true\n'
         '[storage]\nbackend = "memory"\n'
     )
-    proc = subprocess.Popen(
-        [str(ZANZARA), "-c", str(cfg)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, first = start("-c", str(cfg), cwd=tmp_path)
     try:
         assert proc.stdout is not None
-        banner = [proc.stdout.readline() for _ in range(4)]
+        banner = [first] + [proc.stdout.readline() for _ in range(3)]
         assert all("(uvloop)" in line for line in banner), banner
         assert f"wss://127.0.0.1:{ports['wss']}/mqtt" in banner[3]
         # The certificate is the credential (anonymous clients are refused here).

@@ -468,14 +468,14 @@ class BrokerCore:
             self._end_session(session, publish_will=False)
             session = None
         if session is None:
-            session = Session(client_id=client_id, max_queued=cfg.max_queued_messages)
+            session = Session(client_id=client_id)
             self.sessions[client_id] = session
         session.expiry_interval = self._session_expiry(packet)
         # Per-device quota from the authentication hook (persisted with the session).
-        if settings is not None:
-            self._set_quota(session, settings.max_queued_messages, settings.max_queued_bytes)
-        else:
+        if settings is None:
             self._set_quota(session, None, None)
+        else:
+            self._set_quota(session, settings.max_queued_messages, settings.max_queued_bytes)
         session.disconnected_at = None
         self._persist(session, packet.will)
         receive_max = link.protocol.client_receive_maximum

@@ -40,10 +40,7 @@ def new_message_id() -> str:
     else:
         rand = int.from_bytes(os.urandom(10), "big")
     _last_ms, _last_rand = ms, rand
-    # The 128-bit value as 130 bits (two leading zeros) is 26 base-32 digits: placed at the top
-    # of 160 bits (20 bytes, 32 digits), they are the first 26 digits of the encoding.
-    value = ((ms << 80) | rand) << 30
-    ulid = base64.b32encode(value.to_bytes(20, "big"))[:26].decode().translate(_TO_CROCKFORD)
+    ulid = _encode(ms, rand)
     _prefix = ulid[:22]
     return ulid
 
@@ -51,5 +48,11 @@ def new_message_id() -> str:
 def first_message_id(seconds: float) -> str:
     """The smallest id of a message created at ``seconds`` (wall clock): every id made
     earlier sorts below it."""
-    value = (int(seconds * 1000) << 80) << 30
+    return _encode(int(seconds * 1000), 0)
+
+
+def _encode(ms: int, rand: int) -> str:
+    # The 128-bit value as 130 bits (two leading zeros) is 26 base-32 digits: placed at the top
+    # of 160 bits (20 bytes, 32 digits), they are the first 26 digits of the encoding.
+    value = ((ms << 80) | rand) << 30
     return base64.b32encode(value.to_bytes(20, "big"))[:26].decode().translate(_TO_CROCKFORD)

@@ -33,8 +33,6 @@ class RecordingStore:
     def __init__(self) -> None:
         self._writer = BatchWriter(self.name, self._write)
         self._receipts = ReceiptBuffer(self._writer)
-        # Bound once, without the method's extra call: it runs twice per delivery.
-        self.receipt_put = self._receipts.put  # type: ignore[method-assign]
         self._seq = 0  # enqueue order, kept across restarts by the back-end's load
 
     async def _write(self, ops: list[Op]) -> None:

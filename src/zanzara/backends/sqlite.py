@@ -385,9 +385,7 @@ def _message(row: Any) -> Message:
 
 def _receipt_row(r: Receipt) -> tuple[object, ...]:
     mid, cid, status, queued, sent, acked, finished, reason = r
-    # The last column is Receipt.updated_at, spelled out: this runs once per delivery.
-    updated = finished or acked or sent or queued or 0.0
-    return (mid, cid, status.value, queued, sent, acked, finished, reason, updated)
+    return (mid, cid, status.value, queued, sent, acked, finished, reason, r.updated_at)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
