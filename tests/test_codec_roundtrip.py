@@ -17,7 +17,7 @@ from typing import Any, Literal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zanzara.mqtt.codec import Reader, decode_properties, encode, encode_properties
+from zanzara.mqtt.codec import Reader, decode_properties, encode, encode_properties, encode_publish
 from zanzara.mqtt.enums import PacketType, ProtocolVersion, RetainHandling
 from zanzara.mqtt.packets import (
     Auth,
@@ -350,6 +350,16 @@ def test_connect_teaches_the_reader_its_version(case: tuple[ProtocolVersion, Con
 def test_property_blocks_round_trip(case: tuple[Where, Properties]) -> None:
     where, props = case
     assert decode_properties(encode_properties(props, where), where) == props
+
+
+@SETTINGS
+@given(st.sampled_from(VERSIONS).flatmap(lambda v: st.tuples(st.just(v), publishes(v, "client"))))
+def test_the_single_recipient_encoding_is_the_general_one(case: tuple[ProtocolVersion, Publish]) -> None:
+    """encode_publish (a message leaving a queue) writes the same bytes as encode(Publish)."""
+    version, p = case
+    block = encode_properties(p.properties, PacketType.PUBLISH) if version is V5 else None
+    data = encode_publish(p.topic, p.payload, p.qos, p.retain, p.dup, p.packet_id or 0, block, version)
+    assert data == encode(p, version)
 
 
 # -- arbitrary chunking ------------------------------------------------------------------------

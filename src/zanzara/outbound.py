@@ -14,13 +14,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .message import Message
-from .mqtt.codec import encode, encode_properties, encode_publish_template
+from .mqtt.codec import encode_properties, encode_publish, encode_publish_template
 from .mqtt.enums import PacketType, ProtocolVersion
-from .mqtt.packets import Publish
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 from .protocol import ServerProtocol
 
-__all__ = ["PublishEncoder", "hop_properties"]
+__all__ = ["PublishEncoder", "encode_one", "hop_properties"]
 
 V5 = ProtocolVersion.MQTT5
 
@@ -95,11 +94,26 @@ class PublishEncoder:
         packet_id: int,
         dup: bool,
     ) -> bytes:
-        message = self.message
-        topic = message.topic
-        props = EMPTY_PROPERTIES
-        if proto.version is V5:
-            props = hop_properties(message, sub_ids, self.now)
+        return encode_one(self.message, proto, qos, retain, sub_ids, packet_id, self.now, dup=dup)
+
+
+def encode_one(
+    message: Message,
+    proto: ServerProtocol,
+    qos: int,
+    retain: bool,
+    sub_ids: tuple[int, ...],
+    packet_id: int,
+    now: float,
+    *,
+    dup: bool = False,
+) -> bytes:
+    """The PUBLISH bytes for a single recipient: a message leaving a queue, a resend, an alias."""
+    topic = message.topic
+    block = None
+    if proto.version is V5:
+        props = hop_properties(message, sub_ids, now)
+        if proto.client_topic_alias_maximum:
             alias = proto.outgoing_alias(topic)
             if alias is not None:
                 # [MQTT-3.3.2-12] once the client knows the alias, the topic can be left empty.
@@ -107,15 +121,6 @@ class PublishEncoder:
                 props = replace(props, topic_alias=number)
                 if known:
                     topic = ""
-        return encode(
-            Publish(
-                topic=topic,
-                payload=message.payload,
-                qos=qos,
-                retain=retain,
-                dup=dup,
-                packet_id=packet_id if qos else None,
-                properties=props,
-            ),
-            proto.version,
-        )
+        if props is not EMPTY_PROPERTIES:
+            block = encode_properties(props, PacketType.PUBLISH)
+    return encode_publish(topic, message.payload, qos, retain, dup, packet_id, block, proto.version)

@@ -25,7 +25,7 @@ from .hooks import ClientInfo
 from .message import Message
 from .mqtt.enums import ProtocolVersion
 from .mqtt.packets import Packet, PubRel, Will
-from .outbound import PublishEncoder
+from .outbound import PublishEncoder, encode_one
 from .protocol import ServerProtocol
 from .session import Outgoing, OutState, Session
 from .storage import DeliveryStatus, QueueRecord, Receipt, Store
@@ -343,9 +343,8 @@ class Router:
             self._send_flight(client, out, self._encode_one(client, out, pid, dup=False, now=now))
 
     def _encode_one(self, client: Client, out: Outgoing, pid: int, *, dup: bool, now: float) -> bytes:
-        encoder = PublishEncoder(out.message, now)
-        return encoder.encode_for(
-            client.link.protocol, out.qos, out.retain, out.subscription_ids, pid, dup=dup
+        return encode_one(
+            out.message, client.link.protocol, out.qos, out.retain, out.subscription_ids, pid, now, dup=dup
         )
 
     def resend_inflight(self, client: Client) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from zanzara.backends.sqlite import SqliteStore
+from zanzara.backends.sqlite import WRITER_NICENESS, SqliteStore
 from zanzara.storage import Store
 
 from contract import Backend, StoreContract, msg
@@ -158,3 +162,17 @@ async def test_a_version_2_queue_is_keyed_by_message_first(tmp_path: Path) -> No
         assert "PRIMARY KEY (message_id, client_id)" in sql
         assert db.execute("SELECT count(*) FROM queue").fetchone()[0] == 0
         assert sorted(r[0] for r in db.execute("SELECT id FROM messages")) == ["m2"]  # m1 collected
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is a Linux feature")
+async def test_the_writer_thread_runs_below_the_event_loop(tmp_path: Path) -> None:
+    # On a shared core the loop's deliveries come first and the writer gathers bigger batches.
+    store = SqliteStore(tmp_path / "z.db")
+    await store.open()
+    try:
+        loop = asyncio.get_running_loop()
+        writer_tid = await loop.run_in_executor(store._executor, threading.get_native_id)
+        main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        assert os.getpriority(os.PRIO_PROCESS, writer_tid) == min(19, main + WRITER_NICENESS)
+    finally:
+        await store.close()

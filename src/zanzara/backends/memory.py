@@ -11,7 +11,7 @@ back-end contract tests "restart" it).  Delivery receipts are kept, so
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..message import Message
 from ..session import OutState
@@ -86,8 +86,16 @@ class MemoryStore:
 
     def outgoing_update(self, client_id: str, message_id: str, state: OutState, packet_id: int) -> None:
         queue = self.data.queues.get(client_id)
-        if queue is not None and message_id in queue:
-            queue[message_id] = replace(queue[message_id], state=state, packet_id=packet_id)
+        if queue is not None and (r := queue.get(message_id)) is not None:
+            # Not dataclasses.replace, which costs 5x as much, once per message sent.
+            queue[message_id] = QueueRecord(
+                message=r.message,
+                qos=r.qos,
+                retain=r.retain,
+                subscription_ids=r.subscription_ids,
+                state=state,
+                packet_id=packet_id,
+            )
 
     def outgoing_delete(self, client_id: str, message_id: str) -> None:
         queue = self.data.queues.get(client_id)

@@ -15,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -83,6 +86,27 @@ SCHEMA_VERSION = 3
 # update, and purging finds its candidates by message id (see Store.receipts_purge).
 _REBUILT = {2: ("subscriptions", "queue", "incoming", "retained", "receipts"), 3: ("queue",)}
 
+WRITER_NICENESS = 10  # added to the process's niceness for the writer thread
+
+
+def _yield_to_the_loop() -> None:
+    """Lower the writer thread's scheduling priority (Linux: niceness is per thread).
+
+    When the broker has one core, the writer and the event loop share it.  Nobody waits for
+    most of what a drain writes (acknowledged entries, receipts), so the loop should deliver
+    first and the writer use what is left; its batches grow meanwhile, and a big batch costs
+    less per row than many small ones.  Commits the loop does wait for (a publisher's ack)
+    still come: the loop idles while it waits.  Measured with the broker on one core: a
+    1000-session drain 2.7 s -> 1.6 s, persistent QoS 1 fan-in 30k -> 36k msgs/s.
+    """
+    if sys.platform != "linux":
+        return  # elsewhere the id is not a process id, and niceness may be process-wide
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WRITER_NICENESS))
+    except OSError as exc:  # a sandbox may forbid it; the store works the same, only slower
+        logger.debug("could not lower the SQLite writer's priority: %s", exc)
+
 
 class SqliteStore(RecordingStore):
     name = "sqlite"
@@ -92,7 +116,9 @@ class SqliteStore(RecordingStore):
     ) -> None:
         self.path = Path(path)
         self.durability = durability
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zanzara-sqlite")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="zanzara-sqlite", initializer=_yield_to_the_loop
+        )
         self._db: sqlite3.Connection | None = None
         self._holders = Holders()
         # The statements of the batch being written, kept for its retries.

@@ -50,6 +50,7 @@ __all__ = [
     "decode_properties",
     "encode",
     "encode_properties",
+    "encode_publish",
     "encode_publish_template",
     "encode_varint",
 ]
@@ -719,6 +720,28 @@ def encode_publish_template(
     if qos:
         return b"".join((fixed, head, b"\x00\x00", block, payload)), len(fixed) + len(head)
     return b"".join((fixed, head, block, payload)), -1
+
+
+def encode_publish(
+    topic: str,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    dup: bool,
+    packet_id: int,
+    properties_block: bytes | None,
+    version: ProtocolVersion,
+) -> bytes:
+    """A PUBLISH for one recipient, in one join (a drained queue encodes each message once)."""
+    topic_bytes = topic.encode("utf-8")
+    block = (properties_block or b"\x00") if version is V5 else b""
+    length = 2 + len(topic_bytes) + (2 if qos else 0) + len(block) + len(payload)
+    first = 0x30 | (qos << 1) | (1 if retain else 0) | (0x08 if dup and qos else 0)
+    fixed = bytes((first, length)) if length < 128 else bytes((first,)) + encode_varint(length)
+    if qos:
+        ids = bytes((len(topic_bytes) >> 8, len(topic_bytes) & 0xFF, packet_id >> 8, packet_id & 0xFF))
+        return b"".join((fixed, ids[:2], topic_bytes, ids[2:], block, payload))
+    return b"".join((fixed, len(topic_bytes).to_bytes(2, "big"), topic_bytes, block, payload))
 
 
 def encode(packet: Packet, version: ProtocolVersion) -> bytes:
