@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import paho.mqtt.client as paho
 import pytest
@@ -12,6 +13,7 @@ from zanzara import Broker, ReasonCode
 from zanzara.config import Config, StorageConfig
 from zanzara.mqtt.enums import ProtocolVersion
 from zanzara.mqtt.packets import ConnAck, Connect
+from zanzara.server import GC_THRESHOLD, tune_gc
 
 from clients import V5, V311, PahoClient, RawClient
 
@@ -125,3 +127,15 @@ async def test_server_publish_rejects_bad_topics(bad):
     async with Broker(MEMORY, port=0) as broker:
         with pytest.raises(zanzara.ProtocolError):
             await broker.publish(bad, b"x")
+
+
+def test_tune_gc_makes_collections_rarer() -> None:
+    # The command calls it; an embedding program may.  It must raise the first threshold
+    # (the one that fires per allocation) well above Python's default of 700.
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLD
+        assert GC_THRESHOLD[0] >= 10 * 700
+    finally:
+        gc.set_threshold(*before)

@@ -10,6 +10,7 @@ Shutdown order (ARCHITECTURE.md rule 6): stop accepting, send DISCONNECT
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import signal
@@ -34,7 +35,7 @@ from .transports.admission import ConnectionLimits
 from .transports.connection import Flusher, MqttConnection
 from .transports.listener import Listener, create_listener
 
-__all__ = ["Broker", "run"]
+__all__ = ["Broker", "run", "tune_gc"]
 
 logger = logging.getLogger(__name__)
 
@@ -338,9 +339,26 @@ def _install_loop_policy() -> str:
     return "uvloop"
 
 
+GC_THRESHOLD = (20_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Collect cyclic garbage less often than Python's default (every 700 allocations).
+
+    A broker allocates a few objects per message and almost none of them form cycles;
+    reference counting frees them.  At the default threshold the collector ran thousands
+    of times a second and walked the whole backlog of queued messages whenever it grew by
+    a quarter.  Measured with the broker on one core: persistent QoS 1 fan-in +20%, a
+    1000x100 offline publish and drain about 20% faster.  The ``zanzara`` command calls it;
+    a program that embeds the broker may, too (it changes the whole process).
+    """
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 def run(config: Config) -> int:
     """Run the broker until SIGINT/SIGTERM; returns the process exit code."""
     loop_name = _install_loop_policy()
+    tune_gc()
 
     async def main() -> int:
         broker = Broker(config)
@@ -354,6 +372,9 @@ def run(config: Config) -> int:
         except OSError as exc:
             logger.error("cannot listen: %s", exc)
             return 1
+        # What start() loaded (sessions, queues, retained messages) lives long: keep it out
+        # of every later collection.
+        gc.freeze()
         for listener in broker.listeners:
             print(f"zanzara listening on {listener.url} ({loop_name})", flush=True)
         await stop.wait()
