@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 from .message import Message
@@ -67,7 +67,9 @@ class Snapshot:
     retained: list[Message] = field(default_factory=list)
 
 
-class DeliveryStatus(Enum):
+class DeliveryStatus(StrEnum):
+    """Where a delivery stands (a str, so that a Receipt is a database row as it is)."""
+
     QUEUED = "queued"  # waiting in the session's queue (offline, or behind a full window)
     SENT = "sent"  # PUBLISH written to the client, not acknowledged yet
     ACKNOWLEDGED = "acknowledged"  # PUBACK (QoS 1) or PUBCOMP (QoS 2) received

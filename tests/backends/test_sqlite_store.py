@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from zanzara.backends.sqlite import WRITER_NICENESS, SqliteStore
-from zanzara.storage import Store
+from zanzara.storage import DeliveryStatus, Receipt, Store
 
 from contract import Backend, StoreContract, msg
 
@@ -176,3 +176,27 @@ async def test_the_writer_thread_runs_below_the_event_loop(tmp_path: Path) -> No
         assert os.getpriority(os.PRIO_PROCESS, writer_tid) == min(19, main + WRITER_NICENESS)
     finally:
         await store.close()
+
+
+async def test_a_receipt_is_stored_with_its_updated_at(tmp_path: Path) -> None:
+    # Receipts bind as they are and SQL computes updated_at (what purging counts from): it must
+    # be Receipt.updated_at for every stage a receipt can be in.
+    path = tmp_path / "z.db"
+    store = SqliteStore(path)
+    await store.open()
+    s = DeliveryStatus
+    receipts = [
+        Receipt("m1", "a", s.QUEUED, 10.0),
+        Receipt("m1", "b", s.SENT, 10.0, 11.0),
+        Receipt("m1", "c", s.ACKNOWLEDGED, 10.0, 11.0, 12.5),
+        Receipt("m1", "d", s.EXPIRED, 10.0, None, None, 13.0, "message expiry"),
+        Receipt("m1", "e", s.DROPPED, 10.0, 11.0, None, 14.0, "queue full"),
+    ]
+    for r in receipts:
+        store.receipt_put(r)
+    assert await store.receipts("m1") == receipts
+    await store.close()
+    with sqlite3.connect(path) as db:
+        stored = dict(db.execute("SELECT client_id, updated_at FROM receipts"))
+    assert stored == {r.client_id: r.updated_at for r in receipts}
+    assert list(stored.values()) == [10.0, 11.0, 12.5, 13.0, 14.0]

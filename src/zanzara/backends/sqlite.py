@@ -41,6 +41,10 @@ __all__ = ["SqliteStore"]
 
 Statement = tuple[str, list[Any]]  # SQL and the parameters of each execution
 _QUEUE_DELETE = "DELETE FROM queue WHERE message_id = ? AND client_id = ?"
+# A Receipt is the row's first eight columns; updated_at is Receipt.updated_at, computed here.
+_RECEIPT_PUT = (
+    "INSERT OR REPLACE INTO receipts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?7, ?6, ?5, ?4, 0.0))"
+)
 
 logger = logging.getLogger(__name__)
 
@@ -369,10 +373,9 @@ class SqliteStore(RecordingStore):
                 else:
                     db.executemany(sql, rows)
             if receipts:
-                db.executemany(
-                    "INSERT OR REPLACE INTO receipts VALUES (?,?,?,?,?,?,?,?,?)",
-                    [_receipt_row(r) for r in receipts.values()],
-                )
+                # The receipts bind as they are: no Python per row on this thread, where it would
+                # hold the GIL against the event loop.
+                db.executemany(_RECEIPT_PUT, receipts.values())
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -407,11 +410,6 @@ def _message(row: Any) -> Message:
         created_at=created_at,
         collapse_key=collapse_key,
     )
-
-
-def _receipt_row(r: Receipt) -> tuple[object, ...]:
-    mid, cid, status, queued, sent, acked, finished, reason = r
-    return (mid, cid, status.value, queued, sent, acked, finished, reason, r.updated_at)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
