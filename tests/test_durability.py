@@ -316,7 +316,6 @@ def test_locked_database_is_reported_and_the_broker_recovers(tmp_path, caplog):
     import logging
     import sqlite3
 
-    from zanzara.config import Config, StorageConfig
     from zanzara.mqtt.packets import PubAck, Publish
 
     from brokerthread import BrokerThread
@@ -324,7 +323,7 @@ def test_locked_database_is_reported_and_the_broker_recovers(tmp_path, caplog):
 
     caplog.set_level(logging.WARNING, logger="zanzara")
     db_path = tmp_path / "z.db"
-    with BrokerThread(Config(storage=StorageConfig(backend="sqlite", path=str(db_path)))) as b:
+    with BrokerThread(sqlite_config(db_path)) as b:
         sub = PahoClient(b.port, "locked-sub", version=V5, clean=False, session_expiry=600)
         sub.subscribe("lock/#", 1)
         sub.disconnect()
@@ -430,6 +429,10 @@ class HeldCommits:
         return device.recv()
 
 
+def sqlite_config(path: Path) -> Config:
+    return Config(storage=StorageConfig(backend="sqlite", path=str(path)))
+
+
 def persistent_raw(b: BrokerThread, client_id: str) -> RawClient:
     device = RawClient(b.port)
     device.connect(client_id, clean_start=False, properties=Properties(session_expiry_interval=3600))
@@ -440,7 +443,7 @@ def test_pubrel_waits_for_the_pubrec_state_to_be_durable(tmp_path):
     """Exactly once across a crash: MQTT 5 section 4.3.3 forbids sending a PUBLISH again once its
     PUBREL went out, so the broker sends PUBREL only after "PUBREC received" is committed (a
     restart then resends the PUBREL, never the PUBLISH the client already released)."""
-    cfg = Config(storage=StorageConfig(backend="sqlite", path=str(tmp_path / "z.db")))
+    cfg = sqlite_config(tmp_path / "z.db")
     with BrokerThread(cfg) as b:
         device = persistent_raw(b, "qos2-device")
         device.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="q2/#", qos=2),)))
@@ -459,7 +462,7 @@ def test_pubrel_waits_for_the_pubrec_state_to_be_durable(tmp_path):
 def test_pubcomp_waits_for_the_packet_id_release_to_be_durable(tmp_path):
     """After PUBCOMP the client may reuse the packet id for a new message [MQTT-4.3.3]; were the
     release not durable first, a restart would drop that new message as a resend."""
-    cfg = Config(storage=StorageConfig(backend="sqlite", path=str(tmp_path / "z.db")))
+    cfg = sqlite_config(tmp_path / "z.db")
     with BrokerThread(cfg) as b:
         device = persistent_raw(b, "qos2-publisher")
         device.send(Publish(topic="q2/in", payload=b"x", qos=2, packet_id=7))
@@ -474,7 +477,7 @@ def test_pubcomp_waits_for_the_packet_id_release_to_be_durable(tmp_path):
 def test_unsuback_waits_for_the_removal_to_be_durable(tmp_path):
     """As SUBACK waits for its subscriptions, UNSUBACK waits for their removal: a restart cannot
     bring back a subscription the client was told is gone."""
-    cfg = Config(storage=StorageConfig(backend="sqlite", path=str(tmp_path / "z.db")))
+    cfg = sqlite_config(tmp_path / "z.db")
     with BrokerThread(cfg) as b:
         device = persistent_raw(b, "leaver")
         device.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="u/#", qos=1),)))

@@ -62,7 +62,7 @@ class PublishEncoder:
         """The PUBLISH bytes for one recipient."""
         v5 = proto.version is V5
         if v5 and (dup or proto.client_topic_alias_maximum):
-            return self._encode_single(proto, qos, retain, sub_ids, packet_id, dup)
+            return encode_one(self.message, proto, qos, retain, sub_ids, packet_id, self.now, dup=dup)
         key = (v5, qos, retain, sub_ids if v5 else ())
         shape = self._shapes.get(key)
         if shape is None:
@@ -79,22 +79,11 @@ class PublishEncoder:
         if not qos:
             return data
         if dup and not v5:
-            return self._encode_single(proto, qos, retain, sub_ids, packet_id, dup)
+            return encode_one(self.message, proto, qos, retain, sub_ids, packet_id, self.now, dup=dup)
         patched = bytearray(data)
         patched[offset] = packet_id >> 8
         patched[offset + 1] = packet_id & 0xFF
         return bytes(patched)
-
-    def _encode_single(
-        self,
-        proto: ServerProtocol,
-        qos: int,
-        retain: bool,
-        sub_ids: tuple[int, ...],
-        packet_id: int,
-        dup: bool,
-    ) -> bytes:
-        return encode_one(self.message, proto, qos, retain, sub_ids, packet_id, self.now, dup=dup)
 
 
 def encode_one(

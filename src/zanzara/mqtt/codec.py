@@ -702,26 +702,6 @@ def _frame(first: int, body: bytes | bytearray) -> bytes:
     return bytes((first,)) + encode_varint(n) + body
 
 
-def encode_publish_template(
-    topic: str | bytes,
-    payload: bytes,
-    qos: int,
-    retain: bool,
-    properties_block: bytes | None,
-    version: ProtocolVersion,
-) -> tuple[bytes, int]:
-    """A PUBLISH with packet id 0 (placeholder) and the offset of its packet id (-1 at QoS 0)."""
-    topic_bytes = topic.encode("utf-8") if isinstance(topic, str) else topic
-    head = len(topic_bytes).to_bytes(2, "big") + topic_bytes
-    block = (properties_block or b"\x00") if version is V5 else b""
-    length = len(head) + (2 if qos else 0) + len(block) + len(payload)
-    first = 0x30 | (qos << 1) | (1 if retain else 0)
-    fixed = bytes((first, length)) if length < 128 else bytes((first,)) + encode_varint(length)
-    if qos:
-        return b"".join((fixed, head, b"\x00\x00", block, payload)), len(fixed) + len(head)
-    return b"".join((fixed, head, block, payload)), -1
-
-
 def encode_publish(
     topic: str,
     payload: bytes,
@@ -734,14 +714,30 @@ def encode_publish(
 ) -> bytes:
     """A PUBLISH for one recipient, in one join (a drained queue encodes each message once)."""
     topic_bytes = topic.encode("utf-8")
+    n = len(topic_bytes)
     block = (properties_block or b"\x00") if version is V5 else b""
-    length = 2 + len(topic_bytes) + (2 if qos else 0) + len(block) + len(payload)
+    pid = bytes((packet_id >> 8, packet_id & 0xFF)) if qos else b""
+    length = 2 + n + len(pid) + len(block) + len(payload)
     first = 0x30 | (qos << 1) | (1 if retain else 0) | (0x08 if dup and qos else 0)
     fixed = bytes((first, length)) if length < 128 else bytes((first,)) + encode_varint(length)
-    if qos:
-        ids = bytes((len(topic_bytes) >> 8, len(topic_bytes) & 0xFF, packet_id >> 8, packet_id & 0xFF))
-        return b"".join((fixed, ids[:2], topic_bytes, ids[2:], block, payload))
-    return b"".join((fixed, len(topic_bytes).to_bytes(2, "big"), topic_bytes, block, payload))
+    return b"".join((fixed, bytes((n >> 8, n & 0xFF)), topic_bytes, pid, block, payload))
+
+
+def encode_publish_template(
+    topic: str,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    properties_block: bytes | None,
+    version: ProtocolVersion,
+) -> tuple[bytes, int]:
+    """A PUBLISH with packet id 0 (placeholder) and the offset of its packet id (-1 at QoS 0)."""
+    data = encode_publish(topic, payload, qos, retain, False, 0, properties_block, version)
+    if not qos:
+        return data, -1
+    # The packet id comes right before the properties (5.0) and the payload.
+    tail = len(payload) + (len(properties_block or b"\x00") if version is V5 else 0)
+    return data, len(data) - tail - 2
 
 
 def encode(packet: Packet, version: ProtocolVersion) -> bytes:
@@ -751,16 +747,9 @@ def encode(packet: Packet, version: ProtocolVersion) -> bytes:
     if t is Publish:
         p: Publish = packet  # type: ignore[assignment]
         block = encode_properties(p.properties, _PT.PUBLISH) if v5 else None
-        data, offset = encode_publish_template(p.topic, p.payload, p.qos, p.retain, block, version)
-        if not p.qos:
-            return data
-        if p.packet_id is None:
+        if p.qos and p.packet_id is None:
             raise ValueError("QoS > 0 PUBLISH needs a packet id")
-        out = bytearray(data)
-        out[offset : offset + 2] = p.packet_id.to_bytes(2, "big")
-        if p.dup:
-            out[0] |= 0x08
-        return bytes(out)
+        return encode_publish(p.topic, p.payload, p.qos, p.retain, p.dup, p.packet_id or 0, block, version)
     if t in (PubAck, PubRec, PubRel, PubComp):
         a: PubAck = packet  # type: ignore[assignment]
         first = _ACK_FIRST_BYTE[t]
