@@ -155,6 +155,7 @@ class BrokerCore:
                     subscription_ids=qrec.subscription_ids,
                     packet_id=qrec.packet_id,
                     state=qrec.state,
+                    client_id=cid,
                 )
                 if qrec.state is OutState.QUEUED:
                     # A quota lowered since the last run drops (and unstores) the excess now.

@@ -28,7 +28,7 @@ from .mqtt.packets import Packet, PubRel, Will
 from .outbound import PublishEncoder, encode_one
 from .protocol import ServerProtocol
 from .session import Outgoing, OutState, Session
-from .storage import DeliveryStatus, QueueRecord, Receipt, Store
+from .storage import DeliveryStatus, QueueRecord, Store
 from .topic_tree import Matches, RetainedTree, SharedGroup, SubscriptionEntry, SubscriptionTree
 
 __all__ = ["Client", "ClientLink", "Router", "Stats"]
@@ -245,7 +245,12 @@ class Router:
             return
         now = shapes.now
         out = Outgoing(
-            message=shapes.message, qos=qos, retain=retain, subscription_ids=sub_ids, queued_at=now
+            message=shapes.message,
+            qos=qos,
+            retain=retain,
+            subscription_ids=sub_ids,
+            client_id=session.client_id,
+            queued_at=now,
         )
         store = self.store if session.expiry_interval else None
         if client is not None and not session.queued and len(session.inflight) < session.max_inflight:
@@ -254,13 +259,13 @@ class Router:
             if store is not None:
                 store.outgoing_enqueue(session.client_id, _record(out))
             if self.track:
-                self._receipt(session, out, DeliveryStatus.SENT, now)
+                self._step(DeliveryStatus.SENT, out)
             self._send_flight(client, out, shapes.encode_for(client.link.protocol, qos, retain, sub_ids, pid))
             return
         if store is not None:
             store.outgoing_enqueue(session.client_id, _record(out))
         if self.track:
-            self._receipt(session, out, DeliveryStatus.QUEUED, now)
+            self._step(DeliveryStatus.QUEUED, out)
         for dropped, why in session.enqueue(out):
             self.dropped(session, dropped, why)
 
@@ -282,7 +287,7 @@ class Router:
         self.forget(session, out)
         self.stats.messages_dropped += 1
         if self.track:
-            self._receipt(session, out, DeliveryStatus.DROPPED, self.clock(), why)
+            self._finish(out, DeliveryStatus.DROPPED, self.clock(), why)
         if self.events.active:
             self.events.emit(Dropped(client_id=session.client_id, message=out.message, reason=why))
         logger.debug("dropped a message on %s for %s: %s", out.message.topic, session.client_id, why)
@@ -293,29 +298,18 @@ class Router:
         if self.track:
             now = self.clock()
             for out in pending:
-                self._receipt(session, out, DeliveryStatus.DROPPED, now, why)
+                self._finish(out, DeliveryStatus.DROPPED, now, why)
 
-    def _receipt(
-        self, session: Session, out: Outgoing, status: DeliveryStatus, now: float, reason: str | None = None
-    ) -> None:
+    def _step(self, status: DeliveryStatus, out: Outgoing) -> None:
+        """Note a delivery step for its receipt (the store builds it from ``out``'s fields)."""
         store = self.store
-        mid = out.message.message_id
-        if store is None or mid is None:
-            return
-        finished = status is DeliveryStatus.DROPPED or status is DeliveryStatus.EXPIRED
-        # Positional: this runs twice per delivery (see Receipt's field order).
-        store.receipt_put(
-            Receipt(
-                mid,
-                session.client_id,
-                status,
-                out.queued_at or None,
-                out.sent_at,
-                now if status is DeliveryStatus.ACKNOWLEDGED else None,
-                now if finished else None,
-                reason,
-            )
-        )
+        if store is not None and out.message.message_id is not None:
+            store.receipt_step(status, out)
+
+    def _finish(self, out: Outgoing, status: DeliveryStatus, now: float, reason: str) -> None:
+        out.finished_at = now
+        out.reason = reason
+        self._step(status, out)
 
     def pump(self, client: Client) -> None:
         """Move queued messages into flight while the client's window allows."""
@@ -332,12 +326,12 @@ class Router:
                 self.stats.messages_expired += 1
                 self.forget(session, out)
                 if self.track:
-                    self._receipt(session, out, DeliveryStatus.EXPIRED, now, "message expiry")
+                    self._finish(out, DeliveryStatus.EXPIRED, now, "message expiry")
                 continue
             pid = session.start_flight(out)
             out.sent_at = now
             if self.track:
-                self._receipt(session, out, DeliveryStatus.SENT, now)
+                self._step(DeliveryStatus.SENT, out)
             if self.store is not None and session.expiry_interval and out.message.message_id:
                 self.store.outgoing_update(session.client_id, out.message.message_id, out.state, pid)
             self._send_flight(client, out, self._encode_one(client, out, pid, dup=False, now=now))
@@ -359,7 +353,8 @@ class Router:
     def completed(self, client: Client, out: Outgoing) -> None:
         self.forget(client.session, out)
         if self.track:
-            self._receipt(client.session, out, DeliveryStatus.ACKNOWLEDGED, self.clock())
+            out.acknowledged_at = self.clock()
+            self._step(DeliveryStatus.ACKNOWLEDGED, out)
         if self.events.active:
             self.events.emit(Delivered(client_id=client.info.client_id, message=out.message, qos=out.qos))
 

@@ -46,9 +46,14 @@ class Outgoing:
     subscription_ids: tuple[int, ...] = ()
     packet_id: int = 0
     state: OutState = OutState.QUEUED
-    # Wall-clock times for delivery receipts.
+    # The delivery receipt (storage.Receipt) is built from what follows, when it is written:
+    # the recipient, then wall-clock times of each step and, for an expiry or a drop, why.
+    client_id: str = ""
     queued_at: float = 0.0
     sent_at: float | None = None
+    acknowledged_at: float | None = None
+    finished_at: float | None = None
+    reason: str | None = None
 
 
 @dataclass(slots=True, eq=False)

@@ -21,10 +21,10 @@ from typing import NamedTuple, Protocol
 
 from .message import Message
 from .mqtt.packets import Will
-from .session import OutState
+from .session import Outgoing, OutState
 from .topic_tree import SubscriptionEntry
 
-__all__ = ["DeliveryStatus", "QueueRecord", "Receipt", "SessionRecord", "Snapshot", "Store"]
+__all__ = ["DeliveryStatus", "QueueRecord", "Receipt", "SessionRecord", "Snapshot", "Store", "overtaken"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,7 +68,7 @@ class Snapshot:
 
 
 class DeliveryStatus(StrEnum):
-    """Where a delivery stands (a str, so that a Receipt is a database row as it is)."""
+    """Where a delivery stands, in the order of its steps (a str: a Receipt is a database row as it is)."""
 
     QUEUED = "queued"  # waiting in the session's queue (offline, or behind a full window)
     SENT = "sent"  # PUBLISH written to the client, not acknowledged yet
@@ -80,8 +80,9 @@ class DeliveryStatus(StrEnum):
 class Receipt(NamedTuple):
     """What happened to one message for one recipient. Times are wall-clock seconds.
 
-    A named tuple rather than a dataclass: two are made per delivery (sent, acknowledged),
-    and a tuple is built several times faster and is already the row a store writes.
+    A named tuple rather than a dataclass: it is built faster and is already the row a store
+    writes.  Receipts are read back as these; while a delivery is under way its receipt lives in
+    its Outgoing's fields (see :meth:`Store.receipt_step`).
     """
 
     message_id: str
@@ -98,6 +99,25 @@ class Receipt(NamedTuple):
     def updated_at(self) -> float:
         """When its latest step happened (what retention counts from)."""
         return self.finished_at or self.acknowledged_at or self.sent_at or self.queued_at or 0.0
+
+    @classmethod
+    def of(cls, status: DeliveryStatus, out: Outgoing) -> Receipt:
+        """The receipt of ``out`` when it reached ``status`` (see :meth:`Store.receipt_step`)."""
+        mid = out.message.message_id
+        assert mid is not None  # an Outgoing is QoS 1/2, and those messages have ids
+        return cls(
+            mid, out.client_id, status, out.queued_at or None, out.sent_at, out.acknowledged_at,
+            out.finished_at, out.reason,
+        )  # fmt: skip
+
+
+def overtaken(status: DeliveryStatus, out: Outgoing) -> bool:
+    """A later step of ``out`` happened since it reached ``status``: that one's receipt replaces it."""
+    if status is DeliveryStatus.QUEUED:
+        return out.sent_at is not None or out.finished_at is not None
+    if status is DeliveryStatus.SENT:
+        return out.acknowledged_at is not None or out.finished_at is not None
+    return False
 
 
 class Store(Protocol):
@@ -136,8 +156,15 @@ class Store(Protocol):
     def retained_delete(self, topic: str) -> None: ...
 
     # -- delivery receipts ----------------------------------------------------------
-    def receipt_put(self, receipt: Receipt) -> None:
-        """Insert or replace the receipt of (message_id, client_id)."""
+    def receipt_step(self, status: DeliveryStatus, out: Outgoing) -> None:
+        """``out`` reached ``status`` just now: insert or replace its recipient's receipt.
+
+        The receipt is ``Receipt.of(status, out)``.  A back-end may build it when it writes it,
+        from the times ``out`` holds then (each is set once, before its step), and may skip it
+        when a later step of ``out`` was recorded since (:func:`overtaken`): so a delivery sent
+        and acknowledged within one write costs one receipt row, and the event loop builds none.
+        Steps are written in the order of :class:`DeliveryStatus`, a delivery's last step last.
+        """
 
     async def receipts(self, message_id: str) -> list[Receipt]:
         """Every recipient's receipt for one message (includes writes not yet committed)."""

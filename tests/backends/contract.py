@@ -14,7 +14,7 @@ from zanzara.ids import first_message_id
 from zanzara.message import Message
 from zanzara.mqtt.packets import Will
 from zanzara.mqtt.properties import Properties
-from zanzara.session import OutState
+from zanzara.session import Outgoing, OutState
 from zanzara.storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot, Store
 from zanzara.topic_tree import SubscriptionEntry
 
@@ -229,34 +229,78 @@ class StoreContract:
 
     async def test_receipts_latest_state_per_recipient_and_survive(self, backend: Backend) -> None:
         store, _ = await self.restart(backend, None)
-
-        def receipt(cid: str, status: DeliveryStatus, **kw: object) -> Receipt:
-            return Receipt(message_id="m0001", client_id=cid, status=status, queued_at=100.0, **kw)  # type: ignore[arg-type]
-
-        store.receipt_put(receipt("a", DeliveryStatus.QUEUED))
-        store.receipt_put(receipt("a", DeliveryStatus.SENT, sent_at=101.0))
-        acked = receipt("a", DeliveryStatus.ACKNOWLEDGED, sent_at=101.0, acknowledged_at=102.0)
-        store.receipt_put(acked)
-        dropped = receipt("b", DeliveryStatus.DROPPED, finished_at=103.0, reason="queue full")
-        store.receipt_put(dropped)
+        a = Outgoing(message=msg(1), qos=1, retain=False, client_id="a", queued_at=100.0)
+        b = Outgoing(message=msg(1), qos=1, retain=False, client_id="b", queued_at=100.0)
+        c = Outgoing(message=msg(1), qos=1, retain=False, client_id="c", queued_at=100.0)
+        store.receipt_step(DeliveryStatus.QUEUED, a)
+        store.receipt_step(DeliveryStatus.QUEUED, b)
+        store.receipt_step(DeliveryStatus.QUEUED, c)
+        a.sent_at = c.sent_at = 101.0
+        store.receipt_step(DeliveryStatus.SENT, a)
+        store.receipt_step(DeliveryStatus.SENT, c)
+        a.acknowledged_at = 102.0
+        store.receipt_step(DeliveryStatus.ACKNOWLEDGED, a)
+        b.finished_at, b.reason = 103.0, "queue full"
+        store.receipt_step(DeliveryStatus.DROPPED, b)
         got = await store.receipts("m0001")  # readable at once, before any restart
-        assert [(r.client_id, r.status) for r in got] == [
-            ("a", DeliveryStatus.ACKNOWLEDGED),
-            ("b", DeliveryStatus.DROPPED),
-        ]
+        acked = Receipt("m0001", "a", DeliveryStatus.ACKNOWLEDGED, 100.0, 101.0, 102.0)
+        dropped = Receipt("m0001", "b", DeliveryStatus.DROPPED, 100.0, None, None, 103.0, "queue full")
+        sent = Receipt("m0001", "c", DeliveryStatus.SENT, 100.0, 101.0)
+        assert got == [acked, dropped, sent]
+        # A step after the receipt was written replaces it.
+        c.acknowledged_at = 104.0
+        store.receipt_step(DeliveryStatus.ACKNOWLEDGED, c)
         store, _ = await self.restart(backend, store)
         got = await store.receipts("m0001")
-        assert got == [acked, dropped]
+        later = sent._replace(status=DeliveryStatus.ACKNOWLEDGED, acknowledged_at=104.0)
+        assert got == [acked, dropped, later]
         assert await store.receipts("unknown") == []
+        await store.close()
+
+    async def test_each_step_is_stored_as_its_receipt(self, backend: Backend) -> None:
+        # Receipt.of(status, out) for every status, whether the store builds it at the step or
+        # when it writes it.
+        store, _ = await self.restart(backend, None)
+        outs = {
+            DeliveryStatus.QUEUED: Outgoing(
+                message=msg(1), qos=1, retain=False, client_id="a", queued_at=10.0
+            ),
+            DeliveryStatus.SENT: Outgoing(message=msg(1), qos=1, retain=False, client_id="b", sent_at=11.0),
+            DeliveryStatus.ACKNOWLEDGED: Outgoing(
+                message=msg(1), qos=2, retain=False, client_id="c", queued_at=10.0, sent_at=11.0,
+                acknowledged_at=12.5,
+            ),
+            DeliveryStatus.EXPIRED: Outgoing(
+                message=msg(1), qos=1, retain=False, client_id="d", queued_at=10.0, finished_at=13.0,
+                reason="message expiry",
+            ),
+            DeliveryStatus.DROPPED: Outgoing(
+                message=msg(1), qos=1, retain=False, client_id="e", queued_at=10.0, sent_at=11.0,
+                finished_at=14.0, reason="session ended",
+            ),
+        }  # fmt: skip
+        for status, out in outs.items():
+            store.receipt_step(status, out)
+        expected = [Receipt.of(status, out) for status, out in outs.items()]
+        assert expected[1].queued_at is None  # queued_at 0.0: not known (restored after a restart)
+        assert [r.updated_at for r in expected] == [10.0, 11.0, 12.5, 13.0, 14.0]
+        assert await store.receipts("m0001") == expected
+        store, _ = await self.restart(backend, store)
+        assert await store.receipts("m0001") == expected
         await store.close()
 
     async def test_receipts_purged_by_age(self, backend: Backend) -> None:
         # Message ids are ULIDs, made here for messages created at 10 s (see Store.receipts_purge).
         old, mix = first_message_id(10.0), first_message_id(10.0)[:-1] + "1"
         store, _ = await self.restart(backend, None)
-        store.receipt_put(Receipt(message_id=old, client_id="a", status=DeliveryStatus.SENT, sent_at=10.0))
-        store.receipt_put(Receipt(message_id=mix, client_id="a", status=DeliveryStatus.SENT, sent_at=10.0))
-        store.receipt_put(Receipt(message_id=mix, client_id="b", status=DeliveryStatus.SENT, sent_at=500.0))
+
+        def sent(message_id: str, cid: str, at: float) -> Outgoing:
+            m = msg(1, message_id=message_id)
+            return Outgoing(message=m, qos=1, retain=False, client_id=cid, sent_at=at)
+
+        store.receipt_step(DeliveryStatus.SENT, sent(old, "a", 10.0))
+        store.receipt_step(DeliveryStatus.SENT, sent(mix, "a", 10.0))
+        store.receipt_step(DeliveryStatus.SENT, sent(mix, "b", 500.0))
         await store.receipts(old)  # written
         store.receipts_purge(100.0)
         await store.commit()

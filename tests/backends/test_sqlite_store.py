@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from zanzara.backends.sqlite import WRITER_NICENESS, SqliteStore
+from zanzara.message import Message
+from zanzara.session import Outgoing
 from zanzara.storage import DeliveryStatus, Receipt, Store
 
 from contract import Backend, StoreContract, msg
@@ -179,24 +181,58 @@ async def test_the_writer_thread_runs_below_the_event_loop(tmp_path: Path) -> No
 
 
 async def test_a_receipt_is_stored_with_its_updated_at(tmp_path: Path) -> None:
-    # Receipts bind as they are and SQL computes updated_at (what purging counts from): it must
-    # be Receipt.updated_at for every stage a receipt can be in.
+    # SQL builds each receipt row from its Outgoing and computes updated_at (what purging counts
+    # from): it must be Receipt.updated_at for every step a delivery can be at.
     path = tmp_path / "z.db"
     store = SqliteStore(path)
     await store.open()
     s = DeliveryStatus
-    receipts = [
-        Receipt("m1", "a", s.QUEUED, 10.0),
-        Receipt("m1", "b", s.SENT, 10.0, 11.0),
-        Receipt("m1", "c", s.ACKNOWLEDGED, 10.0, 11.0, 12.5),
-        Receipt("m1", "d", s.EXPIRED, 10.0, None, None, 13.0, "message expiry"),
-        Receipt("m1", "e", s.DROPPED, 10.0, 11.0, None, 14.0, "queue full"),
-    ]
-    for r in receipts:
-        store.receipt_put(r)
+    m = Message(topic="t", payload=b"x", qos=1, message_id="m1")
+    steps = [
+        (s.QUEUED, Outgoing(message=m, qos=1, retain=False, client_id="a", queued_at=10.0)),
+        (s.SENT, Outgoing(message=m, qos=1, retain=False, client_id="b", queued_at=10.0, sent_at=11.0)),
+        (s.ACKNOWLEDGED, Outgoing(message=m, qos=1, retain=False, client_id="c", queued_at=10.0, sent_at=11.0,
+                                  acknowledged_at=12.5)),
+        (s.EXPIRED, Outgoing(message=m, qos=1, retain=False, client_id="d", queued_at=10.0, finished_at=13.0,
+                             reason="message expiry")),
+        (s.DROPPED, Outgoing(message=m, qos=1, retain=False, client_id="e", queued_at=10.0, sent_at=11.0,
+                             finished_at=14.0, reason="queue full")),
+    ]  # fmt: skip
+    for status, out in steps:
+        store.receipt_step(status, out)
+    receipts = [Receipt.of(status, out) for status, out in steps]
     assert await store.receipts("m1") == receipts
     await store.close()
     with sqlite3.connect(path) as db:
         stored = dict(db.execute("SELECT client_id, updated_at FROM receipts"))
     assert stored == {r.client_id: r.updated_at for r in receipts}
     assert list(stored.values()) == [10.0, 11.0, 12.5, 13.0, 14.0]
+
+
+async def test_an_overtaken_step_writes_no_row(tmp_path: Path) -> None:
+    # A delivery sent and acknowledged before its receipts are written costs one row, and a
+    # receipt written at "sent" is replaced by the acknowledgement that comes later.
+    store = SqliteStore(tmp_path / "z.db")
+    await store.open()
+    m = Message(topic="t", payload=b"x", qos=1, message_id="m1")
+    quick = Outgoing(message=m, qos=1, retain=False, client_id="quick", queued_at=10.0)
+    slow = Outgoing(message=m, qos=1, retain=False, client_id="slow", queued_at=10.0)
+    for out in (quick, slow):
+        store.receipt_step(DeliveryStatus.QUEUED, out)
+        out.sent_at = 11.0
+        store.receipt_step(DeliveryStatus.SENT, out)
+    quick.acknowledged_at = 12.0
+    store.receipt_step(DeliveryStatus.ACKNOWLEDGED, quick)
+    changes = store._db.total_changes if store._db is not None else 0
+    assert [(r.client_id, r.status) for r in await store.receipts("m1")] == [
+        ("quick", DeliveryStatus.ACKNOWLEDGED),
+        ("slow", DeliveryStatus.SENT),
+    ]
+    assert store._db is not None and store._db.total_changes - changes == 2  # one row each
+    slow.acknowledged_at = 13.0
+    store.receipt_step(DeliveryStatus.ACKNOWLEDGED, slow)
+    assert [(r.client_id, r.status, r.acknowledged_at) for r in await store.receipts("m1")] == [
+        ("quick", DeliveryStatus.ACKNOWLEDGED, 12.0),
+        ("slow", DeliveryStatus.ACKNOWLEDGED, 13.0),
+    ]
+    await store.close()

@@ -14,8 +14,8 @@ import asyncio
 from dataclasses import dataclass, field
 
 from ..message import Message
-from ..session import OutState
-from ..storage import QueueRecord, Receipt, SessionRecord, Snapshot
+from ..session import Outgoing, OutState
+from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 
 __all__ = ["MemoryData", "MemoryStore"]
@@ -116,7 +116,8 @@ class MemoryStore:
     def retained_delete(self, topic: str) -> None:
         self.data.retained.pop(topic, None)
 
-    def receipt_put(self, receipt: Receipt) -> None:
+    def receipt_step(self, status: DeliveryStatus, out: Outgoing) -> None:
+        receipt = Receipt.of(status, out)
         self.data.receipts.setdefault(receipt.message_id, {})[receipt.client_id] = receipt
 
     async def receipts(self, message_id: str) -> list[Receipt]:

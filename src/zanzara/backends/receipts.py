@@ -1,43 +1,55 @@
-"""Delivery receipts coalesced before they are written (shared by the durable back-ends).
+"""Delivery receipts gathered before they are written (shared by the durable back-ends).
 
 A delivery is usually queued, sent and acknowledged within milliseconds; writing
 each step would triple the store's write load for a record nobody reads until
-later.  Receipts are kept here, newest state per (message, recipient), and
-handed to the writer at most every :data:`RECEIPT_DELAY` seconds, or at once
-when someone asks for receipts or the store closes.  They ride with a batch
-but never gate a commit: an acknowledgement needs the message durable, not
-its receipt.
+later.  So a step is only noted here (which delivery, which step: a list
+append), and handed to the writer at most every :data:`RECEIPT_DELAY` seconds,
+or at once when someone asks for receipts or the store closes.  The writer
+builds each receipt from the delivery's :class:`~zanzara.session.Outgoing`
+and skips the steps a later one overtook (``storage.overtaken``), so a
+delivery sent and acknowledged within one write is one row, and the event
+loop builds no receipt at all.  Receipts ride with a batch but never gate a
+commit: an acknowledgement needs the message durable, not its receipt.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from ..storage import Receipt
+from ..session import Outgoing
+from ..storage import DeliveryStatus
 from .batch import BatchWriter
 
-__all__ = ["RECEIPT_DELAY", "ReceiptBuffer"]
+__all__ = ["RECEIPT_DELAY", "ReceiptBuffer", "Steps"]
 
 RECEIPT_DELAY = 0.2  # seconds a receipt may wait to be coalesced before it is written
 
-Key = tuple[str, str]
+# The deliveries that reached each status, in the order they did; the dict's order is
+# DeliveryStatus's, the order to write them in (a delivery's later steps last).
+Steps = dict[DeliveryStatus, list[Outgoing]]
+
+
+def _no_steps() -> Steps:
+    return {status: [] for status in DeliveryStatus}
 
 
 class ReceiptBuffer:
     def __init__(self, writer: BatchWriter) -> None:
         self._writer = writer
-        self._pending: dict[Key, Receipt] = {}
+        self._steps = _no_steps()
+        self._pending = False
         self._taken_at = 0.0
         self._due = False
         self._timer = False
 
-    def put(self, receipt: Receipt) -> None:
+    def step(self, status: DeliveryStatus, out: Outgoing) -> None:
         if not self._pending:
+            self._pending = True
             self._writer.add_lazy(("receipts",))  # wakes the writer; the op itself is a marker
-        self._pending[(receipt.message_id, receipt.client_id)] = receipt
+        self._steps[status].append(out)
 
     def __bool__(self) -> bool:
-        return bool(self._pending)
+        return self._pending
 
     def due(self) -> None:
         """Write everything pending with the next batch (a reader or shutdown is waiting)."""
@@ -45,26 +57,31 @@ class ReceiptBuffer:
         if self._pending:
             self._writer.add_lazy(("receipts",))
 
-    def take(self) -> dict[Key, Receipt]:
-        """Receipts to write with the batch starting now (empty while they may still coalesce)."""
+    def take(self) -> Steps | None:
+        """Steps to write with the batch starting now (None while they may still coalesce)."""
         if not self._pending:
-            return {}
+            return None
         loop = asyncio.get_running_loop()
         now = loop.time()
         if self._due or now - self._taken_at >= RECEIPT_DELAY:
-            taken, self._pending = self._pending, {}
+            taken, self._steps = self._steps, _no_steps()
+            self._pending = False
             self._taken_at = now
             self._due = False
             return taken
         if not self._timer:
             self._timer = True
             loop.call_later(RECEIPT_DELAY, self._later)
-        return {}
+        return None
 
-    def give_back(self, taken: dict[Key, Receipt]) -> None:
-        """A batch failed: keep its receipts for the retry, newer updates winning."""
-        taken.update(self._pending)
-        self._pending = taken
+    def give_back(self, taken: Steps | None) -> None:
+        """A batch failed: keep its steps for the retry, before the ones noted since."""
+        if taken is None:
+            return
+        for status, outs in taken.items():
+            if outs:
+                self._steps[status][:0] = outs
+                self._pending = True
 
     def _later(self) -> None:
         self._timer = False

@@ -10,7 +10,7 @@ commit's batch (``batch.py``); a back-end only says how to write a batch
     ("dequeue", cid, mid)
     ("incoming_put", cid, packet_id)        ("incoming_delete", cid, packet_id)
     ("retained_put", Message)               ("retained_delete", topic)
-    ("receipts_purge", before)              ("receipts",)  a marker: pending receipts ride along
+    ("receipts_purge", before)              ("receipts",)  a marker: receipt steps ride along
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 
 from ..message import Message
-from ..session import OutState
-from ..storage import QueueRecord, Receipt, SessionRecord
+from ..session import Outgoing, OutState
+from ..storage import DeliveryStatus, QueueRecord, SessionRecord
 from ..topic_tree import SubscriptionEntry
 from .batch import BatchWriter, Op
 from .receipts import ReceiptBuffer
@@ -77,8 +77,8 @@ class RecordingStore:
     def retained_delete(self, topic: str) -> None:
         self._writer.add(("retained_delete", topic))
 
-    def receipt_put(self, receipt: Receipt) -> None:
-        self._receipts.put(receipt)
+    def receipt_step(self, status: DeliveryStatus, out: Outgoing) -> None:
+        self._receipts.step(status, out)
 
     def receipts_purge(self, before: float) -> None:
         self._writer.add(("receipts_purge", before))

@@ -41,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import hiredis
@@ -54,11 +54,12 @@ from ..mqtt.codec import decode_properties, encode_properties
 from ..mqtt.enums import PacketType
 from ..mqtt.properties import EMPTY_PROPERTIES
 from ..session import OutState
-from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
+from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot, overtaken
 from ..topic_tree import SubscriptionEntry
 from .batch import Op
 from .folding import Delete, Put, fold
 from .holders import Holders
+from .receipts import Steps
 from .recording import RecordingStore
 from .records import decode_will, encode_will
 
@@ -270,8 +271,8 @@ class RedisStore(RecordingStore):
             argv: list[Any] = []
             for command in self._batch[1]:
                 _append(argv, command)
-            if receipts:
-                for command in self._receipt_commands(receipts.values()):
+            if receipts is not None:
+                for command in self._receipt_commands(receipts):
                     _append(argv, command)
             if argv:
                 await self._run_batch(argv)
@@ -404,17 +405,26 @@ class RedisStore(RecordingStore):
             cmds.append(("ZREM", k("receipts"), *purged))
         return cmds
 
-    def _receipt_commands(self, receipts: Iterable[Receipt]) -> list[Command]:
+    def _receipt_commands(self, steps: Steps) -> list[Command]:
         by_message: dict[str, list[str]] = {}
         scores: list[Any] = []
-        for rec in receipts:
+        for rec in _receipts(steps):
             mid, cid, status, queued, sent, acked, finished, reason = rec
             value = json.dumps([status.value, queued, sent, acked, finished, reason])
             by_message.setdefault(mid, []).extend((cid, value))
             scores += (repr(rec.updated_at), f"{mid} {cid}")
         cmds: list[Command] = [("HSET", self._k("r", mid), *fields) for mid, fields in by_message.items()]
-        cmds.append(("ZADD", self._k("receipts"), *scores))
+        if scores:  # every step may have been overtaken since (by one of a later batch)
+            cmds.append(("ZADD", self._k("receipts"), *scores))
         return cmds
+
+
+def _receipts(steps: Steps) -> Iterator[Receipt]:
+    """The receipts of the steps, later steps last, without the ones overtaken since."""
+    for status, outs in steps.items():
+        for out in outs:
+            if not overtaken(status, out):
+                yield Receipt.of(status, out)
 
 
 def _id(msg: Message) -> str:

@@ -20,6 +20,7 @@ import sqlite3
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ from ..topic_tree import SubscriptionEntry
 from .batch import Op
 from .folding import Put, Update, fold
 from .holders import Holders
+from .receipts import Steps
 from .recording import RecordingStore
 from .records import decode_will, encode_will
 
@@ -41,10 +43,22 @@ __all__ = ["SqliteStore"]
 
 Statement = tuple[str, list[Any]]  # SQL and the parameters of each execution
 _QUEUE_DELETE = "DELETE FROM queue WHERE message_id = ? AND client_id = ?"
-# A Receipt is the row's first eight columns; updated_at is Receipt.updated_at, computed here.
-_RECEIPT_PUT = (
-    "INSERT OR REPLACE INTO receipts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?7, ?6, ?5, ?4, 0.0))"
+# A receipt step is written straight from its Outgoing's fields: attrgetter builds each row in C,
+# so the writer thread runs no Python per receipt while it shares the GIL with the event loop.
+# The row is Receipt.of(status, out) with updated_at (Receipt.updated_at) computed in SQL; a
+# step that a later one overtook (storage.overtaken) writes nothing.
+_RECEIPT_COLUMNS = attrgetter(
+    "message.message_id", "client_id", "queued_at", "sent_at", "acknowledged_at", "finished_at", "reason"
 )
+_UNLESS_OVERTAKEN = {
+    DeliveryStatus.QUEUED: " WHERE ?4 IS NULL AND ?6 IS NULL",
+    DeliveryStatus.SENT: " WHERE ?5 IS NULL AND ?6 IS NULL",
+}
+_RECEIPT_STEP = {
+    status: f"INSERT OR REPLACE INTO receipts SELECT ?1, ?2, '{status.value}', nullif(?3, 0.0),"
+    " ?4, ?5, ?6, ?7, coalesce(?6, ?5, ?4, nullif(?3, 0.0), 0.0)" + _UNLESS_OVERTAKEN.get(status, "")
+    for status in DeliveryStatus
+}
 
 logger = logging.getLogger(__name__)
 
@@ -362,7 +376,7 @@ class SqliteStore(RecordingStore):
             plan.append(("DELETE FROM messages WHERE id = ?", [(mid,) for mid in folded.freed_messages]))
         return plan
 
-    def _apply(self, plan: list[Statement], receipts: dict[tuple[str, str], Receipt]) -> None:
+    def _apply(self, plan: list[Statement], receipts: Steps | None) -> None:
         db = self._db
         if db is None:
             raise RuntimeError("store is closed")
@@ -373,10 +387,10 @@ class SqliteStore(RecordingStore):
                     db.execute(sql, rows[0])
                 else:
                     db.executemany(sql, rows)
-            if receipts:
-                # The receipts bind as they are: no Python per row on this thread, where it would
-                # hold the GIL against the event loop.
-                db.executemany(_RECEIPT_PUT, receipts.values())
+            if receipts is not None:
+                for status, outs in receipts.items():  # in DeliveryStatus order: later steps last
+                    if outs:
+                        db.executemany(_RECEIPT_STEP[status], map(_RECEIPT_COLUMNS, outs))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
