@@ -317,11 +317,20 @@ class Router:
         if not session.queued:
             return
         now = self.clock()
-        while len(session.inflight) < session.max_inflight:
+        # Looked up once per pump, not per message: a reconnect drains up to a window at once.
+        store = self.store
+        step = store.receipt_step if store is not None and self.track else None
+        persist = store if session.expiry_interval else None
+        cid = session.client_id
+        proto = client.link.protocol
+        inflight = session.inflight
+        while len(inflight) < session.max_inflight:
             out = session.dequeue()
             if out is None:
                 return
-            if out.message.expired(now):
+            message = out.message
+            mid = message.message_id
+            if message.expires_at is not None and message.expired(now):
                 # [MQTT-3.3.2-5] an expired message is not delivered.
                 self.stats.messages_expired += 1
                 self.forget(session, out)
@@ -330,11 +339,13 @@ class Router:
                 continue
             pid = session.start_flight(out)
             out.sent_at = now
-            if self.track:
-                self._step(DeliveryStatus.SENT, out)
-            if self.store is not None and session.expiry_interval and out.message.message_id:
-                self.store.outgoing_update(session.client_id, out.message.message_id, out.state, pid)
-            self._send_flight(client, out, self._encode_one(client, out, pid, dup=False, now=now))
+            if mid is not None:
+                if step is not None:
+                    step(DeliveryStatus.SENT, out)
+                if persist is not None:
+                    persist.outgoing_update(cid, mid, out.state, pid)
+            data = encode_one(message, proto, out.qos, out.retain, out.subscription_ids, pid, now, dup=False)
+            self._send_flight(client, out, data)
 
     def _encode_one(self, client: Client, out: Outgoing, pid: int, *, dup: bool, now: float) -> bytes:
         return encode_one(

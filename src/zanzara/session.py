@@ -19,7 +19,7 @@ import bisect
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from .message import Message
 from .topic_tree import SubscriptionEntry
@@ -29,7 +29,9 @@ __all__ = ["OutState", "Outgoing", "Session"]
 NEVER_EXPIRES = 0xFFFFFFFF  # [MQTT-3.1.2-...] session expiry interval meaning "does not expire"
 
 
-class OutState(Enum):
+class OutState(StrEnum):
+    """Where an outgoing message is in its flow (a str: stores write it as it is)."""
+
     QUEUED = "queued"
     WAIT_PUBACK = "wait_puback"
     WAIT_PUBREC = "wait_pubrec"

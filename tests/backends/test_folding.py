@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zanzara.backends.batch import Op
-from zanzara.backends.folding import Delete, Put, Update, fold
+from zanzara.backends.folding import Delete, Put, fold
 from zanzara.backends.holders import Holders
 from zanzara.session import OutState
 from zanzara.storage import QueueRecord
@@ -68,7 +68,7 @@ def test_updates_fold_into_the_last_state_and_none_after_a_delete() -> None:
         ],
         holders,
     )
-    first = folded.queues["a"]["m0001"]
-    assert isinstance(first, Update) and (first.state, first.packet_id) == (OutState.WAIT_PUBCOMP, 3)
+    # An entry's last update is kept as that operation.
+    assert folded.queues["a"]["m0001"] == ("update", "a", "m0001", OutState.WAIT_PUBCOMP, 3)
     assert isinstance(folded.queues["a"]["m0002"], Delete)
     assert folded.ordered == [("incoming_put", "a", 9)]

@@ -27,7 +27,7 @@ from ..storage import QueueRecord
 from .batch import Op
 from .holders import Holders
 
-__all__ = ["Delete", "Folded", "Put", "Update", "fold"]
+__all__ = ["DELETE", "Delete", "Effect", "Folded", "Put", "fold"]
 
 
 @dataclass(slots=True)
@@ -36,21 +36,17 @@ class Put:
     seq: int
     state: OutState  # the record's, or a later update's
     packet_id: int
-
-
-@dataclass(slots=True)
-class Update:
-    state: OutState
-    packet_id: int
+    # (An entry's last update in the batch is kept as that operation itself,
+    # ("update", cid, mid, state, packet_id): folding allocates nothing for it.)
 
 
 class Delete:
     __slots__ = ()
 
 
-_DELETE = Delete()
+DELETE = Delete()
 
-Effect = Put | Update | Delete
+Effect = Put | Op | Delete  # an Op here is an "update"
 
 
 @dataclass(slots=True)
@@ -74,34 +70,46 @@ class Folded:
 
 
 def fold(ops: list[Op], holders: Holders) -> Folded:
+    # The branches come in the order of how often they run: a delivery to a connected
+    # persistent session is an update (sent) and a dequeue (acknowledged).
     out = Folded()
     queues = out.queues
+    release = holders.release
     for op in ops:
         kind = op[0]
-        if kind == "enqueue":
-            _, cid, rec, seq = op
-            mid = rec.message.message_id
-            out._hold(rec.message, holders.hold(mid, cid))
-            queues.setdefault(cid, {})[mid] = Put(rec, seq, rec.state, rec.packet_id)
-        elif kind == "update":
-            _, cid, mid, state, packet_id = op
-            entries = queues.setdefault(cid, {})
-            effect = entries.get(mid)
-            if isinstance(effect, Put):
-                effect.state, effect.packet_id = state, packet_id
-            elif not isinstance(effect, Delete):  # after a delete there is nothing to update
-                entries[mid] = Update(state, packet_id)
-        elif kind == "dequeue":
+        if kind == "dequeue":
             _, cid, mid = op
-            entries = queues.setdefault(cid, {})
-            if isinstance(entries.get(mid), Put):
+            entries = queues.get(cid)
+            if entries is None:
+                entries = queues[cid] = {}
+            if type(entries.get(mid)) is Put:
                 # Added and removed within the batch (an online subscriber acknowledged it
                 # before the batch was written): it was delivered, nothing of it is written.
                 del entries[mid]
             else:
-                entries[mid] = _DELETE
-            if holders.release(mid, cid):
+                entries[mid] = DELETE
+            if release(mid, cid):
                 out._free(mid)
+        elif kind == "update":
+            cid, mid = op[1], op[2]
+            entries = queues.get(cid)
+            if entries is None:
+                queues[cid] = {mid: op}
+                continue
+            effect = entries.get(mid)
+            if effect is None or type(effect) is tuple:
+                entries[mid] = op
+            elif type(effect) is Put:
+                effect.state, effect.packet_id = op[3], op[4]
+            # after a delete there is nothing to update
+        elif kind == "enqueue":
+            _, cid, rec, seq = op
+            mid = rec.message.message_id
+            out._hold(rec.message, holders.hold(mid, cid))
+            entries = queues.get(cid)
+            if entries is None:
+                entries = queues[cid] = {}
+            entries[mid] = Put(rec, seq, rec.state, rec.packet_id)
         elif kind == "session_delete":
             # Becomes ("session_delete", cid, ids of the messages its stored queue held), so a
             # back-end can delete the queue by key, without an index by client.

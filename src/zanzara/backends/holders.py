@@ -17,7 +17,9 @@ RETAINED = "\x00retained"
 
 class Holders:
     def __init__(self) -> None:
-        self._by_message: dict[str, set[str]] = {}
+        # message id -> who holds it: a holder's name while it has one (most messages, and
+        # cheaper than a set of one), a set of them once it has several.
+        self._by_message: dict[str, str | set[str]] = {}
         self._by_client: dict[str, set[str]] = {}
         self.retained: dict[str, str] = {}  # topic -> message id
 
@@ -26,7 +28,11 @@ class Holders:
 
     def hold(self, message_id: str, client_id: str) -> bool:
         """``client_id``'s queue holds the message; True if it had no holder (write it)."""
-        self._by_client.setdefault(client_id, set()).add(message_id)
+        held = self._by_client.get(client_id)
+        if held is None:
+            self._by_client[client_id] = {message_id}
+        else:
+            held.add(message_id)
         return self._add(message_id, client_id)
 
     def release(self, message_id: str, client_id: str) -> bool:
@@ -62,17 +68,25 @@ class Holders:
     def _add(self, message_id: str, holder: str) -> bool:
         holders = self._by_message.get(message_id)
         if holders is None:
-            self._by_message[message_id] = {holder}
+            self._by_message[message_id] = holder
             return True
-        holders.add(holder)
+        if type(holders) is str:
+            if holders != holder:
+                self._by_message[message_id] = {holders, holder}
+        else:
+            holders.add(holder)  # type: ignore[union-attr]  # not a str: a set
         return False
 
     def _remove(self, message_id: str, holder: str) -> bool:
         holders = self._by_message.get(message_id)
         if holders is None:
             return False
-        holders.discard(holder)
-        if holders:
-            return False
+        if type(holders) is str:
+            if holders != holder:
+                return False
+        else:
+            holders.discard(holder)  # type: ignore[union-attr]  # not a str: a set
+            if holders:
+                return False
         del self._by_message[message_id]
         return True

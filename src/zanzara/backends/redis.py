@@ -367,7 +367,10 @@ class RedisStore(RecordingStore):
             landed: list[str] = []
             removed: list[str] = []
             for mid, effect in entries.items():
-                if isinstance(effect, Put):
+                if type(effect) is Delete:
+                    removed.append(mid)
+                    continue
+                if type(effect) is Put:
                     rec = effect.record
                     key = (rec.qos, rec.retain, rec.subscription_ids)
                     static = statics.get(key)
@@ -375,13 +378,15 @@ class RedisStore(RecordingStore):
                         static = statics[key] = json.dumps([rec.qos, rec.retain, list(rec.subscription_ids)])
                     scores += (effect.seq, mid)
                     fields += (mid, static)
-                elif isinstance(effect, Delete):
-                    removed.append(mid)
+                    state, packet_id = effect.state, effect.packet_id
+                elif type(effect) is tuple:  # the entry's last ("update", cid, mid, state, packet_id)
+                    state, packet_id = effect[3], effect[4]
+                else:
                     continue
-                if effect.state is OutState.QUEUED:
+                if state is OutState.QUEUED:
                     landed.append(mid)
                 else:
-                    flights += (mid, json.dumps([effect.state.value, effect.packet_id]))
+                    flights += (mid, json.dumps([state.value, packet_id]))
             if scores:
                 cmds.append(("ZADD", k("q", cid), *scores))
                 cmds.append(("HSET", k("qs", cid), *fields))

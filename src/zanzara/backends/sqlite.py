@@ -33,7 +33,7 @@ from ..session import OutState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 from .batch import Op
-from .folding import Put, Update, fold
+from .folding import Delete, Put, fold
 from .holders import Holders
 from .receipts import Steps
 from .recording import RecordingStore
@@ -355,15 +355,15 @@ class SqliteStore(RecordingStore):
         removals: list[tuple[str, str]] = []
         for cid, entries in folded.queues.items():
             for mid, effect in entries.items():
-                if isinstance(effect, Put):
+                if type(effect) is Delete:
+                    removals.append((mid, cid))
+                elif type(effect) is Put:
                     rec = effect.record
                     sub_ids = json.dumps(rec.subscription_ids) if rec.subscription_ids else "[]"
                     puts.append((cid, mid, effect.seq, rec.qos, int(rec.retain), sub_ids,
-                                 effect.state.value, effect.packet_id))  # fmt: skip
-                elif isinstance(effect, Update):
-                    updates.append((effect.state.value, effect.packet_id, mid, cid))
-                else:
-                    removals.append((mid, cid))
+                                 effect.state, effect.packet_id))  # fmt: skip
+                elif type(effect) is tuple:  # the entry's last ("update", cid, mid, state, packet_id)
+                    updates.append((effect[3], effect[4], mid, cid))
         if puts:
             plan.append(("INSERT OR REPLACE INTO queue VALUES (?,?,?,?,?,?,?,?)", puts))
         if updates:
