@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
 from zanzara.mqtt.packets import Connect, PubAck, Publish, PubRec, PubRel, Subscribe, Subscription
 from zanzara.mqtt.properties import Properties
@@ -13,6 +14,9 @@ from zanzara.mqtt.properties import Properties
 from clients import V5, V311, PahoClient, RawClient, props
 
 VERSIONS = [pytest.param(V311, id="v311"), pytest.param(V5, id="v5")]
+
+
+MQTT5 = ProtocolVersion.MQTT5
 
 
 def persistent(port, cid, version, **kw):
@@ -202,3 +206,44 @@ def test_retained_will(broker):
     late.subscribe("will/ret", 1)
     msg = late.expect()
     assert (msg.payload, msg.retain) == (b"offline", True)
+
+
+def test_a_run_of_pubacks_in_one_write_completes_each_and_refills_the_window(broker):
+    """PUBACKs read together (a subscriber answering its window at once) are handled as a run.
+
+    Each completes its own message (one for a packet id nothing is in flight under is ignored),
+    and the window the run opens is refilled in queue order, never beyond the client's Receive
+    Maximum [MQTT-3.3.4-9].
+    """
+    session = Properties(session_expiry_interval=600, receive_maximum=3)
+    raw = RawClient(broker.port, MQTT5)
+    raw.send(Connect(protocol_version=MQTT5, client_id="ack-run", clean_start=False, properties=session))
+    raw.recv()
+    raw.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="run/#", qos=1),)))
+    raw.recv()
+    raw.close()
+    time.sleep(0.2)
+    pub = PahoClient(broker.port, version=V5)
+    for n in range(8):
+        pub.publish(f"run/{n}", str(n).encode(), 1)
+    raw = RawClient(broker.port, MQTT5)
+    raw.send(Connect(protocol_version=MQTT5, client_id="ack-run", clean_start=False, properties=session))
+    assert raw.recv().session_present
+    got: list[bytes] = []
+    while len(got) < 8:
+        window = [raw.recv() for _ in range(min(3, 8 - len(got)))]
+        assert all(isinstance(p, Publish) and p.qos == 1 for p in window)
+        got += [p.payload for p in window]
+        acks = [PubAck(packet_id=p.packet_id) for p in window] + [PubAck(packet_id=999)]
+        raw.send(b"".join(encode(a, MQTT5) for a in acks))
+    assert got == [str(n).encode() for n in range(8)]
+    with pytest.raises(AssertionError, match="none came"):
+        raw.recv(timeout=0.3)  # the window holds: nothing beyond the 8, nothing resent
+    raw.close()
+    time.sleep(0.2)
+    raw = RawClient(broker.port, MQTT5)
+    raw.send(Connect(protocol_version=MQTT5, client_id="ack-run", clean_start=False, properties=session))
+    assert raw.recv().session_present
+    with pytest.raises(AssertionError, match="none came"):
+        raw.recv(timeout=0.3)  # every message was completed: nothing to resend
+    raw.close()

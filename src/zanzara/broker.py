@@ -782,7 +782,19 @@ class BrokerCore:
     def _on_puback(self, client: Client, packet: PubAck) -> None:
         out = client.session.acknowledge(packet.packet_id, OutState.WAIT_PUBACK)
         if out is not None:
-            self.router.completed(client, out)
+            self.router.completed(client, [out])
+            self.router.pump(client)
+
+    def handle_pubacks(self, client: Client, packets: list[PubAck]) -> None:
+        """Several PUBACKs read together: as ``handle`` each, with one refill of the window."""
+        session = client.session
+        done = [
+            out
+            for packet in packets
+            if (out := session.acknowledge(packet.packet_id, OutState.WAIT_PUBACK)) is not None
+        ]
+        if done:
+            self.router.completed(client, done)
             self.router.pump(client)
 
     def _on_pubrec(self, client: Client, packet: PubRec) -> None:
@@ -811,7 +823,7 @@ class BrokerCore:
     def _on_pubcomp(self, client: Client, packet: PubComp) -> None:
         out = client.session.acknowledge(packet.packet_id, OutState.WAIT_PUBCOMP)
         if out is not None:
-            self.router.completed(client, out)
+            self.router.completed(client, [out])
             self.router.pump(client)
 
     def _on_pubrel(self, client: Client, packet: PubRel) -> None:

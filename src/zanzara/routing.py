@@ -361,13 +361,25 @@ class Router:
             else:
                 self._send_flight(client, out, self._encode_one(client, out, pid, dup=True, now=now))
 
-    def completed(self, client: Client, out: Outgoing) -> None:
-        self.forget(client.session, out)
-        if self.track:
-            out.acknowledged_at = self.clock()
-            self._step(DeliveryStatus.ACKNOWLEDGED, out)
+    def completed(self, client: Client, outs: list[Outgoing]) -> None:
+        """These deliveries were acknowledged (PUBACK, PUBCOMP): unstore them, note their receipts."""
+        session = client.session
+        store = self.store
+        persist = store if session.expiry_interval else None
+        step = store.receipt_step if store is not None and self.track else None
+        now = self.clock() if step is not None else 0.0
+        cid = session.client_id
+        for out in outs:
+            mid = out.message.message_id
+            if mid is not None:
+                if persist is not None:
+                    persist.outgoing_delete(cid, mid)
+                if step is not None:
+                    out.acknowledged_at = now
+                    step(DeliveryStatus.ACKNOWLEDGED, out)
         if self.events.active:
-            self.events.emit(Delivered(client_id=client.info.client_id, message=out.message, qos=out.qos))
+            for out in outs:
+                self.events.emit(Delivered(client_id=client.info.client_id, message=out.message, qos=out.qos))
 
     def send_retained(self, client: Client, topic_filter: str, granted: int, sub_id: int | None) -> None:
         """[MQTT-3.3.1-9] retained messages go out with RETAIN set, at most the granted QoS."""

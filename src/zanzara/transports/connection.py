@@ -34,7 +34,7 @@ from typing import Any, Protocol, cast
 from ..broker import BrokerCore, Client
 from ..errors import ProtocolError
 from ..mqtt.enums import ReasonCode
-from ..mqtt.packets import Auth, Connect, Disconnect, Packet, Publish
+from ..mqtt.packets import Auth, Connect, Disconnect, Packet, PubAck, Publish
 from ..protocol import ConnectionPhase, ServerProtocol
 from .admission import Admission
 from .throttle import TokenBucket
@@ -267,14 +267,37 @@ class MqttConnection(asyncio.Protocol):
         flusher = self.flusher
         flusher.current = self
         try:
-            for i, packet in enumerate(packets):
+            i, n = 0, len(packets)
+            while i < n:
+                packet = packets[i]
+                i += 1
+                if type(packet) is PubAck and i < n and type(packets[i]) is PubAck:
+                    # A run of PUBACKs (a subscriber answering a window of messages in one
+                    # write) is handled as one: the same per packet, one refill of the window.
+                    j = i + 1
+                    while j < n and type(packets[j]) is PubAck:
+                        j += 1
+                    self._handle_pubacks(cast(list[PubAck], [packets[k] for k in range(i - 1, j)]))
+                    i = j
+                    continue
                 step = self._handle(packet)
                 if step is not None:
-                    self._pending.extend(list(packets)[i + 1 :])
+                    self._pending.extend(list(packets)[i:])
                     self._start_task(step)
                     return
         finally:
             flusher.current = None
+
+    def _handle_pubacks(self, packets: list[PubAck]) -> None:
+        client = self.client
+        if self._closing or client is None or self.protocol.phase is ConnectionPhase.CLOSED:
+            return
+        try:
+            self.broker.handle_pubacks(client, packets)
+        except Exception:
+            logger.exception("error handling PUBACKs from %s", self._who())
+            self.protocol.fail(ProtocolError("internal error", ReasonCode.UNSPECIFIED_ERROR))
+            self._protocol_failed()
 
     def _handle(self, packet: Packet) -> Coroutine[Any, Any, None] | None:
         """Handle one packet; a coroutine when it has to wait. Never raises."""
