@@ -38,7 +38,7 @@ class OutState(StrEnum):
     WAIT_PUBCOMP = "wait_pubcomp"
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, kw_only=True)
 class Outgoing:
     """One message on its way to one session (queued or inflight)."""
 
@@ -50,7 +50,7 @@ class Outgoing:
     state: OutState = OutState.QUEUED
     # The delivery receipt (storage.Receipt) is built from what follows, when it is written:
     # the recipient, then wall-clock times of each step and, for an expiry or a drop, why.
-    client_id: str = ""
+    client_id: str
     queued_at: float = 0.0
     sent_at: float | None = None
     acknowledged_at: float | None = None

@@ -30,7 +30,9 @@ class MemoryData:
     incoming: dict[str, set[int]] = field(default_factory=dict)
     retained: dict[str, Message] = field(default_factory=dict)
     # message id -> client id -> receipt
-    receipts: dict[str, dict[str, Receipt]] = field(default_factory=dict)
+    # message id -> client id -> its latest step: the receipt is Receipt.of(status, out), built
+    # when read (a delivery's fields do not change after its last step).
+    receipts: dict[str, dict[str, tuple[DeliveryStatus, Outgoing]]] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -117,17 +119,21 @@ class MemoryStore:
         self.data.retained.pop(topic, None)
 
     def receipt_step(self, status: DeliveryStatus, out: Outgoing) -> None:
-        receipt = Receipt.of(status, out)
-        self.data.receipts.setdefault(receipt.message_id, {})[receipt.client_id] = receipt
+        mid: str = out.message.message_id  # type: ignore[assignment]  # QoS 1/2: it has one
+        per_client = self.data.receipts.get(mid)
+        if per_client is None:
+            self.data.receipts[mid] = {out.client_id: (status, out)}
+        else:
+            per_client[out.client_id] = (status, out)
 
     async def receipts(self, message_id: str) -> list[Receipt]:
         per_client = self.data.receipts.get(message_id, {})
-        return [per_client[cid] for cid in sorted(per_client)]
+        return [Receipt.of(*per_client[cid]) for cid in sorted(per_client)]
 
     def receipts_purge(self, before: float) -> None:
         receipts = self.data.receipts
         for mid, per_client in list(receipts.items()):
-            for cid in [c for c, r in per_client.items() if r.updated_at < before]:
+            for cid in [c for c, step in per_client.items() if Receipt.of(*step).updated_at < before]:
                 del per_client[cid]
             if not per_client:
                 del receipts[mid]
