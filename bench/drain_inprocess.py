@@ -1,6 +1,6 @@
 """The broker's own cost of draining offline queues, without sockets or a load generator.
 
-usage: python bench/drain_inprocess.py [sqlite|memory|no-tracking] [SESSIONS] [MESSAGES] [PROFILE]
+usage: python bench/drain_inprocess.py [sqlite|memory|no-tracking|redis] [SESSIONS] [MESSAGES] [PROFILE]
 
 SESSIONS persistent 3.1.1 sessions (default 1000) each subscribe to a topic of their own and
 disconnect; MESSAGES QoS 1 messages (default 100) are published to each through the embedded
@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 import uvloop
+from redis import asyncio as aioredis
 
 from zanzara.config import Config
 from zanzara.mqtt.codec import encode
@@ -36,6 +37,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "sqlite": {},
     "memory": {"storage": {"backend": "memory"}},
     "no-tracking": {"push": {"track_deliveries": False}},
+    # REDIS_URL: a redis-server to use (bench/durable.sh starts one on 16379); its db is emptied.
+    "redis": {
+        "storage": {"backend": "redis", "url": os.environ.get("REDIS_URL", "redis://127.0.0.1:16379/0")}
+    },
 }
 
 
@@ -101,6 +106,10 @@ async def settle(iterations: int = 3) -> None:
 
 async def main(store: str, sessions: int, messages: int, profile: str | None) -> None:
     os.chdir(tempfile.mkdtemp(prefix="zanzara-drain-"))
+    if store == "redis":
+        client = aioredis.from_url(CONFIGS["redis"]["storage"]["url"])
+        await client.flushdb()
+        await client.aclose()
     config = Config.model_validate({"listeners": [{"host": "127.0.0.1", "port": 0}], **CONFIGS[store]})
     async with Broker(config) as broker:
         make = broker._factory(config.listeners[0], 0)

@@ -3,7 +3,7 @@
 A delivery is usually queued, sent and acknowledged within milliseconds; writing
 each step would triple the store's write load for a record nobody reads until
 later.  So a step is only noted here (which delivery, which step: a list
-append), and handed to the writer at most every :data:`RECEIPT_DELAY` seconds,
+append), and handed to the writer :data:`RECEIPT_DELAY` to twice that later,
 or at once when someone asks for receipts or the store closes.  The writer
 builds each receipt from the delivery's :class:`~zanzara.session.Outgoing`
 and skips the steps a later one overtook (``storage.overtaken``), so a
@@ -34,11 +34,16 @@ def _no_steps() -> Steps:
 
 
 class ReceiptBuffer:
+    """Steps wait RECEIPT_DELAY to RECEIPT_DELAY x 2 before they are taken (unless a reader is
+    waiting), in two generations: a delivery's later steps have that long to overtake its
+    earlier ones, so most deliveries are written once, at their last step."""
+
     def __init__(self, writer: BatchWriter) -> None:
         self._writer = writer
-        self._steps = _no_steps()
+        self._steps = _no_steps()  # noted since the last rotation
+        self._older = _no_steps()  # noted before it: taken at the next one
         self._pending = False
-        self._taken_at = 0.0
+        self._rotated_at = 0.0
         self._due = False
         self._timer = False
 
@@ -47,9 +52,6 @@ class ReceiptBuffer:
             self._pending = True
             self._writer.add_lazy(("receipts",))  # wakes the writer; the op itself is a marker
         self._steps[status].append(out)
-
-    def __bool__(self) -> bool:
-        return self._pending
 
     def due(self) -> None:
         """Write everything pending with the next batch (a reader or shutdown is waiting)."""
@@ -63,16 +65,25 @@ class ReceiptBuffer:
             return None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if self._due or now - self._taken_at >= RECEIPT_DELAY:
-            taken, self._steps = self._steps, _no_steps()
-            self._pending = False
-            self._taken_at = now
-            self._due = False
+        if self._due:
+            taken = self._older
+            for status, outs in self._steps.items():
+                taken[status] += outs
+            self._older, self._steps = _no_steps(), _no_steps()
+            self._pending = self._due = False
             return taken
-        if not self._timer:
+        if now - self._rotated_at < RECEIPT_DELAY:
+            if not self._timer:
+                self._timer = True
+                loop.call_at(self._rotated_at + RECEIPT_DELAY, self._later)
+            return None
+        taken, self._older, self._steps = self._older, self._steps, _no_steps()
+        self._rotated_at = now
+        self._pending = any(self._older.values())
+        if self._pending and not self._timer:
             self._timer = True
-            loop.call_later(RECEIPT_DELAY, self._later)
-        return None
+            loop.call_at(now + RECEIPT_DELAY, self._later)
+        return taken if any(taken.values()) else None
 
     def give_back(self, taken: Steps | None) -> None:
         """A batch failed: keep its steps for the retry, before the ones noted since."""
@@ -80,9 +91,10 @@ class ReceiptBuffer:
             return
         for status, outs in taken.items():
             if outs:
-                self._steps[status][:0] = outs
+                self._older[status][:0] = outs
                 self._pending = True
 
     def _later(self) -> None:
         self._timer = False
-        self.due()
+        if self._pending:
+            self._writer.add_lazy(("receipts",))  # the older generation is ripe: wake the writer
