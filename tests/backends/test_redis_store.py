@@ -12,10 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis import Redis
 
-from zanzara.backends.redis import RedisStore, _receipt, _receipt_value
+from zanzara.backends.receipts import Steps
+from zanzara.backends.redis import RedisStore, _receipt
 from zanzara.errors import StoreError
 from zanzara.session import Outgoing
-from zanzara.storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Store
+from zanzara.storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Store, overtaken
 
 from contract import Backend, StoreContract, msg
 from redisserver import RedisServer
@@ -132,8 +133,16 @@ def test_a_receipt_is_stored_as_the_json_of_its_fields(
         message=msg(1), qos=1, retain=False, client_id="c", queued_at=queued or 0.0, sent_at=sent,
         acknowledged_at=acked, finished_at=finished, reason=reason,
     )  # fmt: skip
-    value, updated_at = _receipt_value(status, out)
+    store = RedisStore("redis://127.0.0.1:1/0")  # not connected: only its commands are built
+    steps: Steps = {s: [] for s in DeliveryStatus}
+    steps[status].append(out)
     expected = Receipt.of(status, out)
+    cmds = store._receipt_commands(steps)
+    if overtaken(status, out):
+        assert cmds == []
+        return
+    [(_, key, cid, value), (_, _, score, member)] = cmds
+    assert (key, cid, member) == (store._k("r", "m0001"), "c", "m0001 c")
     assert value == json.dumps([status.value, queued, sent, acked, finished, reason], separators=(",", ":"))
     assert _receipt("m0001", "c", value.encode()) == expected
-    assert updated_at == expected.updated_at
+    assert float(score) == expected.updated_at

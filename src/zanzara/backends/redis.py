@@ -52,7 +52,7 @@ from ..message import Message
 from ..mqtt.codec import decode_properties, encode_properties
 from ..mqtt.enums import PacketType
 from ..mqtt.properties import EMPTY_PROPERTIES
-from ..session import Outgoing, OutState
+from ..session import OutState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot, overtaken
 from ..topic_tree import SubscriptionEntry
 from .batch import Op
@@ -414,35 +414,41 @@ class RedisStore(RecordingStore):
         message's hash, its updated_at in the purge index."""
         by_message: dict[str, list[str]] = {}
         scores: list[Any] = []
+        # A float's repr costs ~0.45 us and a receipt has up to four; but a drain's deliveries
+        # share their times (one per window sent, one per run of PUBACKs), so each is made once.
+        reprs: dict[float, str] = {}
         for status, outs in steps.items():
             for out in outs:
                 if overtaken(status, out):
                     continue
                 mid: str = out.message.message_id  # type: ignore[assignment]  # QoS 1/2: it has one
                 cid = out.client_id
-                value, updated_at = _receipt_value(status, out)
+                q, s, a, f = out.queued_at or None, out.sent_at, out.acknowledged_at, out.finished_at
+                r = out.reason
+                value = (
+                    f'["{status}",{_json_time(q, reprs)},{_json_time(s, reprs)},{_json_time(a, reprs)},'
+                    f"{_json_time(f, reprs)},{'null' if r is None else json.dumps(r)}]"
+                )
                 fields = by_message.get(mid)
                 if fields is None:
                     by_message[mid] = [cid, value]
                 else:
                     fields += (cid, value)
-                scores += (repr(updated_at), f"{mid} {cid}")
+                scores += (_json_time(f or a or s or q or 0.0, reprs), f"{mid} {cid}")
         cmds: list[Command] = [("HSET", self._k("r", mid), *fields) for mid, fields in by_message.items()]
         if scores:  # every step may have been overtaken since (by one of a later batch)
             cmds.append(("ZADD", self._k("receipts"), *scores))
         return cmds
 
 
-def _receipt_value(status: DeliveryStatus, out: Outgoing) -> tuple[str, float]:
-    """Receipt.of(status, out) as stored: JSON [status, queued, sent, acknowledged, finished, reason]
-    (formatted here: json.dumps costs several times as much, once per delivery), and updated_at."""
-    q, s, a, f, r = out.queued_at or None, out.sent_at, out.acknowledged_at, out.finished_at, out.reason
-    value = (
-        f'["{status}",{"null" if q is None else repr(q)},{"null" if s is None else repr(s)},'
-        f"{'null' if a is None else repr(a)},{'null' if f is None else repr(f)},"
-        f"{'null' if r is None else json.dumps(r)}]"
-    )
-    return value, f or a or s or q or 0.0
+def _json_time(t: float | None, reprs: dict[float, str]) -> str:
+    """A receipt time as JSON (json.dumps writes floats as repr), from ``reprs`` when made before."""
+    if t is None:
+        return "null"
+    text = reprs.get(t)
+    if text is None:
+        text = reprs[t] = repr(t)
+    return text
 
 
 def _id(msg: Message) -> str:
