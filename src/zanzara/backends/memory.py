@@ -29,7 +29,6 @@ class MemoryData:
     queues: dict[str, dict[str, QueueRecord]] = field(default_factory=dict)
     incoming: dict[str, set[int]] = field(default_factory=dict)
     retained: dict[str, Message] = field(default_factory=dict)
-    # message id -> client id -> receipt
     # message id -> client id -> its latest step: the receipt is Receipt.of(status, out), built
     # when read (a delivery's fields do not change after its last step).
     receipts: dict[str, dict[str, tuple[DeliveryStatus, Outgoing]]] = field(default_factory=dict)

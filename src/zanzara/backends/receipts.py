@@ -7,8 +7,8 @@ append), and handed to the writer :data:`RECEIPT_DELAY` to twice that later,
 or at once when someone asks for receipts or the store closes.  The writer
 builds each receipt from the delivery's :class:`~zanzara.session.Outgoing`
 and skips the steps a later one overtook (``storage.overtaken``), so a
-delivery sent and acknowledged within one write is one row, and the event
-loop builds no receipt at all.  Receipts ride with a batch but never gate a
+delivery acknowledged within RECEIPT_DELAY of being sent is one row, and the
+event loop does not build receipts for the SQLite store at all.  Receipts ride with a batch but never gate a
 commit: an acknowledgement needs the message durable, not its receipt.
 """
 
@@ -22,7 +22,7 @@ from .batch import BatchWriter
 
 __all__ = ["RECEIPT_DELAY", "ReceiptBuffer", "Steps"]
 
-RECEIPT_DELAY = 0.2  # seconds a receipt may wait to be coalesced before it is written
+RECEIPT_DELAY = 0.2  # seconds a step waits at least (and at most twice) before it is written
 
 # The deliveries that reached each status, in the order they did; the dict's order is
 # DeliveryStatus's, the order to write them in (a delivery's later steps last).
