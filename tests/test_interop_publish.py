@@ -246,7 +246,7 @@ def test_puback_no_matching_subscribers_v5(broker):
 
 
 def test_receive_maximum_exceeded(make_broker):
-    """[MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISH than our Receive Maximum: DISCONNECT 0x93."""
+    """[MQTT-3.3.4-7] more unacknowledged QoS 2 PUBLISH than our Receive Maximum: DISCONNECT 0x93."""
     b = make_broker(mqtt=MqttConfig(receive_maximum=2))
     raw = RawClient(b.port)
     raw.connect()
@@ -260,7 +260,7 @@ def test_receive_maximum_exceeded(make_broker):
 
 
 def test_outgoing_inflight_respects_client_receive_maximum(broker):
-    """[MQTT-3.3.4-7] never more unacknowledged QoS>0 PUBLISH than the client's Receive Maximum."""
+    """[MQTT-3.3.4-9] never more unacknowledged QoS>0 PUBLISH than the client's Receive Maximum."""
     raw = RawClient(broker.port)
     raw.connect("rm-client", properties=Properties(receive_maximum=2))
     raw.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="w", qos=1),)))

@@ -168,7 +168,7 @@ class ServerProtocol:
             if packet.packet_id not in unacked:
                 unacked.add(packet.packet_id)  # type: ignore[arg-type]
                 if len(unacked) > self.receive_maximum:
-                    # [MQTT-3.3.4-9] more unacknowledged QoS>0 PUBLISH than Receive Maximum.
+                    # [MQTT-3.3.4-7] the client sent more unacknowledged QoS>0 PUBLISH than Receive Maximum.
                     raise ProtocolError("receive maximum exceeded", ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
         return packet
 
