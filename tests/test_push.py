@@ -12,9 +12,11 @@ import pytest
 
 from zanzara import AuthResult, ConnectRequest, DeliveryStatus, ReasonCode
 from zanzara.config import Config, MqttConfig, PushConfig, StorageConfig, TopicPriority, TopicTtl
+from zanzara.mqtt.enums import ProtocolVersion
+from zanzara.mqtt.packets import PubAck, PubRec, Subscribe, Subscription
 
 from brokerthread import BrokerThread
-from clients import V5, V311, PahoClient, props
+from clients import V5, V311, PahoClient, RawClient, props
 
 
 def sqlite_config(tmp_path, **sections) -> Config:
@@ -222,3 +224,34 @@ def test_receipts_are_purged_after_the_retention(tmp_path):
         assert device.expect().payload == b"2"
         time.sleep(0.3)
         assert [r.status for r in receipts(b, second)] == [DeliveryStatus.ACKNOWLEDGED]
+
+
+def test_a_receipt_says_when_a_v5_device_refused_the_message(tmp_path):
+    """A PUBACK or PUBREC with a reason code of 0x80 or more ends the flow (MQTT 5 sections 3.4.2.1,
+    3.5.2.1, 4.3.3): the receipt is "acknowledged" and gives the code, and nothing is resent."""
+    with BrokerThread(sqlite_config(tmp_path)) as b:
+        raw = RawClient(b.port, ProtocolVersion.MQTT5)
+        raw.connect("picky-device")
+        subs = (Subscription(topic_filter="picky/1", qos=1), Subscription(topic_filter="picky/2", qos=2))
+        raw.send(Subscribe(packet_id=1, subscriptions=subs))
+        raw.recv()
+        one = b.run(b.broker.publish("picky/1", b"no thanks", qos=1)).message_id
+        two = b.run(b.broker.publish("picky/2", b"not this either", qos=2)).message_id
+        first, second = raw.recv(), raw.recv()
+        assert (first.qos, second.qos) == (1, 2)
+        raw.send(PubAck(packet_id=first.packet_id, reason_code=ReasonCode.NOT_AUTHORIZED))
+        raw.send(PubRec(packet_id=second.packet_id, reason_code=ReasonCode.UNSPECIFIED_ERROR))
+        with pytest.raises(AssertionError, match="none came"):
+            raw.recv(timeout=0.3)  # no PUBREL for the refused PUBREC, no resend
+        [r1] = receipts(b, one)
+        [r2] = receipts(b, two)
+        assert (r1.status, r1.reason) == (
+            DeliveryStatus.ACKNOWLEDGED,
+            "PUBACK reason code 0x87 (not authorized)",
+        )
+        assert (r2.status, r2.reason) == (
+            DeliveryStatus.ACKNOWLEDGED,
+            "PUBREC reason code 0x80 (unspecified error)",
+        )
+        assert r1.acknowledged_at is not None and r2.acknowledged_at is not None
+        raw.close()

@@ -780,19 +780,18 @@ class BrokerCore:
     # -- acknowledgements from the client -------------------------------------------
 
     def _on_puback(self, client: Client, packet: PubAck) -> None:
-        out = client.session.acknowledge(packet.packet_id, OutState.WAIT_PUBACK)
-        if out is not None:
-            self.router.completed(client, [out])
-            self.router.pump(client)
+        self.handle_pubacks(client, [packet])
 
     def handle_pubacks(self, client: Client, packets: list[PubAck]) -> None:
-        """Several PUBACKs read together: as ``handle`` each, with one refill of the window."""
+        """PUBACKs (several when read together): each completes its message, then one refill of the window."""
         session = client.session
-        done = [
-            out
-            for packet in packets
-            if (out := session.acknowledge(packet.packet_id, OutState.WAIT_PUBACK)) is not None
-        ]
+        done = []
+        for packet in packets:
+            out = session.acknowledge(packet.packet_id, OutState.WAIT_PUBACK)
+            if out is not None:
+                if packet.reason_code >= 0x80:
+                    _refused(out, packet)
+                done.append(out)
         if done:
             self.router.completed(client, done)
             self.router.pump(client)
@@ -800,10 +799,12 @@ class BrokerCore:
     def _on_pubrec(self, client: Client, packet: PubRec) -> None:
         session = client.session
         if packet.reason_code >= 0x80:
-            # [MQTT-4.3.3-...] a failed PUBREC ends the flow: no PUBREL.
+            # MQTT 5 section 4.3.3: a PUBREC with a reason code of 0x80 or more ends the flow
+            # (no PUBREL); the message is not resent, and its receipt says the client refused it.
             done = session.acknowledge(packet.packet_id, OutState.WAIT_PUBREC)
             if done is not None:
-                self.router.forget(session, done)
+                _refused(done, packet)
+                self.router.completed(client, [done])
                 self.router.pump(client)
             return
         out = session.received_pubrec(packet.packet_id)
@@ -823,6 +824,8 @@ class BrokerCore:
     def _on_pubcomp(self, client: Client, packet: PubComp) -> None:
         out = client.session.acknowledge(packet.packet_id, OutState.WAIT_PUBCOMP)
         if out is not None:
+            if packet.reason_code >= 0x80:
+                _refused(out, packet)
             self.router.completed(client, [out])
             self.router.pump(client)
 
@@ -1068,3 +1071,13 @@ def _release_acks(pending: deque[Any], _: asyncio.Future[None]) -> None:
             action(arg)
         elif failed is not None:
             action(failed)
+
+
+def _refused(out: Outgoing, packet: PubAck | PubRec | PubComp) -> None:
+    """A v5 client ended a delivery's flow with an error reason code: its receipt says which."""
+    code = packet.reason_code
+    try:
+        name = ReasonCode(code).name.lower().replace("_", " ")
+    except ValueError:
+        name = "not a reason code of the spec"
+    out.reason = f"{type(packet).__name__.upper()} reason code 0x{code:02X} ({name})"

@@ -91,7 +91,8 @@ class Receipt(NamedTuple):
     queued_at: float | None = None
     sent_at: float | None = None
     acknowledged_at: float | None = None
-    # When it expired or was dropped, and why ("queue full", "collapsed", "session ended", ...).
+    # When it expired or was dropped, and why ("queue full", "collapsed", "session ended", ...);
+    # for an acknowledgement, the error reason code a v5 client gave ("PUBACK reason code 0x87 ...").
     finished_at: float | None = None
     reason: str | None = None
 
