@@ -347,19 +347,18 @@ class Router:
             data = encode_one(message, proto, out.qos, out.retain, out.subscription_ids, pid, now, dup=False)
             self._send_flight(client, out, data)
 
-    def _encode_one(self, client: Client, out: Outgoing, pid: int, *, dup: bool, now: float) -> bytes:
-        return encode_one(
-            out.message, client.link.protocol, out.qos, out.retain, out.subscription_ids, pid, now, dup=dup
-        )
-
     def resend_inflight(self, client: Client) -> None:
         """[MQTT-4.4.0-1] on a resumed session resend unacknowledged PUBLISH (DUP) and PUBREL."""
         now = self.clock()
+        proto = client.link.protocol
         for pid, out in list(client.session.inflight.items()):
             if out.state is OutState.WAIT_PUBCOMP:
                 client.link.send(PubRel(packet_id=pid))
             else:
-                self._send_flight(client, out, self._encode_one(client, out, pid, dup=True, now=now))
+                data = encode_one(
+                    out.message, proto, out.qos, out.retain, out.subscription_ids, pid, now, dup=True
+                )
+                self._send_flight(client, out, data)
 
     def completed(self, client: Client, outs: list[Outgoing]) -> None:
         """These deliveries were acknowledged (PUBACK, PUBCOMP): unstore them, note their receipts."""

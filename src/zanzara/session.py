@@ -49,7 +49,7 @@ class Outgoing:
     packet_id: int = 0
     state: OutState = OutState.QUEUED
     # The delivery receipt (storage.Receipt) is built from what follows, when it is written:
-    # the recipient, then wall-clock times of each step and, for an expiry or a drop, why.
+    # the recipient, the wall-clock time of each step, and why it expired, was dropped or refused.
     client_id: str
     queued_at: float = 0.0
     sent_at: float | None = None

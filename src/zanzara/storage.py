@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from enum import StrEnum
+from operator import attrgetter
 from typing import NamedTuple, Protocol
 
 from .message import Message
@@ -24,7 +25,16 @@ from .mqtt.packets import Will
 from .session import Outgoing, OutState
 from .topic_tree import SubscriptionEntry
 
-__all__ = ["DeliveryStatus", "QueueRecord", "Receipt", "SessionRecord", "Snapshot", "Store", "overtaken"]
+__all__ = [
+    "LATER_STEP_TIMES",
+    "DeliveryStatus",
+    "QueueRecord",
+    "Receipt",
+    "SessionRecord",
+    "Snapshot",
+    "Store",
+    "overtaken",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,13 +122,20 @@ class Receipt(NamedTuple):
         )  # fmt: skip
 
 
+# For each step a later one can overtake, the Outgoing times that later steps set (the rule of
+# overtaken(); the SQLite store applies it in C and in SQL from these names).
+LATER_STEP_TIMES: dict[DeliveryStatus, tuple[str, str]] = {
+    DeliveryStatus.QUEUED: ("sent_at", "finished_at"),
+    DeliveryStatus.SENT: ("acknowledged_at", "finished_at"),
+}
+_LATER_TIMES = {status: attrgetter(*names) for status, names in LATER_STEP_TIMES.items()}
+_NOT_YET = (None, None)
+
+
 def overtaken(status: DeliveryStatus, out: Outgoing) -> bool:
     """A later step of ``out`` happened since it reached ``status``: that one's receipt replaces it."""
-    if status is DeliveryStatus.QUEUED:
-        return out.sent_at is not None or out.finished_at is not None
-    if status is DeliveryStatus.SENT:
-        return out.acknowledged_at is not None or out.finished_at is not None
-    return False
+    later = _LATER_TIMES.get(status)
+    return later is not None and later(out) != _NOT_YET
 
 
 class Store(Protocol):

@@ -7,9 +7,10 @@ append), and handed to the writer :data:`RECEIPT_DELAY` to twice that later,
 or at once when someone asks for receipts or the store closes.  The writer
 builds each receipt from the delivery's :class:`~zanzara.session.Outgoing`
 and skips the steps a later one overtook (``storage.overtaken``), so a
-delivery acknowledged within RECEIPT_DELAY of being sent is one row, and the
-event loop does not build receipts for the SQLite store at all.  Receipts ride with a batch but never gate a
-commit: an acknowledgement needs the message durable, not its receipt.
+delivery acknowledged within RECEIPT_DELAY of being sent is one row, and for
+the SQLite store the event loop builds no receipt at all.  Receipts ride with
+a batch but never gate a commit: an acknowledgement needs the message durable,
+not its receipt.
 """
 
 from __future__ import annotations

@@ -434,7 +434,8 @@ class RedisStore(RecordingStore):
                     by_message[mid] = [cid, value]
                 else:
                     fields += (cid, value)
-                scores += (_json_time(f or a or s or q or 0.0, reprs), f"{mid} {cid}")
+                updated_at = f or a or s or q or 0.0  # Receipt.updated_at
+                scores += (_json_time(updated_at, reprs), f"{mid} {cid}")
         cmds: list[Command] = [("HSET", self._k("r", mid), *fields) for mid, fields in by_message.items()]
         if scores:  # every step may have been overtaken since (by one of a later batch)
             cmds.append(("ZADD", self._k("receipts"), *scores))

@@ -32,7 +32,7 @@ from ..mqtt.codec import decode_properties, encode_properties
 from ..mqtt.enums import PacketType
 from ..mqtt.properties import EMPTY_PROPERTIES
 from ..session import Outgoing, OutState
-from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
+from ..storage import LATER_STEP_TIMES, DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 from .batch import Op
 from .folding import Delete, Put, fold
@@ -49,24 +49,27 @@ _QUEUE_DELETE = "DELETE FROM queue WHERE message_id = ? AND client_id = ?"
 # so the writer thread runs no Python per receipt while it shares the GIL with the event loop.
 # The row is Receipt.of(status, out) with updated_at (Receipt.updated_at) computed in SQL; a
 # step that a later one overtook (storage.overtaken) writes nothing.
-_RECEIPT_COLUMNS = attrgetter(
+_RECEIPT_FIELDS = (
     "message.message_id", "client_id", "queued_at", "sent_at", "acknowledged_at", "finished_at", "reason"
-)
-_UNLESS_OVERTAKEN = {
-    DeliveryStatus.QUEUED: " WHERE ?4 IS NULL AND ?6 IS NULL",
-    DeliveryStatus.SENT: " WHERE ?5 IS NULL AND ?6 IS NULL",
-}
+)  # fmt: skip
+_RECEIPT_COLUMNS = attrgetter(*_RECEIPT_FIELDS)
+
+
+def _unless_overtaken(status: DeliveryStatus) -> str:
+    later = LATER_STEP_TIMES.get(status)
+    if later is None:
+        return ""
+    return " WHERE " + " AND ".join(f"?{_RECEIPT_FIELDS.index(t) + 1} IS NULL" for t in later)
+
+
 _RECEIPT_STEP = {
     status: f"INSERT OR REPLACE INTO receipts SELECT ?1, ?2, '{status.value}', nullif(?3, 0.0),"
-    " ?4, ?5, ?6, ?7, coalesce(?6, ?5, ?4, nullif(?3, 0.0), 0.0)" + _UNLESS_OVERTAKEN.get(status, "")
+    " ?4, ?5, ?6, ?7, coalesce(?6, ?5, ?4, nullif(?3, 0.0), 0.0)" + _unless_overtaken(status)
     for status in DeliveryStatus
 }
 # The same test, made before binding (in C too): most queued and sent steps of a busy broker are
 # overtaken by the time they are written, and an execution that inserts nothing still costs one.
-_LATER_STEP_TIMES = {
-    DeliveryStatus.QUEUED: attrgetter("sent_at", "finished_at"),
-    DeliveryStatus.SENT: attrgetter("acknowledged_at", "finished_at"),
-}
+_LATER_STEP_TIMES = {status: attrgetter(*names) for status, names in LATER_STEP_TIMES.items()}
 _NOT_YET = (None, None)
 
 
