@@ -16,15 +16,25 @@ T = TypeVar("T")
 
 class BrokerThread:
     def __init__(
-        self, config: Config | None = None, *, setup: Callable[[Broker], None] | None = None
+        self,
+        config: Config | None = None,
+        *,
+        setup: Callable[[Broker], None] | None = None,
+        loop: str = "asyncio",
     ) -> None:
+        """``loop``: "asyncio" (the stock loop) or "uvloop" (the zanzara command's default)."""
         config = config or Config(storage=StorageConfig(backend="memory"))
         listeners = tuple(lc.model_copy(update={"port": 0}) for lc in config.listeners) or (
             ListenerConfig(port=0),
         )
         self.config = config.model_copy(update={"listeners": listeners})
         self._setup = setup
-        self.loop = asyncio.new_event_loop()
+        if loop == "uvloop":
+            import uvloop
+
+            self.loop = uvloop.new_event_loop()
+        else:
+            self.loop = asyncio.new_event_loop()
         self.broker: Broker | None = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from zanzara.config import MqttConfig
+from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
 from zanzara.mqtt.packets import (
     Disconnect,
@@ -246,8 +247,9 @@ def test_puback_no_matching_subscribers_v5(broker):
 
 
 def test_receive_maximum_exceeded(make_broker):
-    """[MQTT-3.3.4-7] more unacknowledged QoS 2 PUBLISH than our Receive Maximum: DISCONNECT 0x93."""
-    b = make_broker(mqtt=MqttConfig(receive_maximum=2))
+    """[MQTT-3.3.4-7] more unacknowledged QoS 2 PUBLISH than our Receive Maximum: DISCONNECT 0x93
+    (section 4.9), with receive_maximum_exceeded = "disconnect"."""
+    b = make_broker(mqtt=MqttConfig(receive_maximum=2, receive_maximum_exceeded="disconnect"))
     raw = RawClient(b.port)
     raw.connect()
     for pid in (1, 2, 3):
@@ -257,6 +259,25 @@ def test_receive_maximum_exceeded(make_broker):
         ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
     ]
     assert sum(isinstance(p, PubRec) for p in packets) == 2
+
+
+def test_receive_maximum_exceeded_pauses_by_default(make_broker):
+    """By default a v5 client beyond our Receive Maximum is slowed, not disconnected: every QoS 2
+    PUBLISH gets its PUBREC and every exchange completes."""
+    b = make_broker(mqtt=MqttConfig(receive_maximum=2))
+    raw = RawClient(b.port)
+    raw.connect()
+    burst = (
+        encode(Publish(topic="rm", payload=b"x", qos=2, packet_id=pid), ProtocolVersion.MQTT5)
+        for pid in (1, 2, 3)
+    )
+    raw.send(b"".join(burst))
+    recs = [raw.recv() for _ in range(3)]
+    assert [(type(p), p.packet_id) for p in recs] == [(PubRec, pid) for pid in (1, 2, 3)]
+    for pid in (1, 2, 3):
+        raw.send(PubRel(packet_id=pid))
+        assert raw.recv() == PubComp(packet_id=pid)
+    raw.close()
 
 
 def test_outgoing_inflight_respects_client_receive_maximum(broker):

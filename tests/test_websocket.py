@@ -413,8 +413,10 @@ class Flooder:
         return True
 
 
-def test_backpressure_from_a_slow_websocket_subscriber(make_broker) -> None:
-    """A subscriber that stops reading pauses the publisher feeding it, then lets it go."""
+def test_a_slow_websocket_subscriber_never_slows_the_publisher(make_broker) -> None:
+    """The rules of TCP hold over WebSocket: a subscriber that stops reading loses its own QoS 0
+    messages beyond max_write_buffer; the publisher feeding it is never paused; once it reads again,
+    messages reach it again."""
     b = make_broker(config(WS))
     # max_queue=1: the client stops reading its socket once a message waits unread.
     slow = RawWs(f"ws://127.0.0.1:{port(b, 1)}/mqtt", max_queue=1)
@@ -422,21 +424,26 @@ def test_backpressure_from_a_slow_websocket_subscriber(make_broker) -> None:
     assert isinstance(slow.recv(), ConnAck)
     assert isinstance(slow.recv(), SubAck)
     flooder = Flooder(port(b, 0), encode(Publish(topic="flood/x", payload=b"\xaa" * 65536), V5_WIRE))
-    # ~200 MB: far more than every socket buffer on the way.
-    assert not flooder.send(3000, stall=2.0), "the publisher was never slowed down"
+    # ~65 MB: far more than every socket buffer on the way and than max_write_buffer (1 MiB).
+    assert flooder.send(1000, stall=TIMEOUT), "the publisher was slowed down by one slow subscriber"
 
-    def state() -> tuple[bool, bool]:
-        return b.core.clients["slow"].link._write_paused, b.core.clients["flooder"].link._reading_paused
+    def state() -> tuple[bool, bool, int]:
+        slow_link = b.core.clients["slow"].link
+        return slow_link.congested, b.core.clients["flooder"].link._reading_paused, slow_link._held
 
-    assert b.call(state) == (True, True)
+    congested, publisher_paused, held = b.call(state)
+    assert congested and not publisher_paused
+    assert held <= 1024 * 1024 + 512 * 1024
+    assert b.call(lambda: b.core.clients["slow"].messages_dropped) > 0
 
-    # The subscriber reads again: the publisher is let go.
+    # The subscriber reads again: it drains, and new messages reach it.
+    got: list[Packet] = []
     draining = threading.Event()
 
     def drain() -> None:
         while not draining.is_set():
             try:
-                slow.ws.recv(0.5)
+                got.extend(p for p in slow.recv_message(0.5) if isinstance(p, Publish))
             except TimeoutError:
                 continue
             except ConnectionClosed:
@@ -445,10 +452,15 @@ def test_backpressure_from_a_slow_websocket_subscriber(make_broker) -> None:
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        assert flooder.send(20, stall=TIMEOUT)
         deadline = time.monotonic() + TIMEOUT
-        while b.call(state) != (False, False):
-            assert time.monotonic() < deadline, "still paused"
+        while b.call(state)[0]:
+            assert time.monotonic() < deadline, "still congested"
+            time.sleep(0.05)
+        sent = b.call(lambda: b.core.stats.messages_sent)
+        # 640 KiB: within max_write_buffer, so none of them is dropped even if it reads slowly.
+        assert flooder.send(10, stall=TIMEOUT)
+        while len(got) < sent + 10:
+            assert time.monotonic() < deadline + TIMEOUT, "new messages did not reach the subscriber"
             time.sleep(0.05)
     finally:
         draining.set()

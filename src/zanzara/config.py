@@ -236,6 +236,12 @@ class MqttConfig(_Section):
     # QoS 1/2 PUBLISH packets a client may have unacknowledged towards us
     # (CONNACK Receive Maximum, [MQTT-3.2.2.3.3]); 0 is a protocol error.
     receive_maximum: int = Field(default=100, ge=1, le=_UINT16_MAX)
+    # What a client sending more unacknowledged QoS 1/2 PUBLISH than receive_maximum
+    # gets.  "pause" (the default): reading from it stops until our acknowledgements
+    # catch up, so TCP slows it and nothing is refused (3.1.1 has no Receive Maximum,
+    # and common v5 clients overrun it).  "disconnect": MQTT 5 clients get DISCONNECT
+    # 0x93 (section 4.9); 3.1.1 clients are paused either way.
+    receive_maximum_exceeded: Literal["pause", "disconnect"] = "pause"
     # Our outgoing QoS 1/2 window per client, further capped by the
     # client's own Receive Maximum.
     max_inflight_messages: int = Field(default=100, ge=1, le=_UINT16_MAX)
@@ -283,6 +289,20 @@ class MqttConfig(_Section):
     # Bytes per second read from one connection (every packet, before CONNECT
     # too); 0: unlimited.  Excess pauses reading, as max_publish_rate.
     max_bytes_rate: int = Field(default=0, ge=0)
+
+    # -- slow subscribers and memory -------------------------------------------------
+    # Bytes that may wait in one connection's outgoing buffer once its socket is full
+    # (what the kernel's socket buffer holds comes on top).  Beyond it, QoS 0 messages
+    # to that client are dropped (counted, event "dropped", reason "slow subscriber")
+    # and QoS 1/2 messages wait in its session queue (max_queued_messages/bytes).
+    max_write_buffer: int = Field(default=1024 * 1024, ge=1)
+    # Bytes waiting in the buffers of all full sockets together; over it, the clients
+    # whose messages fill them stop being read until the buffers drain (the only way a
+    # subscriber can slow a publisher).  0: no broker-wide limit.
+    max_write_buffer_total: int = Field(default=256 * 1024 * 1024, ge=0)
+    # Seconds a full socket may take nothing before its client is disconnected (its
+    # will is published, its session kept), as aedes' drainTimeout; 0: never.
+    write_timeout: float = Field(default=30.0, ge=0, allow_inf_nan=False)
 
     @field_validator("max_connections")
     @classmethod

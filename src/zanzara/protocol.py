@@ -29,6 +29,7 @@ from .mqtt.packets import (
     PubAck,
     PubComp,
     Publish,
+    PubRec,
     Subscribe,
 )
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
@@ -87,11 +88,17 @@ class ServerProtocol:
         max_topic_levels: int = 128,
         max_topic_length: int = MAX_TOPIC_LENGTH,
         max_qos: int = 2,
+        disconnect_over_receive_maximum: bool = False,
     ) -> None:
         self.reader = Reader(role="server", max_packet_size=max_packet_size)
         self.phase = ConnectionPhase.AWAIT_CONNECT
         self.version: ProtocolVersion = ProtocolVersion.MQTT311
         self.receive_maximum = receive_maximum
+        self.disconnect_over_receive_maximum = disconnect_over_receive_maximum
+        # Unanswered QoS 1/2 PUBLISH count at which the connection stops reading (see inbound_full).
+        self._pause_at = receive_maximum
+        # The client had more than receive_maximum of them at once (counted, logged once).
+        self.exceeded_receive_maximum = False
         self.topic_alias_maximum = topic_alias_maximum
         self.max_topic_levels = max_topic_levels
         self.max_topic_length = max_topic_length
@@ -168,9 +175,23 @@ class ServerProtocol:
             if packet.packet_id not in unacked:
                 unacked.add(packet.packet_id)  # type: ignore[arg-type]
                 if len(unacked) > self.receive_maximum:
-                    # [MQTT-3.3.4-7] the client sent more unacknowledged QoS>0 PUBLISH than Receive Maximum.
-                    raise ProtocolError("receive maximum exceeded", ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
+                    if self._pause_at > self.receive_maximum:
+                        # [MQTT-3.3.4-7] the client sent more unacknowledged QoS>0 PUBLISH than
+                        # Receive Maximum; section 4.9 lets the server DISCONNECT 0x93 (a setting).
+                        raise ProtocolError("receive maximum exceeded", ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
+                    self.exceeded_receive_maximum = True
         return packet
+
+    @property
+    def inbound_full(self) -> bool:
+        """As many QoS 1/2 PUBLISH wait for our PUBACK/PUBREC as receive_maximum: stop reading.
+
+        3.1.1 has no Receive Maximum, so a pipelining client broke no rule, and many v5
+        clients overrun it: pausing lets TCP slow them, nothing is refused.  Counted up
+        to the PUBREC, not the PUBCOMP, or a paused connection could never read the
+        PUBREL that ends the exchange.
+        """
+        return len(self._unacked_in) >= self._pause_at
 
     def _resolve_alias(self, packet: Publish, alias: int) -> Publish:
         # [MQTT-3.3.2-9], [MQTT-3.3.2-10]: alias 0 or above our maximum is invalid.
@@ -236,6 +257,9 @@ class ServerProtocol:
         if props.authentication_data is not None and self.auth_method is None:
             # 3.1.2.11.10: Authentication Data without an Authentication Method is a Protocol Error.
             raise ProtocolViolation("authentication data without an authentication method")
+        if self.version is V5 and self.disconnect_over_receive_maximum:
+            # Counted as the spec counts (until PUBCOMP), enforced by DISCONNECT, never paused.
+            self._pause_at = 1 << 31
         if self.version is V5:
             if props.maximum_packet_size is not None:
                 self.client_max_packet_size = props.maximum_packet_size
@@ -281,6 +305,12 @@ class ServerProtocol:
             return
         t = type(packet)
         if t is PubAck or t is PubComp:
+            self._unacked_in.discard(packet.packet_id)  # type: ignore[union-attr]
+        elif t is PubRec and (
+            self._pause_at <= self.receive_maximum or packet.reason_code >= 0x80  # type: ignore[union-attr]
+        ):
+            # Pausing: the PUBREC answers the PUBLISH (see inbound_full).  Strict: only a
+            # PUBREC that ends the flow (0x80 or more, section 4.3.3) frees its place.
             self._unacked_in.discard(packet.packet_id)  # type: ignore[union-attr]
         elif t is Auth:
             self.auth_awaited = packet.reason_code == ReasonCode.CONTINUE_AUTHENTICATION  # type: ignore[union-attr]

@@ -40,6 +40,9 @@ class ClientLink(Protocol):
     """What the broker needs from a live connection (implemented by transports)."""
 
     protocol: ServerProtocol
+    # The client's socket is full beyond max_write_buffer: QoS 0 to it is dropped and
+    # QoS 1/2 waits in its session queue; the link pumps the queue when it drains.
+    congested: bool
 
     @property
     def address(self) -> str | None: ...
@@ -71,6 +74,8 @@ class Client:
     version: ProtocolVersion
     will: Will | None = None
     disconnect_reason: str = "connection_lost"
+    # QoS 0 messages dropped because the client did not read them in time.
+    messages_dropped: int = 0
     # Acknowledgements waiting for a store commit, in order: (commit, action, argument on
     # success, argument on failure or None); later ones queue behind them.
     pending_acks: deque[tuple[asyncio.Future[None], Callable[[Any], None], Any, Any]] = field(
@@ -105,6 +110,10 @@ class Stats:
     messages_expired: int = 0
     connections_total: int = 0
     malformed_packets: int = 0
+    # QoS 0 messages dropped because their subscriber's socket was full (also in messages_dropped).
+    slow_subscriber_drops: int = 0
+    # Connections that sent more unacknowledged QoS 1/2 PUBLISH than receive_maximum (paused).
+    receive_maximum_exceeded: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -223,13 +232,27 @@ class Router:
     def _send_qos0(
         self, client: Client, shapes: PublishEncoder, retain: bool, sub_ids: tuple[int, ...]
     ) -> None:
-        proto = client.link.protocol
-        if client.link.send_bytes(shapes.encode_for(proto, 0, retain, sub_ids)):
+        link = client.link
+        if link.congested:
+            self._drop_for_slowness(client, shapes.message)
+            return
+        proto = link.protocol
+        if link.send_bytes(shapes.encode_for(proto, 0, retain, sub_ids)):
             self.stats.messages_sent += 1
             if self.events.active:
                 self.events.emit(Delivered(client_id=client.info.client_id, message=shapes.message, qos=0))
         else:
             proto.forget_alias(shapes.message.topic)
+
+    def _drop_for_slowness(self, client: Client, message: Message) -> None:
+        """A QoS 0 message its subscriber's full socket cannot take: what it cannot take is its loss."""
+        client.messages_dropped += 1
+        stats = self.stats
+        stats.messages_dropped += 1
+        stats.slow_subscriber_drops += 1
+        if self.events.active:
+            cid = client.info.client_id
+            self.events.emit(Dropped(client_id=cid, message=message, reason="slow subscriber"))
 
     def _deliver(
         self,
@@ -253,7 +276,12 @@ class Router:
             queued_at=now,
         )
         store = self.store if session.expiry_interval else None
-        if client is not None and not session.queued and len(session.inflight) < session.max_inflight:
+        if (
+            client is not None
+            and not session.queued
+            and len(session.inflight) < session.max_inflight
+            and not client.link.congested
+        ):
             pid = session.start_flight(out)
             out.sent_at = now
             if store is not None:
@@ -322,9 +350,10 @@ class Router:
         step = store.receipt_step if store is not None and self.track else None
         persist = store if session.expiry_interval else None
         cid = session.client_id
-        proto = client.link.protocol
+        link = client.link
+        proto = link.protocol
         inflight = session.inflight
-        while len(inflight) < session.max_inflight:
+        while len(inflight) < session.max_inflight and not link.congested:
             out = session.dequeue()
             if out is None:
                 return

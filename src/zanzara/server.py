@@ -155,7 +155,7 @@ class Broker:
             raise RuntimeError("broker already started")
         self._started = True
         loop = asyncio.get_running_loop()
-        self._flusher = Flusher(loop)
+        self._flusher = Flusher(loop, max_buffered=self.config.mqtt.max_write_buffer_total)
         try:
             await self._open_store()
             # All built (TLS files read) before any opens: a bad file opens nothing.

@@ -7,14 +7,24 @@ await) — then reading pauses until it is done, so a connection's packets are
 never reordered and there is no task per packet.
 
 Writes are batched: whatever any handler queues for a connection during one
-loop iteration goes out in one ``write`` (see :class:`Flusher`).  When a
-socket's buffer is full, the connections publishing into it stop reading
-until it drains (backpressure instead of unbounded memory).
+loop iteration goes out in one ``write`` (see :class:`~.flusher.Flusher`).
 
-Read limits use the same pause: over ``mqtt.max_bytes_rate`` the packets just
-read wait until the rate has paid for their bytes, over ``mqtt.max_publish_rate``
-the next PUBLISH waits for its turn; reading is paused meanwhile, so a flooding
-client is slowed (TCP pushes back on it), never dropped, and nobody else waits.
+Flow control, both ways, never drops the connection:
+
+- In: while ``mqtt.receive_maximum`` QoS 1/2 PUBLISH wait for our PUBACK or
+  PUBREC (a store commit), reading pauses; TCP slows the client.  Read limits
+  (``max_bytes_rate``, ``max_publish_rate``) pause the same way.  Keep-alive
+  does not count time we spent not reading.
+- Out: once the socket is full, what waits for it is counted; beyond
+  ``mqtt.max_write_buffer`` the connection is *congested*: QoS 0 messages to
+  it are dropped and QoS 1/2 ones wait in its session queue until it drains.
+  A socket that takes nothing for ``mqtt.write_timeout`` seconds is dropped.
+  Only the broker-wide ``max_write_buffer_total`` pauses publishers.
+
+When the broker ends a connection it closes the way HTTP servers do (a
+lingering close): after the last packet it shuts down its writing side and
+reads and discards for a bounded time and size, so a client still sending
+reads our DISCONNECT or CONNACK instead of a reset.
 
 The same class serves TCP, TLS and WebSocket: it needs only a
 :class:`ByteTransport` (an asyncio transport, or the WebSocket adapter in
@@ -33,10 +43,11 @@ from typing import Any, Protocol, cast
 
 from ..broker import BrokerCore, Client
 from ..errors import ProtocolError
-from ..mqtt.enums import ReasonCode
+from ..mqtt.enums import ProtocolVersion, ReasonCode
 from ..mqtt.packets import Auth, Connect, Disconnect, Packet, PubAck, Publish
 from ..protocol import ConnectionPhase, ServerProtocol
 from .admission import Admission
+from .flusher import Flusher
 from .throttle import TokenBucket
 from .tls import peer_common_name
 
@@ -44,9 +55,9 @@ __all__ = ["ByteTransport", "Flusher", "MqttConnection"]
 
 logger = logging.getLogger(__name__)
 
-# Above this many bytes waiting in one socket's buffer, QoS 0 messages to it are
-# dropped rather than buffered: the bound on memory per slow subscriber.
-HARD_WRITE_LIMIT = 8 * 1024 * 1024
+# The lingering close: how long, and how many bytes, we read and discard after our last packet.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
 
 
 class ByteTransport(Protocol):
@@ -60,6 +71,10 @@ class ByteTransport(Protocol):
 
     def is_closing(self) -> bool: ...
 
+    def can_write_eof(self) -> bool: ...
+
+    def write_eof(self) -> None: ...
+
     def pause_reading(self) -> None: ...
 
     def resume_reading(self) -> None: ...
@@ -67,31 +82,6 @@ class ByteTransport(Protocol):
     def get_write_buffer_size(self) -> int: ...
 
     def get_extra_info(self, name: str, default: Any = None) -> Any: ...
-
-
-class Flusher:
-    """Writes every connection that has output once, at the end of the loop iteration."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._dirty: list[MqttConnection] = []
-        self._scheduled = False
-        # The connection whose packets are being handled now (the one to pause
-        # when a recipient's socket is full).
-        self.current: MqttConnection | None = None
-
-    def mark(self, conn: MqttConnection) -> None:
-        self._dirty.append(conn)
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.run)
-
-    def run(self) -> None:
-        self._scheduled = False
-        dirty = self._dirty
-        self._dirty = []
-        for conn in dirty:
-            conn.flush()
 
 
 class MqttConnection(asyncio.Protocol):
@@ -115,6 +105,7 @@ class MqttConnection(asyncio.Protocol):
             max_topic_levels=cfg.max_topic_levels,
             max_topic_length=cfg.max_topic_length,
             max_qos=cfg.max_qos,
+            disconnect_over_receive_maximum=cfg.receive_maximum_exceeded == "disconnect",
         )
         # Set by the server from the connection limits before the transport attaches.
         self.admission = Admission.SERVE
@@ -127,20 +118,34 @@ class MqttConnection(asyncio.Protocol):
         self._listener_name = listener_name
         self._on_close = on_close
         self._address: str | None = None
-        self._loop = flusher._loop
+        self._loop = flusher.loop
         self._dirty = False
+        # close() was called: nothing more is acted upon, output is flushed, then we close.
         self._closing = False
+        # Our side is shut down (write_eof) and we read and discard until the client closes.
+        self._lingering = False
+        self._linger_budget = LINGER_BYTES
         self._pending: deque[Packet] = deque()
         self._task: asyncio.Task[None] | None = None
         self._keep_alive = 0.0
         self._last_rx = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        # Backpressure: connections blocked on our full socket, and how many
-        # full sockets block our reading.
-        self._write_paused = False
-        self._blocked_readers: set[MqttConnection] = set()
-        self._blocked_by = 0
+        # Why reading is paused (any of them): our inbound window is full; the broker-wide
+        # write buffer limit; and, through _task, a hook or a read limit being awaited.
         self._reading_paused = False
+        self._window_full = False
+        self._memory_paused = False
+        # Output: the socket is full (the transport said pause_writing); _held is what this
+        # connection counts in the flusher's broker-wide sum meanwhile.
+        self._write_paused = False
+        self._held = 0
+        self._max_write_buffer = cfg.max_write_buffer
+        # Over max_write_buffer: QoS 0 to this client is dropped, QoS 1/2 waits in its queue.
+        self.congested = False
+        self._drops_before = 0
+        self._write_timeout = cfg.write_timeout
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._write_mark = 0
         # Read limits; None (the default) costs one attribute test per read or PUBLISH.
         now = self._loop.time()
         self._publish_bucket = TokenBucket(cfg.max_publish_rate, now) if cfg.max_publish_rate else None
@@ -157,19 +162,23 @@ class MqttConnection(asyncio.Protocol):
         return self._listener_name
 
     def send(self, packet: Packet) -> None:
-        self.protocol.send(packet)
+        protocol = self.protocol
+        protocol.send(packet)
+        if self._window_full and not protocol.inbound_full:
+            # Our acknowledgements caught up with a pipelining publisher: read again.
+            self._window_full = False
+            self._unpause_reading()
         self._mark()
 
     def send_bytes(self, data: bytes) -> bool:
-        if self._write_paused:
-            current = self.flusher.current
-            if current is not None and current is not self:
-                current._block_on(self)
-            transport = self.transport
-            if transport is not None and transport.get_write_buffer_size() > HARD_WRITE_LIMIT:
-                return False
         if not self.protocol.send_bytes(data):
             return False
+        if self._write_paused:
+            size = len(data)
+            self._held += size
+            self.flusher.grow(size)
+            if self._held > self._max_write_buffer and not self.congested:
+                self._congest()
         if not self._dirty:
             self._dirty = True
             self.flusher.mark(self)
@@ -200,7 +209,7 @@ class MqttConnection(asyncio.Protocol):
         self.transport = transport
         if self.admission is Admission.DROP:
             logger.info("closing a new connection: over max_connections, too many refusals pending")
-            self._abort()
+            self.abort()
             return
         if self.identity_as_username:
             ssl_object = transport.get_extra_info("ssl_object")
@@ -213,8 +222,15 @@ class MqttConnection(asyncio.Protocol):
         self._timer = self._loop.call_later(self.broker.config.connect_timeout, self._connect_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            # After our last packet: read and discard, within bounds.
+            self._linger_budget -= len(data)
+            if self._linger_budget < 0:
+                self.abort()
+            return
         now = self._last_rx = self._loop.time()
-        packets = self.protocol.receive_data(data)
+        protocol = self.protocol
+        packets = protocol.receive_data(data)
         if self._task is not None:
             self._pending.extend(packets)
             if self._bytes_bucket is not None:
@@ -227,7 +243,33 @@ class MqttConnection(asyncio.Protocol):
         else:
             self._process(packets)
             self._fail_deferred()
+        if self.flusher.over and any(type(p) is Publish for p in packets):
+            # The buffers of full sockets hold more than max_write_buffer_total: publishers wait.
+            self.flusher.hold(self)
+        if protocol.inbound_full and not self._closing:
+            self._window_full = True
+            self._pause_reading()
+            if protocol.exceeded_receive_maximum:
+                self._note_exceeded()
         self._mark()
+
+    def _note_exceeded(self) -> None:
+        """Once per connection: the client had more unacknowledged QoS 1/2 PUBLISH than receive_maximum."""
+        protocol = self.protocol
+        protocol.exceeded_receive_maximum = False
+        if self._exceeded_noted:
+            return
+        self._exceeded_noted = True
+        self.broker.stats.receive_maximum_exceeded += 1
+        if protocol.version is ProtocolVersion.MQTT5:
+            logger.info(
+                "%s sent more unacknowledged QoS 1/2 PUBLISH than our Receive Maximum (%d): "
+                "reading from it pauses until they are acknowledged",
+                self.who(),
+                protocol.receive_maximum,
+            )
+
+    _exceeded_noted = False
 
     def eof_received(self) -> bool | None:
         return False  # close the transport
@@ -235,12 +277,17 @@ class MqttConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._cancel_timer()
+        self._cancel_write_timer()
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        for reader in self._blocked_readers:
-            reader._unblock()
-        self._blocked_readers.clear()
+        flusher = self.flusher
+        if self._held:
+            flusher.shrink(self._held)
+            self._held = 0
+        flusher.forget(self)
+        # Nothing can be written any more: a flush already scheduled skips this connection.
+        self.transport = None
         client = self.client
         if client is not None:
             self.client = None
@@ -252,14 +299,65 @@ class MqttConnection(asyncio.Protocol):
             self._on_close(self)
 
     def pause_writing(self) -> None:
+        """The socket is full (over the transport's high-water mark): count what waits for it."""
         self._write_paused = True
+        transport = self.transport
+        size = transport.get_write_buffer_size() if transport is not None else 0
+        self._held = size
+        self.flusher.grow(size)
+        if self._write_timeout and self._write_timer is None:
+            self._write_mark = size
+            self._write_timer = self._loop.call_later(self._write_timeout, self._check_write)
 
     def resume_writing(self) -> None:
+        """The socket drained (under the low-water mark): stop counting, send what waited."""
         self._write_paused = False
-        blocked = self._blocked_readers
-        self._blocked_readers = set()
-        for reader in blocked:
-            reader._unblock()
+        self._cancel_write_timer()
+        if self._held:
+            held, self._held = self._held, 0
+            self.flusher.shrink(held)
+        if self.congested:
+            self.congested = False
+            client = self.client
+            if client is not None:
+                dropped = client.messages_dropped - self._drops_before
+                logger.info("%s reads again; %d QoS 0 messages to it were dropped", self.who(), dropped)
+                if client.session.queued:
+                    self.broker.router.pump(client)
+
+    def _congest(self) -> None:
+        self.congested = True
+        client = self.client
+        self._drops_before = client.messages_dropped if client is not None else 0
+        logger.warning(
+            "%s is not reading: %d bytes wait for it (max_write_buffer %d); "
+            "QoS 0 messages to it are dropped and QoS 1/2 queued until it drains",
+            self.who(),
+            self._held,
+            self._max_write_buffer,
+        )
+
+    def _check_write(self) -> None:
+        """write_timeout: a full socket that took nothing since the last look loses its client."""
+        self._write_timer = None
+        transport = self.transport
+        if not self._write_paused or transport is None or self._lingering:
+            return
+        size = transport.get_write_buffer_size()
+        if size < self._write_mark:
+            self._write_mark = size  # it took something: look again later
+            self._write_timer = self._loop.call_later(self._write_timeout, self._check_write)
+            return
+        if self.client is not None:
+            # Not a clean disconnect: the will is published, a persistent session kept.
+            self.client.disconnect_reason = "write_timeout"
+        logger.info("closing %s: its socket took nothing for %.0f s", self.who(), self._write_timeout)
+        self.abort()
+
+    def _cancel_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
 
     # -- handling -----------------------------------------------------------------
 
@@ -295,7 +393,7 @@ class MqttConnection(asyncio.Protocol):
         try:
             self.broker.handle_pubacks(client, packets)
         except Exception:
-            logger.exception("error handling PUBACKs from %s", self._who())
+            logger.exception("error handling PUBACKs from %s", self.who())
             self.protocol.fail(ProtocolError("internal error", ReasonCode.UNSPECIFIED_ERROR))
             self._protocol_failed()
 
@@ -325,7 +423,7 @@ class MqttConnection(asyncio.Protocol):
             self.protocol.fail(exc)
             self._protocol_failed()
         except Exception:
-            logger.exception("error handling %s from %s", type(packet).__name__, self._who())
+            logger.exception("error handling %s from %s", type(packet).__name__, self.who())
             self.protocol.fail(ProtocolError("internal error", ReasonCode.UNSPECIFIED_ERROR))
             self._protocol_failed()
         return None
@@ -334,14 +432,14 @@ class MqttConnection(asyncio.Protocol):
         if self.admission is Admission.REFUSE:
             # Over max_connections: "an implementation or administrative imposed limit has
             # been exceeded", CONNACK 0x97 (section 3.2.2.2, Table 3-1); 3.1.1: 0x03.
-            logger.info("refusing %s: too many connections", self._who())
+            logger.info("refusing %s: too many connections", self.who())
             self.protocol.refuse(ReasonCode.QUOTA_EXCEEDED, "too many connections")
             self._connected(None)
             return None
         if self.identity_as_username:
             if self._identity is None:
                 # As Mosquitto: no certificate (or no usable Common Name), no entry.
-                logger.info("refusing %s: no client certificate Common Name", self._who())
+                logger.info("refusing %s: no client certificate Common Name", self.who())
                 self.protocol.refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "no client certificate")
                 self._connected(None)
                 return None
@@ -383,7 +481,7 @@ class MqttConnection(asyncio.Protocol):
                     self.protocol.fail(exc)
                     self._protocol_failed()
                 except Exception:
-                    logger.exception("error handling a packet from %s", self._who())
+                    logger.exception("error handling a packet from %s", self.who())
                     self.protocol.fail(ProtocolError("internal error", ReasonCode.UNSPECIFIED_ERROR))
                     self._protocol_failed()
                 self._mark()
@@ -414,10 +512,10 @@ class MqttConnection(asyncio.Protocol):
         self.broker.stats.malformed_packets += 1
         if self.client is not None:
             self.client.disconnect_reason = "protocol_error"
-        logger.info("closing %s: %s (0x%02x)", self._who(), exc, exc.reason_code if exc else 0)
+        logger.info("closing %s: %s (0x%02x)", self.who(), exc, exc.reason_code if exc else 0)
         self.close()
 
-    def _who(self) -> str:
+    def who(self) -> str:
         if self.client is not None:
             return f"client {self.client.info.client_id!r} ({self._address})"
         return f"connection {self._address}"
@@ -425,8 +523,8 @@ class MqttConnection(asyncio.Protocol):
     def _connect_timeout(self) -> None:
         self._timer = None
         if self.client is None and not self._closing and self._task is None:
-            logger.debug("%s sent no CONNECT in time", self._who())
-            self._abort()
+            logger.debug("%s sent no CONNECT in time", self.who())
+            self.abort()
 
     def _check_keep_alive(self) -> None:
         now = self._loop.time()
@@ -438,7 +536,7 @@ class MqttConnection(asyncio.Protocol):
             self._timer = None
             if self.client is not None:
                 self.client.disconnect_reason = "keepalive"
-            logger.info("closing %s: keep alive timeout", self._who())
+            logger.info("closing %s: keep alive timeout", self.who())
             self.protocol.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT)
             self.close()
             return
@@ -455,17 +553,51 @@ class MqttConnection(asyncio.Protocol):
             self.flusher.mark(self)
 
     def flush(self) -> None:
+        """Write what was queued in this loop iteration (called by the flusher)."""
         self._dirty = False
-        transport = self.transport
-        if transport is None:
-            return
         out = self.protocol.data_to_send()
+        transport = self.transport
+        if transport is None or self._lingering or transport.is_closing():
+            return  # the socket is gone or going: what was queued for it can never be written
         if out:
             transport.write(out[0] if len(out) == 1 else b"".join(out))
-        if self._closing and not transport.is_closing():
-            transport.close()
+            if self._write_paused:
+                # What waited in our list is in the transport's buffer now, and some may be sent.
+                size = transport.get_write_buffer_size()
+                if size > self._held:
+                    self.flusher.grow(size - self._held)
+                elif size < self._held:
+                    self.flusher.shrink(self._held - size)
+                self._held = size
+        if self._closing:
+            self._close(transport)
 
-    def _abort(self) -> None:
+    def _close(self, transport: ByteTransport) -> None:
+        """After our last packet: a lingering close where the transport can half-close."""
+        if not transport.can_write_eof():
+            transport.close()  # TLS, WebSocket: their own closing handshakes
+            return
+        # Reading the client's late bytes keeps the kernel from answering them with a reset,
+        # which could destroy our DISCONNECT or CONNACK in the client's receive buffer.
+        self._lingering = True
+        self._cancel_timer()
+        transport.write_eof()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        self._timer = self._loop.call_later(LINGER_SECONDS, self._end_linger)
+
+    def _end_linger(self) -> None:
+        self._timer = None
+        transport = self.transport
+        if transport is not None:
+            if transport.get_write_buffer_size():
+                transport.abort()  # the client reads nothing: drop what it would not take
+            else:
+                transport.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping anything unsent."""
         self._closing = True
         if self.transport is not None:
             self.transport.abort()
@@ -477,19 +609,16 @@ class MqttConnection(asyncio.Protocol):
         self.protocol.disconnect(reason_code)
         self.close()
 
-    # -- backpressure ----------------------------------------------------------------
+    # -- pausing reads ------------------------------------------------------------------
 
-    def _block_on(self, target: MqttConnection) -> None:
-        if self not in target._blocked_readers:
-            target._blocked_readers.add(self)
-            self._blocked_by += 1
-            self._pause_reading()
+    def pause_for_memory(self) -> None:
+        """Over max_write_buffer_total: the flusher pauses the publisher filling the buffers."""
+        self._memory_paused = True
+        self._pause_reading()
 
-    def _unblock(self) -> None:
-        self._blocked_by -= 1
-        if self._blocked_by <= 0:
-            self._blocked_by = 0
-            self._unpause_reading()
+    def resume_after_memory(self) -> None:
+        self._memory_paused = False
+        self._unpause_reading()
 
     def _pause_reading(self) -> None:
         if not self._reading_paused and self.transport is not None and not self._closing:
@@ -497,7 +626,13 @@ class MqttConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _unpause_reading(self) -> None:
-        if self._reading_paused and self._blocked_by == 0 and self._task is None and not self._closing:
+        if (
+            self._reading_paused
+            and self._task is None
+            and not self._window_full
+            and not self._memory_paused
+            and not self._closing
+        ):
             self._reading_paused = False
             if self.transport is not None:
                 self.transport.resume_reading()

@@ -77,6 +77,12 @@ class _FrameTransport:
     def is_closing(self) -> bool:
         return self._ws.close_requested.is_set() or self._ws.protocol.state is not State.OPEN
 
+    def can_write_eof(self) -> bool:
+        return False  # the WebSocket closing handshake ends the stream instead
+
+    def write_eof(self) -> None:
+        raise NotImplementedError("a WebSocket closes with a close frame")
+
     def pause_reading(self) -> None:
         self._ws.transport.pause_reading()
 
