@@ -15,6 +15,7 @@ __all__ = [
     "ProtocolError",
     "ProtocolViolation",
     "StoreError",
+    "StoreInUse",
     "UnsupportedProtocolVersion",
     "ZanzaraError",
 ]
@@ -78,3 +79,12 @@ class ConfigError(ZanzaraError):
 
 class StoreError(ZanzaraError):
     """A storage back-end failed; the operation that needed it did not happen."""
+
+
+class StoreInUse(StoreError):
+    """Another broker holds the store (the SQLite database, or the Redis key prefix).
+
+    Two brokers writing one store diverge (both hand out the same queued messages), so a
+    broker refuses to start on a store that another live process holds.  The message names
+    the store and the holder.
+    """

@@ -25,7 +25,7 @@ from .backends.redis import RedisStore
 from .backends.sqlite import SqliteStore
 from .broker import BrokerCore, PublishResult
 from .config import Config, ListenerConfig, MqttConfig
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .events import Event
 from .hooks import Authenticator, EnhancedAuthenticator, PublishAuthorizer, SubscribeAuthorizer
 from .mqtt.enums import ReasonCode
@@ -371,6 +371,9 @@ def run(config: Config) -> int:
             await broker.start()
         except OSError as exc:
             logger.error("cannot listen: %s", exc)
+            return 1
+        except StoreError as exc:  # another broker holds the store, or it cannot be reached
+            logger.error("cannot open the store: %s", exc)
             return 1
         # What start() loaded (sessions, queues, retained messages) lives long: keep it out
         # of every later collection.

@@ -8,6 +8,10 @@ Durability: ``fsync`` (``synchronous=FULL``): a committed batch survives
 ``kill -9`` and power loss.  ``os`` (``synchronous=NORMAL`` in WAL mode):
 survives ``kill -9``; a power loss may drop the last batches the OS had not
 written yet.
+
+Ownership: a broker holds its database alone.  While the store is open it holds
+``<database>.lock`` (``lockfile.py``); a second broker on the same database fails at
+``open()`` with :class:`~zanzara.errors.StoreInUse`, naming the path and the holder's pid.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from ..topic_tree import SubscriptionEntry
 from .batch import Op
 from .folding import Delete, Put, fold
 from .holders import Holders
+from .lockfile import LockFile
 from .receipts import Steps
 from .recording import RecordingStore
 from .records import decode_will, encode_will
@@ -158,6 +163,7 @@ class SqliteStore(RecordingStore):
             max_workers=1, thread_name_prefix="zanzara-sqlite", initializer=_yield_to_the_loop
         )
         self._db: sqlite3.Connection | None = None
+        self._lock = LockFile(self.path.with_name(self.path.name + ".lock"), self.path)
         self._holders = Holders()
         # The statements of the batch being written, kept for its retries.
         self._batch: tuple[list[Op], list[Statement]] | None = None
@@ -167,12 +173,20 @@ class SqliteStore(RecordingStore):
 
     async def open(self) -> Snapshot:
         loop = asyncio.get_running_loop()
-        snapshot = await loop.run_in_executor(self._executor, self._open_and_load)
+        try:
+            snapshot = await loop.run_in_executor(self._executor, self._open_and_load)
+        except BaseException:
+            # Nobody will close a store that did not open: let go of what it took.
+            self._lock.release()
+            self._executor.shutdown(wait=False)
+            raise
         self._writer.start()
         return snapshot
 
     def _open_and_load(self) -> Snapshot:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Before the database is touched: a second broker must not even migrate it.
+        self._lock.acquire()
         # A locked database fails a batch after 2 s (then retried) instead of stalling acks for long.
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=2.0)
         db.execute("PRAGMA journal_mode=WAL")
@@ -259,6 +273,7 @@ class SqliteStore(RecordingStore):
             await loop.run_in_executor(self._executor, self._db.close)
             self._db = None
         self._executor.shutdown(wait=True)
+        self._lock.release()  # last: every write of ours is in the file by now
 
     async def receipts(self, message_id: str) -> list[Receipt]:
         self._receipts.due()
