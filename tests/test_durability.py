@@ -61,7 +61,8 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f'backend = "sqlite"\npath = "{tmp_path / "db" / "z.db"}"\n'
     server: RedisServer = request.getfixturevalue("redis_server")
-    return f'backend = "redis"\nurl = "{server.url}"\nprefix = "dur{next(_prefixes)}:"\n'
+    # The shortest lease: a killed broker holds its prefix that long, and these tests restart one.
+    return f'backend = "redis"\nurl = "{server.url}"\nprefix = "dur{next(_prefixes)}:"\nlease = 1.0\n'
 
 
 class BrokerProcess:
@@ -74,12 +75,18 @@ class BrokerProcess:
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(ZANZARA), "-c", str(self.cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        banner = self.proc.stdout.readline()
-        assert "listening" in banner, self.proc.stderr.read() if self.proc.stderr else banner
+        """Start it; after a kill -9 with Redis, again until the dead broker's lease lapses."""
+        deadline = time.monotonic() + 10
+        while True:
+            self.proc = subprocess.Popen(
+                [str(ZANZARA), "-c", str(self.cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            assert self.proc.stdout is not None and self.proc.stderr is not None
+            if "listening" in self.proc.stdout.readline():
+                return
+            _, err = self.proc.communicate(timeout=30)
+            assert "is in use by another broker" in err and time.monotonic() < deadline, err
+            time.sleep(0.1)  # between two tries, each a whole process start
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -1,17 +1,22 @@
-"""One broker per store: a second `zanzara` on the same SQLite database is refused.
+"""One broker per store: a second `zanzara` on the same SQLite database or Redis key prefix is refused.
 
 Two brokers on one store both used to start and diverge (a device drained its queue from one and
-got the same messages again from the other).  These tests run real `zanzara` processes: the
-second broker exits with a one-line error naming the store and the first broker's pid while the
-first keeps serving; it starts once the first is stopped, and at once after a `kill -9` of the
-first (the kernel releases a dead process's lock).
+got the same messages again from the other).  These tests run real `zanzara` processes, and a
+real redis-server for the Redis store: the second broker exits with a one-line error naming the
+store and the first broker's pid while the first keeps serving; it starts once the first is
+stopped, and after a `kill -9` of the first (at once with SQLite, whose lock the kernel releases
+with the process; within the lease with Redis, whose lease the dead broker no longer renews).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
+import socket
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +24,25 @@ import pytest
 from test_command import ZANZARA, free_port
 
 from clients import V5, PahoClient
+from redisserver import RedisServer
+
+_prefixes = itertools.count()
+LEASE = 5.0  # the default storage.lease, which these tests keep
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "redis"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The [storage] section both brokers of a test share."""
-    return f'backend = "sqlite"\npath = "{tmp_path / "data" / "z.db"}"\n'
+    """The [storage] section both brokers of a test share (Redis: a prefix of the test's own)."""
+    if request.param == "sqlite":
+        return f'backend = "sqlite"\npath = "{tmp_path / "data" / "z.db"}"\n'
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return f'backend = "redis"\nurl = "{server.url}"\nprefix = "own{next(_prefixes)}:"\n'
 
 
 class Zanzara:
@@ -55,6 +73,15 @@ class Zanzara:
     def start(self) -> None:
         err = self.try_start()
         assert err is None, err
+
+    def start_within(self, seconds: float) -> float:
+        """Start it, trying again while the store is held, for at most ``seconds``; returns how long."""
+        started = time.monotonic()
+        while (err := self.try_start()) is not None:
+            assert "is in use by" in err, err
+            assert time.monotonic() - started < seconds, f"still refused after {seconds} s:\n{err}"
+            time.sleep(0.1)  # a pause between polls: each try is a whole process start
+        return time.monotonic() - started
 
     @property
     def pid(self) -> int:
@@ -88,9 +115,14 @@ def refusal(broker: Zanzara) -> str:
 
 
 def expected_holder(storage: str, first: Zanzara) -> str:
-    db = re.search(r'path = "(.*)"', storage)
-    assert db is not None
-    return f"database {db[1]} is in use by process {first.pid} (it holds {db[1]}.lock)"
+    if 'backend = "sqlite"' in storage:
+        db = re.search(r'path = "(.*)"', storage)
+        assert db is not None
+        return f"database {db[1]} is in use by process {first.pid} (it holds {db[1]}.lock)"
+    prefix = re.search(r'prefix = "(.*)"', storage)
+    assert prefix is not None
+    holder = f"pid {first.pid} on host {socket.gethostname()}"
+    return f"redis key prefix '{prefix[1]}' is in use by another broker ({holder})"
 
 
 def assert_serves(broker: Zanzara, tag: str) -> None:
@@ -114,6 +146,8 @@ def test_a_second_broker_on_the_same_store_is_refused_while_the_first_serves(tmp
 
         error = refusal(second)
         assert expected_holder(storage, first) in error
+        if "redis" in storage:
+            assert re.search(r"its lease '[^']*lease' expires in \d+\.\d s", error), error
 
         assert_serves(first, "after-the-refusal")
         PahoClient(first.port, version=V5).publish("own/device", b"queued by the first", qos=1)
@@ -133,16 +167,40 @@ def test_a_second_broker_on_the_same_store_is_refused_while_the_first_serves(tmp
 
 
 def test_the_store_is_free_again_after_a_kill_9(tmp_path, storage):
-    """At once: the kernel drops a dead process's flock."""
+    """SQLite: at once (the kernel drops a dead process's flock).  Redis: within the lease."""
     first, second = Zanzara(tmp_path, "first", storage), Zanzara(tmp_path, "second", storage)
     first.start()
     try:
         assert expected_holder(storage, first) in refusal(second)
         first.kill()
-        second.start()
+        if "sqlite" in storage:
+            second.start()
+        else:
+            waited = second.start_within(LEASE + 10)  # the lease, and some process starts
+            print(f"redis: the second broker started {waited:.1f} s after the first was killed")
         try:
             assert_serves(second, "after-kill")
         finally:
             second.stop()
+    finally:
+        first.stop()
+
+
+def test_another_redis_prefix_on_the_same_server_starts(tmp_path, redis_server):
+    url = redis_server.url
+    first = Zanzara(
+        tmp_path, "first", f'backend = "redis"\nurl = "{url}"\nprefix = "own-a{next(_prefixes)}:"\n'
+    )
+    other = Zanzara(
+        tmp_path, "other", f'backend = "redis"\nurl = "{url}"\nprefix = "own-b{next(_prefixes)}:"\n'
+    )
+    first.start()
+    try:
+        other.start()
+        try:
+            assert_serves(first, "first")
+            assert_serves(other, "other")
+        finally:
+            other.stop()
     finally:
         first.stop()

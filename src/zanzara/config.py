@@ -374,6 +374,9 @@ class StorageConfig(_Section):
     url: str = Field(default="redis://127.0.0.1:6379/0", min_length=1)
     # Prefix of every Redis key, so several brokers or apps can share one Redis database.
     prefix: str = "zanzara:"
+    # Seconds a broker's hold on its Redis prefix outlives it (renewed every third of it): a
+    # second broker on the same prefix is refused meanwhile, a killed one's restart waits this long.
+    lease: float = Field(default=5.0, ge=1.0, le=300.0)
 
 
 class Config(_Section):

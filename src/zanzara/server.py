@@ -203,7 +203,7 @@ class Broker:
             store = MemoryStore()
             where = "nothing survives a restart"
         elif cfg.backend == "redis":
-            store = RedisStore(cfg.url, prefix=cfg.prefix, durability=cfg.durability)
+            store = RedisStore(cfg.url, prefix=cfg.prefix, durability=cfg.durability, lease=cfg.lease)
             where = f"{cfg.url} prefix {cfg.prefix!r}"
         else:
             store = SqliteStore(cfg.path, durability=cfg.durability)

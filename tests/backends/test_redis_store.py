@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
-from collections.abc import Iterator
+import os
+import re
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +18,7 @@ from redis import Redis
 
 from zanzara.backends.receipts import Steps
 from zanzara.backends.redis import RedisStore, _receipt
-from zanzara.errors import StoreError
+from zanzara.errors import StoreError, StoreInUse
 from zanzara.session import Outgoing
 from zanzara.storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Store, overtaken
 
@@ -112,6 +116,52 @@ async def test_a_flushed_script_cache_is_reloaded(redis_server: RedisServer) -> 
     snap = await store.open()
     assert [r.message for r in snap.queues["a"]] == [msg(1)]
     await store.close()
+
+
+async def test_a_second_store_on_the_same_prefix_is_refused_until_the_first_closes(
+    redis_server: RedisServer,
+) -> None:
+    first = RedisStore(redis_server.url, prefix="owned:")
+    await first.open()
+    holder = rf"pid {os.getpid()} on host {re.escape(socket.gethostname())}"
+    with pytest.raises(StoreInUse, match=rf"prefix 'owned:' is in use by another broker \({holder}\)"):
+        await RedisStore(redis_server.url, prefix="owned:").open()
+    other = RedisStore(redis_server.url, prefix="owned-too:")  # another prefix: another owner
+    await other.open()
+    await other.close()
+    await first.close()
+    with Redis.from_url(redis_server.url) as r:
+        assert r.get("owned:lease") is None  # released on close, not left to expire
+    again = RedisStore(redis_server.url, prefix="owned:")
+    await again.open()
+    await again.close()
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "not within the deadline"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_lapsed_lease_is_taken_again_and_a_taken_one_is_reported(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisStore(redis_server.url, prefix="lapse:", lease=1.0)  # renewed every 1/3 s
+    await store.open()
+    with Redis.from_url(redis_server.url) as r:
+        ours = r.get("lapse:lease")
+        assert json.loads(ours)["pid"] == os.getpid()
+        r.delete("lapse:lease")  # as if renewals had stalled past its expiry
+        await _until(lambda: r.get("lapse:lease") == ours)
+        assert "had lapsed; nobody else took it" in caplog.text
+        someone = json.dumps({"token": "t", "host": "elsewhere", "pid": 99})
+        r.set("lapse:lease", someone, px=60_000)  # another broker started meanwhile
+        await _until(lambda: "LOST the lease on redis key prefix 'lapse:'" in caplog.text)
+        assert "another broker (pid 99 on host elsewhere)" in caplog.text
+        await store.close()
+        assert r.get("lapse:lease") == someone.encode()  # not ours: closing leaves it alone
+        r.delete("lapse:lease")
 
 
 @given(

@@ -29,11 +29,13 @@ Layout (``P`` is the configured prefix)::
     P m:{mid}             hash   the message, stored once
     P r:{mid}             hash   client id -> receipt
     P receipts            zset   "{mid} {cid}" scored by when the receipt was last written
+    P lease               string the broker that owns the prefix (``lease.py``), with an expiry
 
 A message is stored once and deleted when no queue or retained topic holds
 it.  Who holds what is tracked in this process (it is the only writer of its
 prefix), rebuilt from Redis at start; several brokers share one Redis with
-one prefix each.
+one prefix each.  The lease enforces that: a second broker on a prefix fails
+at ``open()`` with :class:`~zanzara.errors.StoreInUse`.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from ..topic_tree import SubscriptionEntry
 from .batch import Op
 from .folding import Delete, Put, fold
 from .holders import Holders
+from .lease import DEFAULT_LEASE, Lease
 from .receipts import Steps
 from .recording import RecordingStore
 from .records import decode_will, encode_will
@@ -96,6 +99,7 @@ class RedisStore(RecordingStore):
         prefix: str = "zanzara:",
         durability: Literal["fsync", "os"] = "fsync",
         timeout: float = 2.0,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         self.url = url
         self.prefix = prefix
@@ -107,6 +111,7 @@ class RedisStore(RecordingStore):
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
         self._apply_sha = hashlib.sha1(_APPLY.encode(), usedforsecurity=False).hexdigest()
+        self._lease = Lease(self._redis, self._k("lease"), prefix=prefix, seconds=lease)
         super().__init__()
         self._holders = Holders()
         # The commands of the batch being written, kept for its retries.
@@ -120,12 +125,18 @@ class RedisStore(RecordingStore):
     async def open(self) -> Snapshot:
         try:
             await self._redis.ping()
+            # Before anything is read: what a second broker loaded would be stale at once.
+            await self._lease.acquire()
             await self._check_durability()
             snapshot = await self._load()
-        except RedisError as exc:
+        except BaseException as exc:
+            await self._lease.release()
             await self._redis.aclose()
-            raise StoreError(f"redis store at {self.url} unavailable: {exc}") from exc
+            if isinstance(exc, RedisError):
+                raise StoreError(f"redis store at {self.url} unavailable: {exc}") from exc
+            raise
         self._writer.start()
+        self._lease.start()
         return snapshot
 
     async def _check_durability(self) -> None:
@@ -244,6 +255,7 @@ class RedisStore(RecordingStore):
     async def close(self) -> None:
         self._receipts.due()
         await self._writer.close()
+        await self._lease.release()  # after the last write: a successor starts from all of it
         await self._redis.aclose()
 
     async def receipts(self, message_id: str) -> list[Receipt]:
