@@ -456,7 +456,8 @@ def test_pubrel_waits_for_the_pubrec_state_to_be_durable(tmp_path):
         device.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="q2/#", qos=2),)))
         device.recv()  # SUBACK
         commits = HeldCommits(b)
-        b.run(b.broker.publish("q2/x", b"once", qos=2))
+        # wait=False: the test holds every commit, this publish's too, until the PUBREC's.
+        b.run(b.broker.publish("q2/x", b"once", qos=2, wait=False))
         publish = device.recv()
         assert isinstance(publish, Publish) and publish.qos == 2
         device.send(PubRec(packet_id=publish.packet_id))
@@ -496,3 +497,95 @@ def test_unsuback_waits_for_the_removal_to_be_durable(tmp_path):
         device.close()
     with BrokerThread(cfg) as b:
         assert b.call(lambda: dict(b.broker.core.sessions["leaver"].subscriptions)) == {}
+
+
+# -- the embedded publish keeps the promise of a PUBACK ------------------------------------------
+
+PUBLISH_THEN_KILL = """
+import asyncio, os, signal, sys
+
+from zanzara import Broker, Config
+from zanzara.config import ListenerConfig, StorageConfig
+
+
+async def main() -> None:
+    storage = StorageConfig(backend="sqlite", path=sys.argv[1])
+    broker = Broker(Config(listeners=(ListenerConfig(host="127.0.0.1", port=0),), storage=storage))
+    await broker.start()
+    await broker.publish("kill/device", b"committed, then killed", qos=1, retain=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no stop(), no flush: only what publish() waited for
+
+
+asyncio.run(main())
+"""
+
+
+def test_an_embedded_publish_survives_a_sigkill_right_after_it_returns(tmp_path):
+    db = tmp_path / "data" / "z.db"
+    with BrokerThread(sqlite_config(db)) as b:
+        device = PahoClient(b.port, "kill-device", version=V311, clean=False)
+        assert device.subscribe("kill/#", 1) == [1]
+        device.disconnect()
+    script = tmp_path / "publish_then_kill.py"
+    script.write_text(PUBLISH_THEN_KILL)
+    run = subprocess.run([sys.executable, str(script), str(db)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    with BrokerThread(sqlite_config(db)) as b:
+        back = PahoClient(b.port, "kill-device", version=V311, clean=False)
+        assert back.session_present
+        assert back.expect().payload == b"committed, then killed"  # its queue entry was committed
+        newcomer = PahoClient(b.port, version=V5)
+        newcomer.subscribe("kill/device", 1)
+        retained = newcomer.expect()  # and so was the retained message
+        assert (retained.payload, retained.retain) == (b"committed, then killed", True)
+
+
+def test_an_embedded_publish_returns_only_once_committed(tmp_path):
+    with BrokerThread(sqlite_config(tmp_path / "z.db")) as b:
+        device = PahoClient(b.port, "held-device", version=V5, clean=False, session_expiry=600)
+        device.subscribe("held/#", 1)
+        device.disconnect()
+        b.wait_offline("held-device")
+        commits = HeldCommits(b)
+        waiting = asyncio.run_coroutine_threadsafe(b.broker.publish("held/x", b"m", qos=1), b.loop)
+        commits.wait_committed()  # durable in the file, but not handed to the broker yet
+        with pytest.raises(TimeoutError):
+            waiting.result(0.3)
+        # Fire and forget returns although the commit is held (QoS 0 never waits).
+        assert b.run(b.broker.publish("held/y", b"m", qos=1, wait=False)).message_id is not None
+        b.run(b.broker.publish("held/z", b"m", qos=0))
+        commits.open()
+        assert waiting.result(5).matched == 1
+
+
+def test_an_embedded_publish_raises_when_the_store_fails(tmp_path):
+    """StoreError names the message; it was routed all the same, and reaches the session once
+    the store is back (so a retry may deliver it twice: at least once)."""
+    import sqlite3
+
+    from zanzara import StoreError
+
+    db = tmp_path / "z.db"
+    with BrokerThread(sqlite_config(db)) as b:
+        device = PahoClient(b.port, "failing-device", version=V5, clean=False, session_expiry=600)
+        device.subscribe("fail/#", 1)
+        device.disconnect()
+        b.wait_offline("failing-device")
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # another process holds the database
+        with pytest.raises(
+            StoreError, match=r"message \w+ to 'fail/a' was not stored: sqlite store unavailable"
+        ):
+            b.run(b.broker.publish("fail/a", b"during", qos=1))
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        deadline = time.monotonic() + 15
+        while True:  # the writer retries with backoff; the first publish that returns says it is back
+            try:
+                b.run(b.broker.publish("fail/a", b"after", qos=1))
+                break
+            except StoreError:
+                assert time.monotonic() < deadline, "the store did not come back"
+        back = PahoClient(b.port, "failing-device", version=V5, clean=False, session_expiry=600)
+        payloads = [m.payload for m in back.expect_n(2)]
+        assert payloads[0] == b"during" and b"after" in payloads

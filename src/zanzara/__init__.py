@@ -6,7 +6,7 @@ The embedded API is re-exported here; nothing else is public.
 from .auth.scram import ScramCredentials, ScramSha256
 from .broker import PublishResult
 from .config import Config, ListenerConfig, MqttConfig, load_config
-from .errors import ConfigError, ProtocolError, ZanzaraError
+from .errors import ConfigError, ProtocolError, StoreError, StoreInUse, ZanzaraError
 from .events import (
     ClientConnected,
     ClientDisconnected,
@@ -61,6 +61,8 @@ __all__ = [
     "Receipt",
     "ScramCredentials",
     "ScramSha256",
+    "StoreError",
+    "StoreInUse",
     "Subscribed",
     "Subscription",
     "Unsubscribed",

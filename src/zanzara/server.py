@@ -285,12 +285,27 @@ class Broker:
         priority: int | None = None,
         collapse_key: str | None = None,
         ttl: int | None = None,
+        wait: bool = True,
     ) -> PublishResult:
         """Publish as the broker.
 
         ``priority`` (0-255, higher first), ``collapse_key`` (replaces a queued message
         with the same key) and ``ttl`` (seconds) shape how offline sessions get it.
         Returns the message id (QoS 1/2) for :meth:`receipts`, and the match count.
+
+        QoS 1 and 2 keep the promise of a PUBACK: the call returns once the message, the
+        queue entries of every persistent session it goes to, and the retained message
+        if ``retain``, are committed to the store, so a crash after it returns loses
+        nothing.  ``wait=False`` returns as soon as the message is routed (fire and
+        forget: a crash within the next moments may lose it).  QoS 0 never waits.
+
+        Raises :class:`~zanzara.StoreError` when the store could not commit it.  The
+        message was routed all the same: connected subscribers may have it already, and
+        the broker keeps retrying the write, so persistent sessions may still get it
+        once the store is back.  Publishing again is the way to make sure of it, at the
+        price of a second copy for those who already got the first (at least once).
+        Raises ``ValueError`` (or a ``ProtocolError`` for the topic) for arguments that
+        could never be published; retrying those is pointless.
         """
         if isinstance(payload, str):
             payload = payload.encode()
@@ -298,7 +313,7 @@ class Broker:
         user_props = tuple(user_properties)
         if user_props:
             props = _with_user_properties(props, user_props)
-        return self.core.publish(
+        result = self.core.publish(
             topic,
             payload,
             qos=qos,
@@ -308,6 +323,11 @@ class Broker:
             collapse_key=collapse_key,
             ttl=ttl,
         )
+        store = self.core.store
+        if wait and qos and store is not None:
+            # The message's writes were recorded while it was routed: this commit holds them.
+            await _committed(store, topic, result)
+        return result
 
     async def receipts(self, message_id: str) -> list[Receipt]:
         """Per recipient: when the message was queued, sent and acknowledged, or why not."""
@@ -315,6 +335,15 @@ class Broker:
         if store is None:
             return []
         return await store.receipts(message_id)
+
+
+async def _committed(store: Store, topic: str, result: PublishResult) -> None:
+    try:
+        # Shielded: the batch's future is shared with every publisher and ack in the batch; a
+        # caller that is cancelled while waiting must not cancel it for all of them.
+        await asyncio.shield(store.commit())
+    except StoreError as exc:
+        raise StoreError(f"message {result.message_id} to {topic!r} was not stored: {exc}") from exc
 
 
 def _is_loopback(host: str) -> bool:

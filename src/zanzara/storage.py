@@ -4,7 +4,8 @@ Writes are *recorded* synchronously (cheap: appended to the current batch)
 and become durable together when the batch commits; :meth:`Store.commit`
 returns an awaitable that completes when everything recorded so far is
 durable.  The broker acknowledges a QoS 1/2 PUBLISH (PUBACK/PUBREC) and a
-SUBSCRIBE (SUBACK) only after that awaitable completes, so an acknowledged
+SUBSCRIBE (SUBACK) only after that awaitable completes, and the embedded
+``Broker.publish`` of a QoS 1/2 message returns only then, so an acknowledged
 message is never lost (group commit: one transaction and one fsync for many
 messages).
 
