@@ -11,6 +11,8 @@ from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
 from zanzara.mqtt.packets import (
     Disconnect,
+    PingReq,
+    PingResp,
     PubAck,
     PubComp,
     Publish,
@@ -19,6 +21,8 @@ from zanzara.mqtt.packets import (
     SubAck,
     Subscribe,
     Subscription,
+    UnsubAck,
+    Unsubscribe,
 )
 from zanzara.mqtt.properties import Properties
 
@@ -176,19 +180,106 @@ def test_shared_subscription_round_robin(broker, version):
     assert counts == [10, 10, 10]
 
 
-def test_invalid_subscriptions_get_failure_codes(broker):
-    """[MQTT-4.7.1-1/2] invalid filters: v5 SUBACK 0x8F, 3.1.1 SUBACK 0x80; valid ones still granted."""
-    for version, bad in ((ProtocolVersion.MQTT5, 0x8F), (ProtocolVersion.MQTT311, 0x80)):
-        raw = RawClient(broker.port, version)
-        raw.connect()
-        subs = (
-            Subscription(topic_filter="a/#/b", qos=1),
-            Subscription(topic_filter="ok/+", qos=1),
-            Subscription(topic_filter="x+/y", qos=2),
-            Subscription(topic_filter="$share/g", qos=1),
-        )
-        raw.send(Subscribe(packet_id=9, subscriptions=subs))
-        assert raw.recv().reason_codes == (bad, 1, bad, bad)
+RAW_VERSIONS = [
+    pytest.param(ProtocolVersion.MQTT311, id="v311"),
+    pytest.param(ProtocolVersion.MQTT5, id="v5"),
+]
+MALFORMED_FILTERS = [
+    pytest.param("a/#/b", id="hash-not-last"),  # [MQTT-4.7.1-1] (3.1.1: [MQTT-4.7.1-2])
+    pytest.param("sport/tennis#", id="hash-not-alone"),  # [MQTT-4.7.1-1]
+    pytest.param("x+/y", id="plus-not-alone"),  # [MQTT-4.7.1-2] (3.1.1: [MQTT-4.7.1-3])
+    pytest.param("$share/g", id="share-without-filter"),  # [MQTT-4.8.2-2]
+    pytest.param("$share/g/", id="share-empty-filter"),  # [MQTT-4.8.2-2]
+    pytest.param("$share//a", id="share-empty-name"),  # [MQTT-4.8.2-1]
+    pytest.param("$share/+/a", id="share-wildcard-name"),  # [MQTT-4.8.2-2]
+    pytest.param("$share/g/a+", id="share-malformed-filter"),
+]
+
+
+def closed_for_protocol_error(raw: RawClient) -> None:
+    """MQTT 5 section 4.13: DISCONNECT 0x82 then close; 3.1.1 [MQTT-4.8.0-1]: close, nothing sent."""
+    got = raw.expect_closed()
+    if raw.version is ProtocolVersion.MQTT5:
+        assert [(type(p), p.reason_code) for p in got] == [(Disconnect, ReasonCode.PROTOCOL_ERROR)]
+    else:
+        assert got == []
+
+
+def persistent_raw(broker, version: ProtocolVersion, client_id: str) -> RawClient:
+    raw = RawClient(broker.port, version)
+    if version is ProtocolVersion.MQTT5:
+        connack = raw.connect(client_id, properties=Properties(session_expiry_interval=300))
+    else:
+        connack = raw.connect(client_id, clean_start=False)
+    assert connack.reason_code == 0
+    return raw
+
+
+@pytest.mark.parametrize("topic_filter", MALFORMED_FILTERS)
+@pytest.mark.parametrize("version", RAW_VERSIONS)
+def test_malformed_subscribe_filter_closes(broker, version, topic_filter):
+    """A malformed filter in SUBSCRIBE is a protocol violation, not a SUBACK failure code: MQTT 5
+    DISCONNECT 0x82 (section 4.13), 3.1.1 close [MQTT-4.8.0-1].  The well formed filter before it in
+    the same packet is not subscribed either: the packet is refused as a whole."""
+    raw = persistent_raw(broker, version, f"bad-sub-{version.value}")
+    subs = (Subscription(topic_filter="ok/+", qos=1), Subscription(topic_filter=topic_filter, qos=1))
+    raw.send(Subscribe(packet_id=9, subscriptions=subs))
+    closed_for_protocol_error(raw)
+    cid = f"bad-sub-{version.value}"
+    broker.wait_offline(cid)
+    assert broker.call(lambda: dict(broker.core.sessions[cid].subscriptions)) == {}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_malformed_subscribe_filter_closes_paho(broker, version):
+    """The same through paho-mqtt (which itself refuses misplaced wildcards, but not a $share filter
+    without its topic filter [MQTT-4.8.2-2]): v5 reads DISCONNECT 0x82."""
+    c = PahoClient(broker.port, version=version)
+    c.client.subscribe("$share/g", 1)
+    rc, _ = c.expect_disconnect()
+    if version == V5:
+        assert rc.value == ReasonCode.PROTOCOL_ERROR
+    else:
+        assert rc.is_failure
+    c.client.loop_stop()
+
+
+@pytest.mark.parametrize("topic_filter", MALFORMED_FILTERS)
+@pytest.mark.parametrize("version", RAW_VERSIONS)
+def test_malformed_unsubscribe_filter_closes(broker, version, topic_filter):
+    """UNSUBSCRIBE filters follow the same rules ([MQTT-4.7.1-1..3], [MQTT-4.8.2-1/2]): a malformed one
+    closes the connection (v5 DISCONNECT 0x82) and nothing in that UNSUBSCRIBE is removed."""
+    cid = f"bad-unsub-{version.value}"
+    raw = persistent_raw(broker, version, cid)
+    raw.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="keep/+", qos=1),)))
+    assert raw.recv().reason_codes == (1,)
+    raw.send(Unsubscribe(packet_id=2, topic_filters=("keep/+", topic_filter)))
+    closed_for_protocol_error(raw)
+    broker.wait_offline(cid)
+    assert broker.call(lambda: list(broker.core.sessions[cid].subscriptions)) == ["keep/+"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_malformed_unsubscribe_filter_closes_paho(broker, version):
+    c = PahoClient(broker.port, version=version)
+    c.client.unsubscribe("#/a")
+    rc, _ = c.expect_disconnect()
+    if version == V5:
+        assert rc.value == ReasonCode.PROTOCOL_ERROR
+    else:
+        assert rc.is_failure
+    c.client.loop_stop()
+
+
+def test_unsubscribe_filter_beyond_our_limits_is_no_error(broker):
+    """A well formed filter beyond max_topic_levels was never subscribed: UNSUBACK 0x11, still open."""
+    raw = RawClient(broker.port)
+    raw.connect()
+    deep = "/".join(["a"] * 200)
+    raw.send(Unsubscribe(packet_id=4, topic_filters=(deep,)))
+    assert raw.recv() == UnsubAck(packet_id=4, reason_codes=(ReasonCode.NO_SUBSCRIPTION_EXISTED,))
+    raw.send(PingReq())
+    assert raw.recv() == PingResp()
 
 
 def test_unsubscribe(broker):

@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zanzara.errors import ProtocolError
+from zanzara.errors import ProtocolError, ProtocolViolation
 from zanzara.mqtt.enums import ReasonCode
 from zanzara.mqtt.topics import (
     DEFAULT_MAX_TOPIC_LEVELS,
     matches,
     parse_shared,
     validate_topic_filter,
+    validate_topic_filter_syntax,
     validate_topic_name,
 )
 
@@ -26,9 +27,21 @@ def assert_name_invalid(name: str, **kw: int) -> None:
     assert info.value.reason_code == ReasonCode.TOPIC_NAME_INVALID
 
 
-def assert_filter_invalid(topic_filter: str, **kw: int) -> None:
+def assert_filter_malformed(topic_filter: str) -> None:
+    """A malformed filter is a Protocol Error (section 4.13): 0x82, whatever the limits."""
+    with pytest.raises(ProtocolViolation) as info:
+        validate_topic_filter(topic_filter, max_levels=10_000)
+    assert info.value.reason_code == ReasonCode.PROTOCOL_ERROR
+    with pytest.raises(ProtocolViolation):
+        validate_topic_filter_syntax(topic_filter)
+
+
+def assert_filter_not_allowed(topic_filter: str, **kw: int) -> None:
+    """Well formed but beyond our limits: "correctly formed but not allowed", 0x8F (Table 3-8)."""
+    validate_topic_filter_syntax(topic_filter)
     with pytest.raises(ProtocolError) as info:
         validate_topic_filter(topic_filter, **kw)
+    assert not isinstance(info.value, ProtocolViolation)
     assert info.value.reason_code == ReasonCode.TOPIC_FILTER_INVALID
 
 
@@ -101,44 +114,52 @@ def test_valid_topic_filters(topic_filter: str) -> None:
 
 
 def test_topic_filter_empty_mqtt_4_7_3_1() -> None:
-    assert_filter_invalid("")
+    assert_filter_malformed("")
 
 
 @pytest.mark.parametrize(
     "topic_filter", ["sport/tennis#", "sport/tennis/#/ranking", "#/a", "a/#/", "##", "a/b#"]
 )
 def test_multi_level_wildcard_alone_and_last_mqtt_4_7_1_1(topic_filter: str) -> None:
-    assert_filter_invalid(topic_filter)
+    assert_filter_malformed(topic_filter)
 
 
 @pytest.mark.parametrize("topic_filter", ["sport+", "sport/+player1", "+a", "a/++", "a/+b/c"])
 def test_single_level_wildcard_whole_level_mqtt_4_7_1_2(topic_filter: str) -> None:
-    assert_filter_invalid(topic_filter)
+    assert_filter_malformed(topic_filter)
 
 
 def test_topic_filter_null_character_mqtt_4_7_3_2() -> None:
-    assert_filter_invalid("a/\x00")
+    assert_filter_malformed("a/\x00")
 
 
 def test_topic_filter_too_long_mqtt_4_7_3_3() -> None:
     validate_topic_filter("a" * 65535)
-    assert_filter_invalid("a" * 65536)
+    assert_filter_malformed("a" * 65536)
     validate_topic_filter("é/#", max_length=4)
-    assert_filter_invalid("é/#", max_length=3)
+    assert_filter_not_allowed("é/#", max_length=3)
 
 
 def test_topic_filter_level_limit() -> None:
     validate_topic_filter("/".join(["+"] * DEFAULT_MAX_TOPIC_LEVELS))
-    assert_filter_invalid("/".join(["+"] * (DEFAULT_MAX_TOPIC_LEVELS + 1)))
+    assert_filter_not_allowed("/".join(["+"] * (DEFAULT_MAX_TOPIC_LEVELS + 1)))
     validate_topic_filter("a/+/#", max_levels=3)
-    assert_filter_invalid("a/+/b/#", max_levels=3)
+    assert_filter_not_allowed("a/+/b/#", max_levels=3)
     # The $share/{ShareName}/ prefix is not part of the levels.
     validate_topic_filter("$share/g/a/+/#", max_levels=3)
 
 
+def test_malformed_wins_over_our_limits() -> None:
+    """A filter that is malformed and beyond the limits is a Protocol Error, not 0x8F (section 4.13)."""
+    with pytest.raises(ProtocolViolation):
+        validate_topic_filter("a/b/#/c", max_levels=2)
+    with pytest.raises(ProtocolViolation):
+        validate_topic_filter("a+/" + "b" * 20, max_length=10)
+
+
 def test_shared_filter_inner_filter_is_validated() -> None:
-    assert_filter_invalid("$share/g/sport/tennis#")
-    assert_filter_invalid("$share/g/a+")
+    assert_filter_malformed("$share/g/sport/tennis#")
+    assert_filter_malformed("$share/g/a+")
 
 
 # -- 4.8.2 shared subscriptions ------------------------------------------------------
@@ -160,26 +181,23 @@ def test_parse_shared_splits_group_and_filter() -> None:
 
 @pytest.mark.parametrize("topic_filter", ["$share//a", "$share/"])
 def test_share_name_at_least_one_character_mqtt_4_8_2_1(topic_filter: str) -> None:
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(ProtocolViolation):
         parse_shared(topic_filter)
-    assert info.value.reason_code == ReasonCode.TOPIC_FILTER_INVALID
-    assert_filter_invalid(topic_filter)
+    assert_filter_malformed(topic_filter)
 
 
 @pytest.mark.parametrize("topic_filter", ["$share/+/a", "$share/g#/a", "$share/#", "$share/a+b/x"])
 def test_share_name_without_wildcards_mqtt_4_8_2_2(topic_filter: str) -> None:
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(ProtocolViolation):
         parse_shared(topic_filter)
-    assert info.value.reason_code == ReasonCode.TOPIC_FILTER_INVALID
-    assert_filter_invalid(topic_filter)
+    assert_filter_malformed(topic_filter)
 
 
 @pytest.mark.parametrize("topic_filter", ["$share/g", "$share/g/"])
 def test_share_name_followed_by_a_filter_mqtt_4_8_2_2(topic_filter: str) -> None:
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(ProtocolViolation):
         parse_shared(topic_filter)
-    assert info.value.reason_code == ReasonCode.TOPIC_FILTER_INVALID
-    assert_filter_invalid(topic_filter)
+    assert_filter_malformed(topic_filter)
 
 
 # -- 4.7.1 / 4.7.2 matching ------------------------------------------------------------

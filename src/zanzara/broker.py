@@ -68,7 +68,13 @@ from .mqtt.packets import (
     Will,
 )
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
-from .mqtt.topics import matches, parse_shared, validate_topic_filter, validate_topic_name
+from .mqtt.topics import (
+    matches,
+    parse_shared,
+    validate_topic_filter,
+    validate_topic_filter_syntax,
+    validate_topic_name,
+)
 from .protocol import ConnectionPhase
 from .routing import Client, ClientLink, Router, Stats
 from .session import NEVER_EXPIRES, Outgoing, OutState, Session
@@ -871,14 +877,18 @@ class BrokerCore:
         """The granted QoS, or a failure reason code [MQTT-3.9.3]."""
         cfg = self.config
         try:
-            # A filter beyond max_topic_length or max_topic_levels is "correctly formed
-            # but not allowed": SUBACK 0x8F (section 3.9.3, Table 3-8).
             validate_topic_filter(
                 sub.topic_filter, max_levels=cfg.max_topic_levels, max_length=cfg.max_topic_length
             )
-            group, _ = parse_shared(sub.topic_filter)
+        except ProtocolViolation:
+            # A malformed filter ([MQTT-4.7.1-1..3], [MQTT-4.7.3-1], [MQTT-4.8.2-1/2]) is a
+            # Protocol Error: MQTT 5 section 4.13 DISCONNECT 0x82, 3.1.1 [MQTT-4.8.0-1] close.
+            raise
         except ProtocolError as exc:
+            # A filter beyond max_topic_length or max_topic_levels is "correctly formed
+            # but not allowed": SUBACK 0x8F (section 3.9.3, Table 3-8).
             return exc.reason_code
+        group, _ = parse_shared(sub.topic_filter)
         if group is not None:
             if not cfg.shared_subscriptions:
                 return ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
@@ -956,6 +966,11 @@ class BrokerCore:
         return max(cap - len(session.subscriptions), 0)
 
     def _on_unsubscribe(self, client: Client, packet: Unsubscribe) -> None:
+        for topic_filter in packet.topic_filters:
+            # A malformed filter is a Protocol Error here as in SUBSCRIBE (MQTT 5 section 4.13,
+            # 3.1.1 [MQTT-4.8.0-1]), checked before anything is removed.  Our limits are not
+            # checked: a filter beyond them was never subscribed, and gets 0x11 below.
+            validate_topic_filter_syntax(topic_filter)
         session = client.session
         codes = []
         for topic_filter in packet.topic_filters:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ..errors import ProtocolError
+from ..errors import ProtocolError, ProtocolViolation
 from .enums import ReasonCode
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "matches",
     "parse_shared",
     "validate_topic_filter",
+    "validate_topic_filter_syntax",
     "validate_topic_name",
 ]
 
@@ -79,43 +80,60 @@ def validate_topic_name(
 def validate_topic_filter(
     topic_filter: str, *, max_levels: int = DEFAULT_MAX_TOPIC_LEVELS, max_length: int = MAX_TOPIC_LENGTH
 ) -> None:
-    """Raise ``ProtocolError(TOPIC_FILTER_INVALID)`` unless ``topic_filter`` may be subscribed to.
+    """Raise unless ``topic_filter`` may be subscribed to.
 
-    A ``$share/{ShareName}/{filter}`` filter is checked with :func:`parse_shared`
-    and then its inner filter by the ordinary rules.
+    Two kinds of failure, because the spec answers them differently: a
+    *malformed* filter (see :func:`validate_topic_filter_syntax`) raises
+    :class:`~zanzara.errors.ProtocolViolation`, a Protocol Error that closes the
+    connection (MQTT 5 section 4.13, 3.1.1 [MQTT-4.8.0-1]); a well formed
+    filter beyond our limits (``max_levels``, ``max_length``) raises
+    ``ProtocolError(TOPIC_FILTER_INVALID)``, which SUBACK reports as 0x8F "the
+    Topic Filter is correctly formed but is not allowed" (section 3.9.3).
+    """
+    plain = validate_topic_filter_syntax(topic_filter)
+    if _too_long(topic_filter, max_length):
+        raise ProtocolError(f"topic filter longer than {max_length} bytes", ReasonCode.TOPIC_FILTER_INVALID)
+    if plain.count("/") >= max_levels:
+        raise ProtocolError(f"more than {max_levels} topic levels", ReasonCode.TOPIC_FILTER_INVALID)
+
+
+def validate_topic_filter_syntax(topic_filter: str) -> str:
+    """Raise ``ProtocolViolation`` unless ``topic_filter`` is well formed.
+
+    Well formed: the rules of sections 4.7.1, 4.7.3 and 4.8.2, and nothing of
+    our limits.  Returns the filter without its ``$share/{ShareName}/`` prefix.
     """
     if not topic_filter:
         # [MQTT-4.7.3-1] topic filters are at least one character long.
-        raise ProtocolError("empty topic filter", ReasonCode.TOPIC_FILTER_INVALID)
+        raise ProtocolViolation("empty topic filter")
     if "\x00" in topic_filter:
         # [MQTT-4.7.3-2] topic filters must not include the null character U+0000.
-        raise ProtocolError("null character in topic filter", ReasonCode.TOPIC_FILTER_INVALID)
-    if _too_long(topic_filter, max_length):
-        # [MQTT-4.7.3-3] (and any lower configured limit).
-        raise ProtocolError(f"topic filter longer than {max_length} bytes", ReasonCode.TOPIC_FILTER_INVALID)
+        raise ProtocolViolation("null character in topic filter")
+    if _too_long(topic_filter, MAX_TOPIC_LENGTH):
+        # [MQTT-4.7.3-3] no topic filter encodes to more than 65,535 bytes.
+        raise ProtocolViolation(f"topic filter longer than {MAX_TOPIC_LENGTH} bytes")
     _, plain = parse_shared(topic_filter)
-    if plain.count("/") >= max_levels:
-        raise ProtocolError(f"more than {max_levels} topic levels", ReasonCode.TOPIC_FILTER_INVALID)
     if "+" not in plain and "#" not in plain:
-        return
+        return plain
     levels = plain.split("/")
     last = len(levels) - 1
     for i, level in enumerate(levels):
         if "#" in level and (level != "#" or i != last):
             # [MQTT-4.7.1-1] '#' stands alone in its level and is the last character of the filter
             # (3.1.1: [MQTT-4.7.1-2]).
-            raise ProtocolError("'#' must be alone in the last level", ReasonCode.TOPIC_FILTER_INVALID)
+            raise ProtocolViolation("'#' must be alone in the last level")
         if "+" in level and level != "+":
             # [MQTT-4.7.1-2] '+' occupies an entire level of the filter (3.1.1: [MQTT-4.7.1-3]).
-            raise ProtocolError("'+' must occupy an entire level", ReasonCode.TOPIC_FILTER_INVALID)
+            raise ProtocolViolation("'+' must occupy an entire level")
+    return plain
 
 
 def parse_shared(topic_filter: str) -> tuple[str | None, str]:
     """Split ``$share/{ShareName}/{filter}`` into ``(ShareName, filter)``.
 
     Any other filter gives ``(None, topic_filter)``; a malformed shared filter
-    raises ``ProtocolError(TOPIC_FILTER_INVALID)``.  The inner filter itself is
-    not validated here (that is :func:`validate_topic_filter`'s job).
+    raises ``ProtocolViolation`` (a Protocol Error, 0x82).  The inner filter
+    itself is not validated here (that is :func:`validate_topic_filter`'s job).
     """
     if not topic_filter.startswith(SHARE_PREFIX):
         return None, topic_filter
@@ -123,13 +141,13 @@ def parse_shared(topic_filter: str) -> tuple[str | None, str]:
     share_name, sep, plain = topic_filter[len(SHARE_PREFIX) :].partition("/")
     if not share_name:
         # [MQTT-4.8.2-1] a ShareName is at least one character long.
-        raise ProtocolError("empty share name", ReasonCode.TOPIC_FILTER_INVALID)
+        raise ProtocolViolation("empty share name")
     if "+" in share_name or "#" in share_name:
         # [MQTT-4.8.2-2] the ShareName must not contain '/', '+' or '#'.
-        raise ProtocolError("wildcard character in share name", ReasonCode.TOPIC_FILTER_INVALID)
+        raise ProtocolViolation("wildcard character in share name")
     if not sep or not plain:
         # [MQTT-4.8.2-2] the ShareName must be followed by '/' and then a topic filter.
-        raise ProtocolError("shared subscription without a topic filter", ReasonCode.TOPIC_FILTER_INVALID)
+        raise ProtocolViolation("shared subscription without a topic filter")
     return share_name, plain
 
 
