@@ -501,6 +501,109 @@ def test_outgoing_qos2_flow_raw(broker):
     raw.send(PubComp(packet_id=p.packet_id))
 
 
+# -- 4.3.2 / 4.3.3: the acknowledgement must be the one the flow expects ----------------------
+
+
+def subscribed_raw(broker, version: ProtocolVersion, client_id: str) -> RawClient:
+    raw = persistent_raw(broker, version, client_id)
+    raw.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="ack/#", qos=2),)))
+    assert raw.recv().reason_codes == (2,)
+    return raw
+
+
+def deliver(broker, raw: RawClient, qos: int) -> Publish:
+    broker.run(broker.broker.publish("ack/x", f"q{qos}".encode(), qos=qos))
+    got = raw.recv()
+    assert isinstance(got, Publish) and got.qos == qos
+    return got
+
+
+WRONG_ACKS = [
+    pytest.param(1, False, PubRec, id="pubrec-for-qos1"),
+    pytest.param(1, False, PubComp, id="pubcomp-for-qos1"),
+    pytest.param(2, False, PubAck, id="puback-where-pubrec-is-due"),
+    pytest.param(2, False, PubComp, id="pubcomp-where-pubrec-is-due"),
+    pytest.param(2, True, PubAck, id="puback-after-our-pubrel"),
+]
+
+
+@pytest.mark.parametrize(("qos", "released", "ack"), WRONG_ACKS)
+@pytest.mark.parametrize("version", RAW_VERSIONS)
+def test_acknowledgement_of_the_wrong_type_closes(broker, version, qos, released, ack):
+    """A QoS 1 PUBLISH is answered with PUBACK ([MQTT-4.3.2-4]; 3.1.1 [MQTT-4.3.2-2]), a QoS 2 one with
+    PUBREC and then our PUBREL with PUBCOMP ([MQTT-4.3.3-8], [MQTT-4.3.3-11]; 3.1.1 [MQTT-4.3.3-2]).
+    Another ack for a message in flight is a Protocol Error: v5 DISCONNECT 0x82 (section 4.13), 3.1.1
+    close [MQTT-4.8.0-1].  In particular a PUBREC for QoS 1 gets no PUBREL."""
+    cid = f"wrong-ack-{version.value}"
+    raw = subscribed_raw(broker, version, cid)
+    publish = deliver(broker, raw, qos)
+    pid = publish.packet_id
+    assert pid is not None
+    if released:
+        raw.send(PubRec(packet_id=pid))
+        assert raw.recv() == PubRel(packet_id=pid)
+    raw.send(ack(packet_id=pid))
+    closed_for_protocol_error(raw)
+    broker.wait_offline(cid)
+    # The message is still owed: the session keeps it in flight for the next connection.
+    assert broker.call(lambda: list(broker.core.sessions[cid].inflight)) == [pid]
+
+
+def test_refusing_pubrec_for_qos1_closes(broker):
+    """A v5 PUBREC with a failure code (section 4.3.3) for a QoS 1 message is a Protocol Error too."""
+    raw = subscribed_raw(broker, ProtocolVersion.MQTT5, "wrong-ack-refusing")
+    publish = deliver(broker, raw, 1)
+    assert publish.packet_id is not None
+    raw.send(PubRec(packet_id=publish.packet_id, reason_code=ReasonCode.UNSPECIFIED_ERROR))
+    closed_for_protocol_error(raw)
+
+
+@pytest.mark.parametrize("version", RAW_VERSIONS)
+def test_wrong_puback_in_a_batch_closes_after_the_good_ones(broker, version):
+    """PUBACKs read together are handled as a batch: a good PUBACK completes its message, the PUBACK
+    for a QoS 2 message after it closes the connection with 0x82 (a protocol error, not 0x80)."""
+    cid = f"wrong-ack-batch-{version.value}"
+    raw = subscribed_raw(broker, version, cid)
+    first = deliver(broker, raw, 1)
+    second = deliver(broker, raw, 2)
+    assert first.packet_id is not None and second.packet_id is not None
+    acks = (PubAck(packet_id=first.packet_id), PubAck(packet_id=second.packet_id))
+    raw.send(b"".join(encode(ack, version) for ack in acks))  # one write: read as one batch
+    closed_for_protocol_error(raw)
+    broker.wait_offline(cid)
+    assert broker.call(lambda: list(broker.core.sessions[cid].inflight)) == [second.packet_id]
+
+
+@pytest.mark.parametrize("version", RAW_VERSIONS)
+def test_acknowledgement_for_an_id_not_in_flight_is_no_error(broker, version):
+    """An ack for a packet id not in flight happens after reconnects: PUBACK and PUBCOMP are ignored,
+    PUBREC is answered with PUBREL (v5 0x92 Packet Identifier not found), the connection stays."""
+    raw = subscribed_raw(broker, version, f"stale-ack-{version.value}")
+    raw.send(PubAck(packet_id=901))
+    raw.send(PubComp(packet_id=902))
+    raw.send(PubRec(packet_id=903))
+    not_found = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if version is ProtocolVersion.MQTT5 else 0
+    assert raw.recv() == PubRel(packet_id=903, reason_code=not_found)
+    raw.send(PingReq())
+    assert raw.recv() == PingResp()
+
+
+@pytest.mark.parametrize("version", RAW_VERSIONS)
+def test_pubrec_repeated_after_our_pubrel_gets_pubrel_again(broker, version):
+    """A PUBREC repeated while we wait for PUBCOMP is the right type of ack: PUBREL again, then PUBCOMP."""
+    raw = subscribed_raw(broker, version, f"pubrec-twice-{version.value}")
+    publish = deliver(broker, raw, 2)
+    pid = publish.packet_id
+    assert pid is not None
+    raw.send(PubRec(packet_id=pid))
+    assert raw.recv() == PubRel(packet_id=pid)
+    raw.send(PubRec(packet_id=pid))
+    assert raw.recv() == PubRel(packet_id=pid)
+    raw.send(PubComp(packet_id=pid))
+    raw.send(PingReq())
+    assert raw.recv() == PingResp()
+
+
 def test_topic_alias_to_client(broker):
     """[MQTT-3.3.2-11/12] with the client's Topic Alias Maximum, repeated topics go out as an alias alone."""
     raw = RawClient(broker.port)

@@ -798,6 +798,12 @@ class BrokerCore:
                 if packet.reason_code >= 0x80:
                     _refused(out, packet)
                 done.append(out)
+            elif packet.packet_id in session.inflight:
+                # Looked up only here, off the common path: the acks before it still count.
+                if done:
+                    self.router.completed(client, done)
+                raise _wrong_ack(packet, session.inflight[packet.packet_id])
+            # else an id not in flight at all: a resend after a reconnect, ignored.
         if done:
             self.router.completed(client, done)
             self.router.pump(client)
@@ -812,9 +818,24 @@ class BrokerCore:
                 _refused(done, packet)
                 self.router.completed(client, [done])
                 self.router.pump(client)
+            elif packet.packet_id in session.inflight:
+                raise _wrong_ack(packet, session.inflight[packet.packet_id])
             return
         out = session.received_pubrec(packet.packet_id)
-        if out is not None and self.store is not None and session.expiry_interval and out.message.message_id:
+        if out is None:
+            waiting = session.inflight.get(packet.packet_id)
+            if waiting is None:
+                # Not in flight (a resend after a reconnect): 0x92 Packet Identifier not found.
+                client.link.send(PubRel(packet_id=packet.packet_id, reason_code=_not_found(client)))
+                return
+            if waiting.state is not OutState.WAIT_PUBCOMP:
+                # A PUBREC for a QoS 1 message: answering PUBREL would start a QoS 2 exchange
+                # the client never began.
+                raise _wrong_ack(packet, waiting)
+            # A PUBREC repeated after our PUBREL gets the PUBREL again (as in Mosquitto).
+            client.link.send(PubRel(packet_id=packet.packet_id))
+            return
+        if self.store is not None and session.expiry_interval and out.message.message_id:
             self.store.outgoing_update(session.client_id, out.message.message_id, out.state, out.packet_id)
             # MQTT 5 section 4.3.3: once the PUBREL is sent, the PUBLISH must never be sent again.
             # So the PUBREL waits for the "PUBREC received" state to be durable: after a crash
@@ -822,18 +843,18 @@ class BrokerCore:
             # it would deliver twice).  A failed commit sends nothing; a reconnect resends it.
             self.ack_after_commit(client, PubRel(packet_id=packet.packet_id))
             return
-        if out is None and packet.packet_id not in session.inflight:
-            client.link.send(PubRel(packet_id=packet.packet_id, reason_code=_not_found(client)))
-            return
         client.link.send(PubRel(packet_id=packet.packet_id))
 
     def _on_pubcomp(self, client: Client, packet: PubComp) -> None:
-        out = client.session.acknowledge(packet.packet_id, OutState.WAIT_PUBCOMP)
+        session = client.session
+        out = session.acknowledge(packet.packet_id, OutState.WAIT_PUBCOMP)
         if out is not None:
             if packet.reason_code >= 0x80:
                 _refused(out, packet)
             self.router.completed(client, [out])
             self.router.pump(client)
+        elif packet.packet_id in session.inflight:
+            raise _wrong_ack(packet, session.inflight[packet.packet_id])
 
     def _on_pubrel(self, client: Client, packet: PubRel) -> None:
         incoming = client.session.incoming_qos2
@@ -1086,6 +1107,18 @@ def _release_acks(pending: deque[Any], _: asyncio.Future[None]) -> None:
             action(arg)
         elif failed is not None:
             action(failed)
+
+
+def _wrong_ack(packet: PubAck | PubRec | PubComp, out: Outgoing) -> ProtocolViolation:
+    """An acknowledgement of the wrong type for a message in flight to the client.
+
+    The client answers a QoS 1 PUBLISH with PUBACK ([MQTT-4.3.2-4]; 3.1.1 [MQTT-4.3.2-2]), a
+    QoS 2 PUBLISH with PUBREC and our PUBREL with PUBCOMP ([MQTT-4.3.3-8], [MQTT-4.3.3-11];
+    3.1.1 [MQTT-4.3.3-2]).  Any other answer is a Protocol Error: MQTT 5 section 4.13
+    DISCONNECT 0x82, 3.1.1 close [MQTT-4.8.0-1] (as Mosquitto does).
+    """
+    got = type(packet).__name__.upper()
+    return ProtocolViolation(f"{got} for packet id {packet.packet_id}, which is in {out.state.value}")
 
 
 def _refused(out: Outgoing, packet: PubAck | PubRec | PubComp) -> None:

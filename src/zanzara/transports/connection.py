@@ -392,6 +392,9 @@ class MqttConnection(asyncio.Protocol):
             return
         try:
             self.broker.handle_pubacks(client, packets)
+        except ProtocolError as exc:  # a PUBACK for a message that waits for another ack
+            self.protocol.fail(exc)
+            self._protocol_failed()
         except Exception:
             logger.exception("error handling PUBACKs from %s", self.who())
             self.protocol.fail(ProtocolError("internal error", ReasonCode.UNSPECIFIED_ERROR))
