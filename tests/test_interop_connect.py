@@ -8,6 +8,7 @@ import time
 import pytest
 
 from zanzara.config import MqttConfig
+from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
 from zanzara.mqtt.packets import (
     ConnAck,
@@ -18,7 +19,9 @@ from zanzara.mqtt.packets import (
     Publish,
     Subscribe,
     Subscription,
+    Will,
 )
+from zanzara.mqtt.properties import Properties
 
 from clients import V5, V311, PahoClient, RawClient, props
 
@@ -165,7 +168,6 @@ def test_disconnect_session_expiry_from_zero_is_protocol_error(broker):
     """[MQTT-3.14.2-2] session expiry 0 at CONNECT cannot become non-zero at DISCONNECT."""
     raw = RawClient(broker.port)
     raw.connect("exp0")
-    from zanzara.mqtt.properties import Properties
 
     raw.send(Disconnect(properties=Properties(session_expiry_interval=30)))
     packets = raw.expect_closed()
@@ -196,7 +198,6 @@ def test_connack_announces_limits(make_broker):
 def test_request_problem_information_zero_strips_reason_strings(broker):
     """[MQTT-3.1.2-29] no reason string on a SUBACK for a client that asked not to get one."""
     raw = RawClient(broker.port)
-    from zanzara.mqtt.properties import Properties
 
     raw.send(
         Connect(
@@ -212,6 +213,78 @@ def test_request_problem_information_zero_strips_reason_strings(broker):
     suback = raw.recv()
     assert suback.reason_codes == (ReasonCode.TOPIC_FILTER_INVALID,)
     assert suback.properties.reason_string is None
+
+
+# -- 3.1.2.11.4 Maximum Packet Size: nothing larger goes to the client [MQTT-3.1.2-24] -----------
+
+
+def v5_connect(client_id: str, max_packet_size: int, **kw: object) -> Connect:
+    props = Properties(maximum_packet_size=max_packet_size)
+    return Connect(protocol_version=ProtocolVersion.MQTT5, client_id=client_id, properties=props, **kw)
+
+
+def test_connack_over_client_maximum_closes_without_anything(broker):
+    """[MQTT-3.1.2-24] a CONNACK larger than the client's Maximum Packet Size must not be sent, and no
+    connection goes on without one: close at once, sending nothing.  The CONNECT takes nothing over:
+    the connection holding the client id stays, its session is not cleaned, the will is not kept."""
+    witness = PahoClient(broker.port, version=V5)
+    witness.subscribe("tiny/#", 1)
+    holder = PahoClient(broker.port, "tiny", version=V5, session_expiry=300)
+    holder.subscribe("mine/tiny", 1)
+    raw = RawClient(broker.port)
+    raw.send(v5_connect("tiny", 4, clean_start=True, will=Will(topic="tiny/will", payload=b"gone")))
+    assert raw.expect_closed() == []
+    holder.publish("mine/tiny", b"still mine", 1)
+    assert holder.expect().payload == b"still mine"
+    assert holder.disconnects.empty()
+    # Had the CONNECT left a will, the broker would have published it when it closed the socket,
+    # before this message (sent after we saw the close) is routed.
+    witness.publish("tiny/marker", b"after", 1)
+    assert witness.expect().topic == "tiny/marker"
+    holder.disconnect()
+    witness.disconnect()
+
+
+def test_connack_properties_count_against_client_maximum(broker):
+    """The CONNACK's properties make its size: an assigned client identifier (section 3.2.2.3.7) does
+    not fit in 20 bytes, so that client is closed without a CONNACK; with room for it, it connects."""
+    raw = RawClient(broker.port)
+    raw.send(v5_connect("", 20))
+    assert raw.expect_closed() == []
+    raw = RawClient(broker.port)
+    raw.send(v5_connect("", 80))
+    connack = raw.recv()
+    assert connack.reason_code == 0 and connack.properties.assigned_client_identifier
+    assert len(encode(connack, ProtocolVersion.MQTT5)) <= 80
+
+
+def test_refusing_connack_within_client_maximum(make_broker):
+    """[MQTT-3.1.2-24] a refusing CONNACK too: sent without its reason string where that makes it fit,
+    not at all where nothing does."""
+    b = make_broker(mqtt=MqttConfig(max_client_id_length=23))
+    roomy = RawClient(b.port)
+    roomy.send(v5_connect("x" * 30, 1000))
+    assert roomy.recv().properties.reason_string  # what the limit removes
+    fits = RawClient(b.port)
+    fits.send(v5_connect("x" * 30, 8))
+    assert fits.expect_closed() == [ConnAck(reason_code=ReasonCode.CLIENT_IDENTIFIER_NOT_VALID)]
+    tiny = RawClient(b.port)
+    tiny.send(v5_connect("x" * 30, 4))
+    assert tiny.expect_closed() == []
+
+
+def test_disconnect_within_client_maximum(broker):
+    """[MQTT-3.1.2-24] the server's DISCONNECT too: without its reason string if that is too large."""
+    roomy = RawClient(broker.port)
+    roomy.send(v5_connect("dc-roomy", 1000))
+    assert roomy.recv().reason_code == 0
+    roomy.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="a/#/b"),)))
+    assert roomy.expect_closed()[0].properties.reason_string  # what the limit removes
+    small = RawClient(broker.port)
+    small.send(v5_connect("dc-small", 16))
+    assert small.recv().reason_code == 0
+    small.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="a/#/b"),)))
+    assert small.expect_closed() == [Disconnect(reason_code=ReasonCode.PROTOCOL_ERROR)]
 
 
 def test_connect_properties_roundtrip_paho(broker):

@@ -460,6 +460,15 @@ class BrokerCore:
         cfg = self.config
         client_id = info.client_id
         version = packet.protocol_version
+        expiry = self._session_expiry(packet)
+        keep_alive, connack_props = self._connack_properties(packet, expiry, assigned, authentication)
+        if not link.protocol.fits(ConnAck(properties=connack_props)):
+            # [MQTT-3.1.2-24] nothing we send may exceed the client's Maximum Packet Size, and
+            # without a CONNACK the connection cannot go on: close it without sending anything,
+            # before it takes over a connection or a session, or leaves a will.
+            logger.info("client %s: CONNACK exceeds its maximum packet size; closing", client_id)
+            link.protocol.disconnect(ReasonCode.PACKET_TOO_LARGE)
+            return None
         old = self.clients.get(client_id)
         if old is not None:
             self._take_over(old)
@@ -477,7 +486,7 @@ class BrokerCore:
         if session is None:
             session = Session(client_id=client_id)
             self.sessions[client_id] = session
-        session.expiry_interval = self._session_expiry(packet)
+        session.expiry_interval = expiry
         # Per-device quota from the authentication hook (persisted with the session).
         if settings is None:
             self._set_quota(session, None, None)
@@ -487,26 +496,11 @@ class BrokerCore:
         self._persist(session, packet.will)
         receive_max = link.protocol.client_receive_maximum
         session.max_inflight = min(cfg.max_inflight_messages, receive_max)
-
-        props: dict[str, Any] = {}
-        keep_alive = packet.keep_alive
-        if version is V5:
-            if keep_alive > cfg.max_keepalive or (keep_alive == 0 and cfg.max_keepalive < 65535):
-                # [MQTT-3.2.2-21] the client must use the Server Keep Alive we send.
-                keep_alive = cfg.max_keepalive
-                props["server_keep_alive"] = keep_alive
-            if assigned:
-                props["assigned_client_identifier"] = assigned
-            props.update(self._connack_capabilities(session, packet))
-            if authentication is not None:
-                props["authentication_method"] = authentication.authentication_method
-                props["authentication_data"] = authentication.authentication_data
         link.set_keep_alive(keep_alive)
 
         client = Client(link=link, session=session, info=info, version=version, will=packet.will)
         self.clients[client_id] = client
         self.stats.connections_total += 1
-        connack_props = Properties(**props) if props else EMPTY_PROPERTIES
         link.protocol.accept(ConnAck(session_present=session_present, properties=connack_props))
         if session_present:
             self.router.resend_inflight(client)
@@ -514,6 +508,27 @@ class BrokerCore:
         if self.events.active:
             self.events.emit(ClientConnected(client=info, session_present=session_present))
         return client
+
+    def _connack_properties(
+        self, packet: Connect, expiry: int, assigned: str | None, authentication: Properties | None
+    ) -> tuple[int, Properties]:
+        """The keep alive the client must use, and the properties of its CONNACK."""
+        keep_alive = packet.keep_alive
+        if packet.protocol_version is not V5:
+            return keep_alive, EMPTY_PROPERTIES
+        cfg = self.config
+        props: dict[str, Any] = {}
+        if keep_alive > cfg.max_keepalive or (keep_alive == 0 and cfg.max_keepalive < 65535):
+            # [MQTT-3.2.2-21] the client must use the Server Keep Alive we send.
+            keep_alive = cfg.max_keepalive
+            props["server_keep_alive"] = keep_alive
+        if assigned:
+            props["assigned_client_identifier"] = assigned
+        props.update(self._connack_capabilities(expiry, packet))
+        if authentication is not None:
+            props["authentication_method"] = authentication.authentication_method
+            props["authentication_data"] = authentication.authentication_data
+        return keep_alive, Properties(**props) if props else EMPTY_PROPERTIES
 
     def _session_expiry(self, packet: Connect) -> int:
         cfg = self.config
@@ -528,12 +543,12 @@ class BrokerCore:
             return cfg.persistent_client_expiration
         return NEVER_EXPIRES
 
-    def _connack_capabilities(self, session: Session, packet: Connect) -> dict[str, Any]:
+    def _connack_capabilities(self, expiry: int, packet: Connect) -> dict[str, Any]:
         cfg = self.config
         props: dict[str, Any] = {}
         requested = packet.properties.session_expiry_interval or 0
-        if session.expiry_interval != requested:
-            props["session_expiry_interval"] = session.expiry_interval
+        if expiry != requested:
+            props["session_expiry_interval"] = expiry
         if cfg.receive_maximum != 65535:
             props["receive_maximum"] = cfg.receive_maximum
         if cfg.max_qos < 2:

@@ -337,6 +337,15 @@ class ServerProtocol:
                 return None
         return packet
 
+    def fits(self, packet: Packet) -> bool:
+        """Would :meth:`send` send ``packet`` (without its optional parts if need be)?"""
+        if self.version is not V5 or self.client_max_packet_size == MAX_PACKET_SIZE:
+            return True  # the common case: no limit told, or none that 3.x can tell
+        props: Properties = getattr(packet, "properties", EMPTY_PROPERTIES)
+        if props is not EMPTY_PROPERTIES:
+            packet = _without_diagnostics(packet, props)
+        return len(encode(packet, V5)) <= self.client_max_packet_size
+
     def send_bytes(self, data: bytes) -> bool:
         """Queue an already encoded packet (a PUBLISH shared among subscribers).
 
@@ -373,9 +382,9 @@ class ServerProtocol:
             self.version = version
             answer = connack_code(code, version)
             if answer is not None:
-                self._out.append(encode(ConnAck(reason_code=answer, properties=props), version))
+                self._send_last(ConnAck(reason_code=answer, properties=props), version)
         elif self.version is V5:
-            self._out.append(encode(Disconnect(reason_code=code, properties=props), V5))
+            self._send_last(Disconnect(reason_code=code, properties=props), V5)
         self.phase = ConnectionPhase.CLOSED
 
     def refuse(self, reason_code: int, reason_string: str | None = None) -> None:
@@ -388,8 +397,22 @@ class ServerProtocol:
             return
         if self.version is V5 and self.phase is ConnectionPhase.CONNECTED:
             props = Properties(reason_string=reason_string) if reason_string else EMPTY_PROPERTIES
-            self._out.append(encode(Disconnect(reason_code=reason_code, properties=props), V5))
+            self._send_last(Disconnect(reason_code=reason_code, properties=props), V5)
         self.phase = ConnectionPhase.CLOSED
+
+    def _send_last(self, packet: ConnAck | Disconnect, version: ProtocolVersion) -> None:
+        """The refusing CONNACK or the DISCONNECT, within the client's Maximum Packet Size.
+
+        [MQTT-3.1.2-24] holds for these too: the reason string goes first, and a
+        packet that is still too large is not sent (the connection closes anyway).
+        """
+        data = encode(packet, version)
+        if len(data) > self.client_max_packet_size:
+            data = encode(replace(packet, properties=EMPTY_PROPERTIES), version)
+            if len(data) > self.client_max_packet_size:
+                logger.debug("not sending %s: over the client's maximum packet size", type(packet).__name__)
+                return
+        self._out.append(data)
 
     def accept(self, connack: ConnAck) -> None:
         """Send the successful CONNACK and enter the CONNECTED phase."""
