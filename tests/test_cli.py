@@ -71,8 +71,8 @@ def test_no_arguments_is_mosquitto_like_default_plus_websocket() -> None:
     # The command adds MQTT over WebSocket; the embedded Config() has only what it is given.
     assert config == Config().model_copy(update={"listeners": (ListenerConfig(), WS_DEFAULT)})
     assert [(lc.host, lc.port, lc.protocol, lc.path) for lc in config.listeners] == [
-        ("127.0.0.1", 1883, "mqtt", "/mqtt"),
-        ("127.0.0.1", 8083, "ws", "/mqtt"),
+        ("127.0.0.1", 1883, "mqtt", None),
+        ("127.0.0.1", 8083, "ws", None),  # the MQTT handshake on any path, as Mosquitto
     ]
     assert config.allow_anonymous is True
 

@@ -73,7 +73,8 @@ def test_mqtt_defaults() -> None:
 
 def test_listener_defaults() -> None:
     listener = ListenerConfig()
-    assert listener.path == "/mqtt"
+    assert listener.path is None  # "ws": any path (as Mosquitto); "mqtt": none
+    assert ListenerConfig(protocol="ws").path is None
     assert listener.name is None
     assert listener.max_connections == -1
 
@@ -392,6 +393,12 @@ def test_ws_path_on_mqtt_listener_is_refused() -> None:
     assert_config_error(
         {"listeners": [{"path": "/ws"}]}, "listeners.0.path", 'only used when protocol = "ws"'
     )
+
+
+def test_old_default_ws_path_on_mqtt_listener_still_loads() -> None:
+    """``path = "/mqtt"`` was the default on every listener: a TCP one that names it still starts."""
+    config = config_from_dict({"listeners": [{"path": "/mqtt"}, {"protocol": "ws", "path": "/mqtt"}]})
+    assert [lc.path for lc in config.listeners] == [None, "/mqtt"]
 
 
 def test_ws_path_must_be_absolute() -> None:

@@ -170,25 +170,44 @@ def test_mqtt_over_websocket_works_alongside(broker: BrokerThread) -> None:
         ws.close()
 
 
-def test_the_mqtt_path_is_unchanged(broker: BrokerThread) -> None:
+def test_handshake_on_any_path_opens_mqtt(broker: BrokerThread) -> None:
+    """Without ``path``, a WebSocket handshake on any path is MQTT, a plain request a file request."""
     url = f"ws://127.0.0.1:{port(broker, 1)}"
+    for path in ("/", "/index.html", "/mqtt"):
+        ws = RawWs(f"{url}{path}")
+        ws.send(connect_packet())
+        assert isinstance(ws.recv(), ConnAck)
+        ws.close()
     # A WebSocket client without the mqtt subprotocol: 400, as without static_dir.
     with pytest.raises(InvalidStatus) as caught:
         RawWs(f"{url}/mqtt", subprotocols=[])
     assert caught.value.response.status_code == 400
+    assert fetch(broker, "/mqtt")[0] == 404  # no such file
+
+
+def test_a_configured_mqtt_path_is_unchanged(make_broker: type[BrokerThread], site: Path) -> None:
+    b = make_broker(config(ListenerConfig(protocol="ws", port=0, static_dir=str(site), path="/mqtt")))
+    url = f"ws://127.0.0.1:{port(b, 1)}"
+    ws = RawWs(f"{url}/mqtt")
+    ws.send(connect_packet())
+    assert isinstance(ws.recv(), ConnAck)
+    ws.close()
     # A WebSocket handshake on another path is not a file request: 404.
     with pytest.raises(InvalidStatus) as caught:
         RawWs(f"{url}/index.html")
     assert caught.value.response.status_code == 404
     # Plain HTTP on the MQTT path asks for an upgrade, it is never a file.
-    status, _, body = fetch(broker, "/mqtt")
+    status, _, body = fetch(b, "/mqtt")
     assert status == 426
     assert INDEX not in body
+    assert fetch(b, "/")[0] == 200
 
 
-def test_without_static_dir_plain_http_is_404(make_broker: type[BrokerThread]) -> None:
+def test_without_static_dir_plain_http_asks_for_an_upgrade(make_broker: type[BrokerThread]) -> None:
     b = make_broker(config(ListenerConfig(protocol="ws", port=0)))
-    assert fetch(b, "/")[0] == 404
+    assert fetch(b, "/")[0] == 426
+    restricted = make_broker(config(ListenerConfig(protocol="ws", port=0, path="/mqtt")))
+    assert fetch(restricted, "/")[0] == 404
 
 
 # --- configuration ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ failing install fails the tests, it never skips them).  The raw tests use the
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import queue
 import signal
@@ -300,16 +301,63 @@ def test_mqttv31_subprotocol_and_mqtt_3_1(make_broker) -> None:
     c.close()
 
 
-def test_path(make_broker) -> None:
-    b = make_broker(config(WS, ListenerConfig(protocol="ws", port=0, path="/devices/mqtt")))
-    for index, wrong in ((1, "/"), (1, "/mqtt/x"), (2, "/mqtt")):
-        with pytest.raises(InvalidStatus) as caught:
-            RawWs(f"ws://127.0.0.1:{port(b, index)}{wrong}")
-        assert caught.value.response.status_code == 404
-    c = RawWs(f"ws://127.0.0.1:{port(b, 2)}/devices/mqtt?token=1")
+@pytest.mark.parametrize("path", ["/", "/mqtt", "/mqtt/x", "/devices/42?token=1"])
+def test_any_path_opens_mqtt_by_default(make_broker, path: str) -> None:
+    """MQTT 5.0 section 6 names no path; as Mosquitto, a listener without ``path`` takes the MQTT
+    handshake on any (``mqtt.connect('ws://host:port')`` asks for ``/``)."""
+    b = make_broker(config(WS))
+    c = RawWs(f"ws://127.0.0.1:{port(b, 1)}{path}")
     c.send(connect_packet())
     assert isinstance(c.recv(), ConnAck)
     c.close()
+
+
+def test_configured_path_restricts(make_broker) -> None:
+    """With ``path`` set, the handshake is taken there only (query string aside); elsewhere HTTP 404.
+    ``path = "/mqtt"``, the old default, keeps working as such a restriction."""
+    b = make_broker(
+        config(
+            ListenerConfig(protocol="ws", port=0, path="/devices/mqtt"),
+            ListenerConfig(protocol="ws", port=0, path="/mqtt"),
+        )
+    )
+    for index, wrong in ((1, "/"), (1, "/mqtt"), (1, "/devices/mqtt/x"), (2, "/"), (2, "/mqtt/x")):
+        with pytest.raises(InvalidStatus) as caught:
+            RawWs(f"ws://127.0.0.1:{port(b, index)}{wrong}")
+        assert caught.value.response.status_code == 404
+    for index, right in ((1, "/devices/mqtt?token=1"), (2, "/mqtt")):
+        c = RawWs(f"ws://127.0.0.1:{port(b, index)}{right}")
+        c.send(connect_packet())
+        assert isinstance(c.recv(), ConnAck)
+        c.close()
+
+
+def test_plain_http_without_upgrade_gets_426(make_broker) -> None:
+    """Without a static folder, a plain HTTP request on any path is told to upgrade (RFC 6455 4.2.2)."""
+    b = make_broker(config(WS))
+    conn = http.client.HTTPConnection("127.0.0.1", port(b, 1), timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 426
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["3.1.1", "5"])
+def test_mqttjs_without_a_path(make_broker, node: str, version: int) -> None:
+    """``mqtt.connect('ws://host:port')``, the everyday way, requests ``/``: it connects (it used to
+    get 404, which MQTT.js swallows and retries forever)."""
+    b = make_broker(config(WS))
+    exchange_with_mqttjs(node, f"ws://127.0.0.1:{port(b, 1)}", port(b, 0), version)
+
+
+def test_paho_on_the_root_path(make_broker) -> None:
+    b = make_broker(config(WS))
+    ws = paho_client(port(b, 1), ws_path="/")
+    assert ws.subscribe("root/#", qos=1) == [1]
+    ws.publish("root/1", b"over /", qos=1)
+    assert ws.expect().payload == b"over /"
+    ws.disconnect()
 
 
 # --- frames -----------------------------------------------------------------------------------------
@@ -489,7 +537,7 @@ def test_command_serves_websocket_and_tls_under_uvloop(tmp_path: Path, node: str
         assert proc.stdout is not None
         banner = [first] + [proc.stdout.readline() for _ in range(3)]
         assert all("(uvloop)" in line for line in banner), banner
-        assert f"wss://127.0.0.1:{ports['wss']}/mqtt" in banner[3]
+        assert f"wss://127.0.0.1:{ports['wss']}/ " in banner[3]  # any path: the root is shown
         # The certificate is the credential (anonymous clients are refused here).
         with_cert = {"ca": str(pki.ca), "cert": str(pki.client.cert), "key": str(pki.client.key)}
         device = paho_client(ports["mqtts"], ca=pki.ca, cert=pki.client)

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="An MQTT 3.1/3.1.1/5.0 broker. Without -c it listens on 127.0.0.1:1883 (MQTT) "
-        "and 127.0.0.1:8083 (MQTT over WebSocket, path /mqtt) and allows anonymous clients; "
+        "and 127.0.0.1:8083 (MQTT over WebSocket, any path) and allows anonymous clients; "
         "with --certfile and --keyfile also on 8883 (MQTT over TLS) and 8084 (secure WebSocket).",
     )
     parser.add_argument("-c", "--config", metavar="FILE", help="TOML configuration file")

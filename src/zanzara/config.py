@@ -66,7 +66,8 @@ _UINT16_MAX = 0xFFFF
 _UINT32_MAX = 0xFFFFFFFF
 # Largest Remaining Length a four-byte Variable Byte Integer can carry [MQTT-1.5.5].
 _MAX_REMAINING_LENGTH = 268_435_455
-_DEFAULT_WS_PATH = "/mqtt"
+# The WebSocket path before any path was accepted: configs may still name it on TCP listeners.
+_OLD_DEFAULT_WS_PATH = "/mqtt"
 # The well-known port of each kind of listener, as Mosquitto and most MQTT clients
 # assume: (protocol, TLS) -> port.
 DEFAULT_PORTS: Mapping[tuple[str, bool], int] = {
@@ -102,8 +103,11 @@ class ListenerConfig(_Section):
     # port of the protocol (DEFAULT_PORTS), filled in by _default_port.
     port: int = Field(default=1883, ge=0, le=_UINT16_MAX)
     protocol: ListenerProtocol = "mqtt"
-    # HTTP path of the WebSocket endpoint; meaningful for protocol = "ws" only.
-    path: str = _DEFAULT_WS_PATH
+    # protocol = "ws" only.  Unset: a WebSocket handshake for MQTT opens MQTT on any
+    # path, as in Mosquitto ("/mqtt" is what clients usually ask for, "/" what
+    # mqtt.connect("ws://host:port") asks for).  Set, e.g. "/mqtt": on that path
+    # only; a handshake on another path gets HTTP 404.
+    path: str | None = None
     # Folder whose files plain HTTP GET/HEAD requests for other paths receive
     # (Mosca's http.static): a web app and its broker on one origin.  "ws" only.
     static_dir: str | None = Field(default=None, min_length=1)
@@ -182,10 +186,14 @@ class ListenerConfig(_Section):
 
     @field_validator("path")
     @classmethod
-    def _check_path(cls, path: str, info: ValidationInfo) -> str:
+    def _check_path(cls, path: str | None, info: ValidationInfo) -> str | None:
         # ``info.data`` holds the fields declared above this one that validated.
         protocol = info.data.get("protocol")
-        if protocol == "mqtt" and path != _DEFAULT_WS_PATH:
+        if path is None:
+            return None
+        if protocol == "mqtt":
+            if path == _OLD_DEFAULT_WS_PATH:
+                return None  # the old default, accepted where it always meant nothing
             raise PydanticCustomError("ws_only", 'only used when protocol = "ws"')
         if not path.startswith("/"):
             raise PydanticCustomError("path_format", "must start with '/'")

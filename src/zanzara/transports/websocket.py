@@ -13,10 +13,13 @@ socket's: when its write buffer passes ``write_limit`` the connections
 publishing into it stop reading, and a paused connection pauses its socket.
 
 The handshake refuses a client that offers neither ``mqtt`` nor ``mqttv3.1``
-as subprotocol [MQTT-6.0.0-3] (HTTP 400) and any path but the listener's (404);
-``mqtt`` is chosen when offered [MQTT-6.0.0-4].  With a static folder, plain
-HTTP requests (no WebSocket upgrade) for other paths get its files instead
-(:mod:`.static`); the MQTT path behaves the same with or without one.
+as subprotocol [MQTT-6.0.0-3] (HTTP 400); ``mqtt`` is chosen when offered
+[MQTT-6.0.0-4].  The spec names no path, so, as in Mosquitto, a handshake on
+any path opens MQTT (``mqtt.connect('ws://host:port')`` asks for ``/``), unless
+the listener has a ``path``: then that one only, and 404 elsewhere.  With a
+static folder, plain HTTP requests (no WebSocket upgrade) get its files
+instead (:mod:`.static`), except on a configured ``path``, which behaves the
+same with or without one.
 
 This module may import the broker's configuration and the connection; nothing
 above the transports.
@@ -200,7 +203,7 @@ class WebSocketListener:
         port: int,
         *,
         name: str,
-        path: str = "/mqtt",
+        path: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_message_size: int | None = None,
         open_timeout: float = 10.0,
@@ -252,7 +255,7 @@ class WebSocketListener:
     def url(self) -> str:
         scheme = "wss" if self._ssl else "ws"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}{self.path}"
+        return f"{scheme}://{host}:{self.port}{self.path or '/'}"
 
     async def _check_path(self, ws: ServerConnection, request: Request) -> Response | None:
         # websockets calls this from the connection's handler task.
@@ -260,10 +263,16 @@ class WebSocketListener:
         if task is not None:
             self._responding.add(task)
             task.add_done_callback(self._responding.discard)
-        if request.path.partition("?")[0] == self.path:
-            return None  # the handshake, as ever: 400 without the mqtt subprotocol, 426 without Upgrade
-        if self._static is not None and not _is_upgrade(request):
-            return await self._static.respond(request)
+        path = self.path
+        static = self._static
+        if path is None:
+            if static is None or _is_upgrade(request):
+                return None  # the handshake: 400 without the mqtt subprotocol, 426 without Upgrade
+            return await static.respond(request)
+        if request.path.partition("?")[0] == path:
+            return None  # the handshake, whether static files are served or not
+        if static is not None and not _is_upgrade(request):
+            return await static.respond(request)
         return ws.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
 
     async def _serve(self, ws: ServerConnection) -> None:
