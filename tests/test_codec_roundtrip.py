@@ -181,7 +181,8 @@ def connacks(version: ProtocolVersion) -> st.SearchStrategy[ConnAck]:
     codes = st.sampled_from(CONNACK_CODES) if version is V5 else st.integers(0, 5)
     return st.builds(
         ConnAck,
-        session_present=st.booleans(),
+        # 3.1 has no Session Present: its first byte is reserved, always 0.
+        session_present=st.just(False) if version is V31 else st.booleans(),
         reason_code=codes,
         properties=properties(_P.CONNACK, version),
     )

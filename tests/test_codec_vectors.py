@@ -673,6 +673,13 @@ def test_v5_only_fields_are_not_written_in_3_1_1() -> None:
     assert encode(UnsubAck(packet_id=10, reason_codes=(0x11,)), V311) == h("b0 02 00 0a")
 
 
+def test_mqtt_3_1_connack_has_no_session_present() -> None:
+    """MQTT 3.1 §3.2 CONNACK: the first byte of the variable header is reserved; Session Present is
+    3.1.1's (§3.2.2.2), so a 3.1 CONNACK never sets it, even for a resumed session."""
+    assert encode(ConnAck(session_present=True), V31) == h("20 02 00 00")
+    assert encode(ConnAck(session_present=True), V311) == h("20 02 01 00")
+
+
 def test_auth_does_not_exist_before_5_0() -> None:
     """MQTT 3.1.1 §2.2.1 Table 2.1: packet type 15 is reserved."""
     with pytest.raises(ValueError):

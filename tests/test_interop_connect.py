@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 
 import pytest
@@ -23,7 +24,8 @@ from zanzara.mqtt.packets import (
 )
 from zanzara.mqtt.properties import Properties
 
-from clients import V5, V311, PahoClient, RawClient, props
+from clients import TIMEOUT, V5, V311, PahoClient, RawClient, props
+from conftest import require
 
 VERSIONS = [pytest.param(V311, id="v311"), pytest.param(V5, id="v5")]
 
@@ -73,6 +75,65 @@ def test_mqtt31_client_connects(broker):
     raw.send(Publish(topic="a/b", payload=b"x", qos=0))
     got = raw.recv()
     assert isinstance(got, Publish) and got.payload == b"x"
+
+
+# -- MQTT 3.1 ("MQIsdp", level 3) ----------------------------------------------------------------
+
+V31 = ProtocolVersion.MQTT31
+
+
+def v31_connect(client_id: str, clean: bool = True) -> Connect:
+    return Connect(protocol_version=V31, protocol_name="MQIsdp", client_id=client_id, clean_start=clean)
+
+
+def test_mqtt31_connack_has_no_session_present(broker):
+    """MQTT 3.1 section 3.2: the CONNACK's first byte is reserved (Session Present is 3.1.1's), so it is
+    0 even when the session is resumed; the session itself is, as the queued message shows."""
+    raw = RawClient(broker.port, V31)
+    raw.send(v31_connect("old31", clean=False))
+    assert raw.recv() == ConnAck(reason_code=0)
+    raw.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="v31/q", qos=1),)))
+    assert raw.recv().reason_codes == (1,)
+    raw.close()
+    broker.wait_offline("old31")
+    pub = PahoClient(broker.port, version=V311)
+    pub.publish("v31/q", b"while away", 1)
+    raw = RawClient(broker.port, V31)
+    raw.send(v31_connect("old31", clean=False))
+    raw.sock.settimeout(TIMEOUT)
+    assert raw.sock.recv(4) == b"\x20\x02\x00\x00"  # byte for byte, not through our decoder
+    queued = raw.recv()
+    assert isinstance(queued, Publish) and queued.payload == b"while away"
+    pub.disconnect()
+
+
+@pytest.mark.parametrize("client_id", ["", "x" * 24], ids=["empty", "24-characters"])
+def test_mqtt31_client_id_is_1_to_23_characters(broker, client_id):
+    """MQTT 3.1 section 3.1: "The Client Identifier (Client ID) is between 1 and 23 characters long";
+    otherwise CONNACK return code 2, identifier rejected (as Mosquitto), then close.  3.1.1 and 5.0
+    take both (an empty id with a clean session gets one of ours)."""
+    raw = RawClient(broker.port, V31)
+    raw.send(v31_connect(client_id))
+    assert raw.expect_closed() == [ConnAck(reason_code=2)]
+    ok = RawClient(broker.port, V31)
+    ok.send(v31_connect("y" * 23))
+    assert ok.recv() == ConnAck(reason_code=0)
+    newer = RawClient(broker.port, ProtocolVersion.MQTT311)
+    newer.send(Connect(protocol_version=ProtocolVersion.MQTT311, client_id=client_id))
+    assert newer.recv() == ConnAck(reason_code=0)
+
+
+def test_mqtt31_long_client_id_with_mosquitto_pub(broker):
+    """mosquitto_pub -V mqttv31 with a 24-character id is refused: identifier rejected."""
+    args = ["-p", str(broker.port), "-V", "mqttv31", "-i", "z" * 24, "-t", "v31/t", "-m", "m"]
+    result = subprocess.run(
+        [require("mosquitto_pub"), "-h", "127.0.0.1", *args],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode != 0
+    assert "identifier rejected" in (result.stdout + result.stderr).lower()
 
 
 def test_unsupported_protocol_level(broker):

@@ -86,6 +86,7 @@ __all__ = ["BrokerCore", "Client", "ClientLink", "PublishResult", "Stats"]
 logger = logging.getLogger(__name__)
 
 V5 = ProtocolVersion.MQTT5
+V31 = ProtocolVersion.MQTT31
 Step = Coroutine[Any, Any, None]
 _PUBLISH_KEEP = ("topic_alias", "subscription_identifiers", "message_expiry_interval")
 
@@ -279,6 +280,12 @@ class BrokerCore:
         version = packet.protocol_version
         client_id = packet.client_id
         assigned = None
+        if version is V31 and not 1 <= len(client_id) <= 23:
+            # MQTT 3.1 (section 3.1, CONNECT payload): "The Client Identifier (Client ID) is between
+            # 1 and 23 characters long", else CONNACK return code 2, identifier rejected (as
+            # Mosquitto).  3.1 has no Assigned Client Identifier.
+            link.protocol.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "3.1 client id of 1-23 characters")
+            return None
         if not client_id:
             if not cfg.allow_zero_length_clientid or (version is not V5 and not packet.clean_start):
                 # [MQTT-3.1.3-8] a 3.1.1 client with an empty id must ask for a clean session.

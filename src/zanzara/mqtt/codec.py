@@ -770,7 +770,8 @@ def encode(packet: Packet, version: ProtocolVersion) -> bytes:
         return _encode_connect(packet, version)  # type: ignore[arg-type]
     if t is ConnAck:
         c: ConnAck = packet  # type: ignore[assignment]
-        body = bytes((1 if c.session_present else 0, c.reason_code))
+        # Session Present is 3.1.1's [MQTT-3.2.2-1..3]: in 3.1 the whole first byte is reserved (0).
+        body = bytes((1 if c.session_present and version is not V31 else 0, c.reason_code))
         if v5:
             body += encode_properties(c.properties, _PT.CONNACK)
         return _frame(0x20, body)
