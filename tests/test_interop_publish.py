@@ -333,7 +333,7 @@ def test_puback_no_matching_subscribers_v5(broker):
     ack = raw.recv()
     assert isinstance(ack, PubAck)
     assert (ack.packet_id, ack.reason_code) == (1, ReasonCode.NO_MATCHING_SUBSCRIBERS)
-    # Delivery tracking is on by default: the broker's message id comes back even with no recipient.
+    # push.ack_message_id is on by default: the broker's message id comes back even with no recipient.
     assert [k for k, _ in ack.properties.user_properties] == ["message-id"]
 
 

@@ -7,13 +7,16 @@ queues are the durable ones.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from zanzara import AuthResult, ConnectRequest, DeliveryStatus, ReasonCode
 from zanzara.config import Config, MqttConfig, PushConfig, StorageConfig, TopicPriority, TopicTtl
+from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion
-from zanzara.mqtt.packets import PubAck, PubRec, Subscribe, Subscription
+from zanzara.mqtt.packets import PubAck, Publish, PubRec, Subscribe, Subscription
+from zanzara.mqtt.properties import Properties
 
 from brokerthread import BrokerThread
 from clients import V5, V311, PahoClient, RawClient, props
@@ -255,3 +258,80 @@ def test_a_receipt_says_when_a_v5_device_refused_the_message(tmp_path):
         )
         assert r1.acknowledged_at is not None and r2.acknowledged_at is not None
         raw.close()
+
+
+# --- the message id in PUBACK/PUBREC (push.ack_message_id) ------------------------------------------
+
+
+def memory_config(**push: bool) -> Config:
+    return Config(storage=StorageConfig(backend="memory"), push=PushConfig(**push))
+
+
+def acks_of(b: BrokerThread, **connect: int) -> tuple[PubAck, PubRec]:
+    """The PUBACK and PUBREC a raw v5 publisher gets for a QoS 1 and a QoS 2 PUBLISH."""
+    raw = RawClient(b.port, ProtocolVersion.MQTT5)
+    assert raw.connect(properties=Properties(**connect)).reason_code == 0
+    raw.send(Publish(topic="ack/id", payload=b"1", qos=1, packet_id=1))
+    raw.send(Publish(topic="ack/id", payload=b"2", qos=2, packet_id=2))
+    puback, pubrec = raw.recv(), raw.recv()
+    assert isinstance(puback, PubAck) and isinstance(pubrec, PubRec)
+    assert (puback.packet_id, pubrec.packet_id) == (1, 2)
+    raw.close()
+    return puback, pubrec
+
+
+def message_ids(*acks: PubAck | PubRec) -> list[list[str]]:
+    return [[k for k, _ in ack.properties.user_properties] for ack in acks]
+
+
+@pytest.mark.parametrize("track", [True, False], ids=["tracked", "untracked"])
+def test_message_id_in_acks_by_default(track: bool) -> None:
+    """push.ack_message_id (default on) is its own setting: the id is sent with or without receipts."""
+    with BrokerThread(memory_config(track_deliveries=track)) as b:
+        puback, pubrec = acks_of(b)
+        assert message_ids(puback, pubrec) == [["message-id"], ["message-id"]]
+        assert len(puback.properties.user_properties[0][1]) == 26  # a ULID
+
+
+def test_ack_message_id_off_gives_the_short_acks() -> None:
+    """push.ack_message_id = false: PUBACK/PUBREC carry no properties (a 2-4 byte body)."""
+    with BrokerThread(memory_config(ack_message_id=False)) as b:
+        puback, pubrec = acks_of(b)
+        no_match = ReasonCode.NO_MATCHING_SUBSCRIBERS
+        assert (puback, pubrec) == (
+            PubAck(packet_id=1, reason_code=no_match),
+            PubRec(packet_id=2, reason_code=no_match),
+        )
+        assert len(encode(puback, ProtocolVersion.MQTT5)) == 4 + 1  # fixed header, packet id, reason code
+
+
+def test_no_message_id_without_problem_information() -> None:
+    """[MQTT-3.1.2-29] Request Problem Information 0: no User Property on any packet but PUBLISH, CONNACK
+    and DISCONNECT, so no message id; the acknowledgements themselves still come."""
+    with BrokerThread(memory_config()) as b:
+        puback, pubrec = acks_of(b, request_problem_information=0)
+        assert message_ids(puback, pubrec) == [[], []]
+
+
+def test_no_message_id_without_problem_information_paho() -> None:
+    """The same through paho-mqtt: its on_publish gets the PUBACK's properties."""
+    with BrokerThread(memory_config()) as b:
+        for wanted, expected in ((1, ["message-id"]), (0, [])):
+            connect = props("CONNECT", RequestProblemInformation=wanted)
+            c = PahoClient(b.port, version=V5, connect_properties=connect)
+            acked: list[Any] = []
+            c.client.on_publish = lambda _c, _u, _mid, _rc, p, acked=acked: acked.append(p)
+            c.publish("ack/paho", b"x", 1)  # returns once acknowledged: on_publish has run
+            assert [k for k, _ in getattr(acked[0], "UserProperty", [])] == expected
+            c.disconnect()
+
+
+def test_no_message_id_beyond_the_client_maximum_packet_size() -> None:
+    """[MQTT-3.4.2-3] / [MQTT-3.5.2-3] a User Property is not sent where it would make the PUBACK or
+    PUBREC exceed the client's Maximum Packet Size: the ack goes without it (room for it: with it)."""
+    with BrokerThread(memory_config()) as b:
+        puback, pubrec = acks_of(b, maximum_packet_size=20)
+        assert message_ids(puback, pubrec) == [[], []]
+        puback, pubrec = acks_of(b, maximum_packet_size=100)
+        assert message_ids(puback, pubrec) == [["message-id"], ["message-id"]]
+        assert 20 < len(encode(puback, ProtocolVersion.MQTT5)) <= 100

@@ -736,8 +736,11 @@ class BrokerCore:
         v5 = client.version is V5
         rc = 0 if matched or not v5 else ReasonCode.NO_MATCHING_SUBSCRIBERS
         ack_props = EMPTY_PROPERTIES
-        if v5 and self.router.track and message.message_id is not None:
-            # The publisher learns the id under which it can look up delivery receipts.
+        if v5 and self.push.ack_message_id and message.message_id is not None:
+            # The publisher learns the id under which it can look up delivery receipts.  A user
+            # property: protocol.send strips it for a client that asked for no diagnostics
+            # ([MQTT-3.1.2-29]) or whose Maximum Packet Size it would exceed ([MQTT-3.4.2-3],
+            # [MQTT-3.5.2-3]).
             ack_props = Properties(user_properties=(("message-id", message.message_id),))
         error = ReasonCode.UNSPECIFIED_ERROR
         failed: Packet | None

@@ -357,6 +357,12 @@ class PushConfig(_Section):
 
     # Record, per message and recipient, when it was queued, sent and acknowledged (or why not).
     track_deliveries: bool = True
+    # Tell MQTT 5 publishers the message id (the receipts' key) in a "message-id" user
+    # property of PUBACK/PUBREC (QoS 1/2 messages always have an id, tracked or not).
+    # Never sent to a client that set Request Problem Information to 0 or where it would
+    # exceed the client's Maximum Packet Size; off for strict clients that expect
+    # PUBACKs of 2-4 bytes.
+    ack_message_id: bool = True
     # Seconds a delivery receipt is kept.
     receipt_retention: float = Field(default=86400.0, gt=0, allow_inf_nan=False)
     # Expiry (seconds) of queued messages published without one (3.1.1 publishers); None: never.
