@@ -41,7 +41,7 @@ def test_command_serves_and_shuts_down_gracefully(tmp_path):
         assert f"mqtt://127.0.0.1:{port}" in banner
         assert "uvloop" in banner  # the fast loop is the default on Linux
         assert proc.stdout is not None
-        assert f"ws://127.0.0.1:{ws_port}/mqtt" in proc.stdout.readline()
+        assert f"ws://127.0.0.1:{ws_port}/" in proc.stdout.readline()
         sub = subprocess.Popen(
             [require("mosquitto_sub"), "-p", str(port), "-t", "cmd/#", "-C", "2", "-q", "1", "-V", "mqttv5"],
             stdout=subprocess.PIPE,

@@ -288,6 +288,12 @@ class MqttConnection(asyncio.Protocol):
         flusher.forget(self)
         # Nothing can be written any more: a flush already scheduled skips this connection.
         self.transport = None
+        self._release_client()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def _release_client(self) -> None:
+        """The MQTT connection is over (its socket may linger): the broker learns it once."""
         client = self.client
         if client is not None:
             self.client = None
@@ -295,8 +301,6 @@ class MqttConnection(asyncio.Protocol):
                 self.broker.disconnected(client)
             except Exception:
                 logger.exception("disconnect of %s failed", client.info.client_id)
-        if self._on_close is not None:
-            self._on_close(self)
 
     def pause_writing(self) -> None:
         """The socket is full (over the transport's high-water mark): count what waits for it."""
@@ -584,6 +588,8 @@ class MqttConnection(asyncio.Protocol):
         # which could destroy our DISCONNECT or CONNACK in the client's receive buffer.
         self._lingering = True
         self._cancel_timer()
+        # Wills, session expiry and a reconnect's takeover need not wait for the socket.
+        self._release_client()
         transport.write_eof()
         if self._reading_paused:
             self._reading_paused = False
