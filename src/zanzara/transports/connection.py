@@ -135,6 +135,7 @@ class MqttConnection(asyncio.Protocol):
         self._reading_paused = False
         self._window_full = False
         self._memory_paused = False
+        self._exceeded_noted = False  # over receive_maximum: counted and logged once
         # Output: the socket is full (the transport said pause_writing); _held is what this
         # connection counts in the flusher's broker-wide sum meanwhile.
         self._write_paused = False
@@ -268,8 +269,6 @@ class MqttConnection(asyncio.Protocol):
                 self.who(),
                 protocol.receive_maximum,
             )
-
-    _exceeded_noted = False
 
     def eof_received(self) -> bool | None:
         return False  # close the transport
