@@ -355,6 +355,46 @@ def test_locked_database_is_reported_and_the_broker_recovers(tmp_path, caplog):
     assert any("sqlite store is back" in m for m in logged)
 
 
+def test_locked_database_closes_a_311_publisher_which_resends_after_reconnecting(tmp_path):
+    """3.1.1 has no negative PUBACK: a publisher whose message could not be committed is closed
+    (left waiting, it would hold a place in its inflight window for good) and resends it, DUP, on
+    its next connection [MQTT-4.4.0-1]; nothing acknowledged is lost."""
+    import sqlite3
+
+    from zanzara.mqtt.enums import ProtocolVersion
+    from zanzara.mqtt.packets import Connect, PubAck, Publish
+
+    from brokerthread import BrokerThread
+    from clients import RawClient
+
+    v311 = ProtocolVersion.MQTT311
+    db_path = tmp_path / "z.db"
+    with BrokerThread(sqlite_config(db_path)) as b:
+        sub = PahoClient(b.port, "locked-sub-311", version=V311, clean=False)
+        sub.subscribe("lock311/#", 1)
+        sub.disconnect()
+        b.wait_offline("locked-sub-311")
+        raw = RawClient(b.port, v311)
+        raw.send(Connect(protocol_version=v311, client_id="locked-pub-311", clean_start=False))
+        raw.recv()
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # another process holds the database
+        raw.send(Publish(topic="lock311/a", payload=b"during", qos=1, packet_id=1))
+        assert raw.expect_closed(timeout=15) == []  # no PUBACK: nothing was made durable
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        again = RawClient(b.port, v311)
+        again.send(Connect(protocol_version=v311, client_id="locked-pub-311", clean_start=False))
+        again.recv()
+        again.send(Publish(topic="lock311/a", payload=b"during", qos=1, packet_id=1, dup=True))
+        ack = again.recv(timeout=10)
+        assert isinstance(ack, PubAck) and ack.packet_id == 1
+        back = PahoClient(b.port, "locked-sub-311", version=V311, clean=False)
+        assert [m.payload for m in back.expect_n(1)] == [b"during"]
+        back.disconnect()
+        again.close()
+
+
 def test_stopped_redis_is_reported_and_the_broker_recovers(tmp_path, caplog):
     """Redis stopped: v5 PUBACK 0x80 and a log line; Redis back: acks resume, nothing is lost."""
     import logging

@@ -241,8 +241,10 @@ class BrokerCore:
     def ack_after_commit(self, client: Client, ack: Packet, on_failure: Packet | None = None) -> None:
         """Send ``ack`` once everything recorded so far is durable (group commit).
 
-        On a store failure the client gets ``on_failure`` (a v5 negative ack) or
-        nothing (3.1.1: the client resends after reconnecting).
+        On a store failure the client gets ``on_failure`` (a v5 negative ack); where
+        there is none (3.1.1 has no negative ack; PUBREL, PUBCOMP, UNSUBACK) its
+        connection is closed, so that it resends after reconnecting: a client left
+        waiting would hold a place in its window (and our receive window) forever.
         """
         self._after_commit(client, client.link.send, ack, on_failure)
 
@@ -268,7 +270,7 @@ class BrokerCore:
         # One callback per client and batch, not per ack: a batch commits many publishes
         # of one client, and they share the batch's future.
         pending.append((fut, action, arg, failed))
-        fut.add_done_callback(partial(_release_acks, pending))
+        fut.add_done_callback(partial(_release_acks, client, pending))
 
     # == connect ==================================================================
 
@@ -1120,18 +1122,31 @@ def _call(then: Callable[[], None]) -> None:
     then()
 
 
-def _release_acks(pending: deque[Any], _: asyncio.Future[None]) -> None:
+def _release_acks(client: Client, pending: deque[Any], _: asyncio.Future[None]) -> None:
     """Run the acks whose commits are done, in order, up to the first that is not."""
     while pending:
         fut, action, arg, failed = pending[0]
         if not fut.done():
-            fut.add_done_callback(partial(_release_acks, pending))
+            fut.add_done_callback(partial(_release_acks, client, pending))
             return
         pending.popleft()
         if fut.exception() is None:
             action(arg)
         elif failed is not None:
             action(failed)
+        else:
+            _give_up(client)
+
+
+def _give_up(client: Client) -> None:
+    """A commit failed and the client cannot be told: close, so that it resends after reconnecting."""
+    link = client.link
+    if link.protocol.phase is ConnectionPhase.CLOSED:
+        return
+    logger.warning("closing %s: an acknowledgement could not be made durable", client.info.client_id)
+    client.disconnect_reason = "store_failure"
+    link.protocol.disconnect(ReasonCode.UNSPECIFIED_ERROR, "store unavailable")
+    link.close()
 
 
 def _wrong_ack(packet: PubAck | PubRec | PubComp, out: Outgoing) -> ProtocolViolation:
