@@ -354,6 +354,10 @@ class ServerProtocol:
         """
         if len(data) > self.client_max_packet_size:
             return False
+        if self.phase is ConnectionPhase.CLOSED:
+            # [MQTT-3.14.4-1] nothing after our DISCONNECT: the message is lost with the
+            # connection, as if on the wire (QoS 1/2 stay in flight for the next connection).
+            return True
         self._out.append(data)
         return True
 

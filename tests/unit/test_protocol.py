@@ -780,10 +780,6 @@ class TestDisconnect_3_14:
         assert_sent(proto, Disconnect(reason_code=RC.SERVER_SHUTTING_DOWN))
         assert proto.error is None
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="send_bytes() queues bytes after the connection is CLOSED, where send() drops them",
-    )
     def test_no_encoded_publish_after_disconnect(self) -> None:
         """[MQTT-3.14.4-1] after DISCONNECT no PUBLISH either, even one encoded once for many subscribers."""
         proto = connected()
