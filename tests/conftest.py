@@ -6,6 +6,7 @@ drive blocking clients (paho-mqtt, mosquitto_pub/sub subprocesses) naturally.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 from zanzara.config import Config, MqttConfig, StorageConfig
 
 from brokerthread import BrokerThread
+from redisserver import RedisServer
 
 MEMORY = Config(storage=StorageConfig(backend="memory"))
 # Real JavaScript peers: MQTT.js for Node (peer.mjs) and its browser bundle (browser.html).
@@ -74,3 +76,25 @@ def node() -> str:
                 f"npm install in {JS_DIR} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
             )
     return node
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session; tests keep apart by key prefix."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+_prefixes = itertools.count()
+
+
+def storage_section(request: pytest.FixtureRequest, tmp_path: Path, name: str, extra: str = "") -> str:
+    """The TOML [storage] body of the back-end ``request.param`` ("sqlite" or "redis").
+
+    SQLite: a database under ``tmp_path/name``; Redis: the session's server, with a key prefix
+    of this test's own; ``extra`` is appended for Redis (e.g. a shorter lease).
+    """
+    if request.param == "sqlite":
+        return f'backend = "sqlite"\npath = "{tmp_path / name / "z.db"}"\n'
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return f'backend = "redis"\nurl = "{server.url}"\nprefix = "{name}{next(_prefixes)}:"\n{extra}'

@@ -12,13 +12,11 @@ exactly once.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -41,28 +39,17 @@ from zanzara.mqtt.properties import Properties
 
 from brokerthread import BrokerThread
 from clients import V5, V311, PahoClient, RawClient
+from conftest import storage_section
 from redisserver import RedisServer
 
 ZANZARA = Path(sys.executable).with_name("zanzara")
 
 
-_prefixes = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The [storage] section of one durable back-end (Redis: its own key prefix per test)."""
-    if request.param == "sqlite":
-        return f'backend = "sqlite"\npath = "{tmp_path / "db" / "z.db"}"\n'
-    server: RedisServer = request.getfixturevalue("redis_server")
     # The shortest lease: a killed broker holds its prefix that long, and these tests restart one.
-    return f'backend = "redis"\nurl = "{server.url}"\nprefix = "dur{next(_prefixes)}:"\nlease = 1.0\n'
+    return storage_section(request, tmp_path, "dur", "lease = 1.0\n")
 
 
 class BrokerProcess:

@@ -10,13 +10,11 @@ with the process; within the lease with Redis, whose lease the dead broker no lo
 
 from __future__ import annotations
 
-import itertools
 import re
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,25 +22,15 @@ import pytest
 from test_command import ZANZARA, free_port
 
 from clients import V5, PahoClient
-from redisserver import RedisServer
+from conftest import storage_section
 
-_prefixes = itertools.count()
 LEASE = 5.0  # the default storage.lease, which these tests keep
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The [storage] section both brokers of a test share (Redis: a prefix of the test's own)."""
-    if request.param == "sqlite":
-        return f'backend = "sqlite"\npath = "{tmp_path / "data" / "z.db"}"\n'
-    server: RedisServer = request.getfixturevalue("redis_server")
-    return f'backend = "redis"\nurl = "{server.url}"\nprefix = "own{next(_prefixes)}:"\n'
+    return storage_section(request, tmp_path, "own")
 
 
 class Zanzara:
@@ -189,10 +177,10 @@ def test_the_store_is_free_again_after_a_kill_9(tmp_path, storage):
 def test_another_redis_prefix_on_the_same_server_starts(tmp_path, redis_server):
     url = redis_server.url
     first = Zanzara(
-        tmp_path, "first", f'backend = "redis"\nurl = "{url}"\nprefix = "own-a{next(_prefixes)}:"\n'
+        tmp_path, "first", f'backend = "redis"\nurl = "{url}"\nprefix = "own-a:"\n'
     )
     other = Zanzara(
-        tmp_path, "other", f'backend = "redis"\nurl = "{url}"\nprefix = "own-b{next(_prefixes)}:"\n'
+        tmp_path, "other", f'backend = "redis"\nurl = "{url}"\nprefix = "own-b:"\n'
     )
     first.start()
     try:
