@@ -25,11 +25,12 @@ from typing import Any
 import uvloop
 from redis import asyncio as aioredis
 
+from zanzara import Broker
 from zanzara.config import Config
 from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion
 from zanzara.mqtt.packets import Connect, Disconnect, PubAck, Subscribe, Subscription
-from zanzara.server import Broker, tune_gc
+from zanzara.server import tune_gc
 from zanzara.transports.connection import MqttConnection
 
 V311 = ProtocolVersion.MQTT311
@@ -70,6 +71,12 @@ class MemoryTransport:
             asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
 
     abort = close
+
+    def can_write_eof(self) -> bool:
+        return False  # no lingering close: the connection closes at once, as before it existed
+
+    def write_eof(self) -> None:
+        raise NotImplementedError
 
     def pause_reading(self) -> None:
         pass
