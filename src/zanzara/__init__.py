@@ -4,8 +4,9 @@ The embedded API is re-exported here; nothing else is public.
 """
 
 from .auth.scram import ScramCredentials, ScramSha256
-from .broker import PublishResult
+from .broker import Broker
 from .config import Config, ListenerConfig, MqttConfig, load_config
+from .core import PublishResult
 from .errors import ConfigError, ProtocolError, StoreError, StoreInUse, ZanzaraError
 from .events import (
     ClientConnected,
@@ -30,7 +31,7 @@ from .message import Message
 from .mqtt.enums import ReasonCode
 from .mqtt.packets import Subscription
 from .mqtt.properties import Properties
-from .server import Broker, run
+from .server import run
 from .storage import DeliveryStatus, Receipt
 
 __all__ = [

@@ -41,7 +41,7 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Protocol, cast
 
-from ..broker import BrokerCore, Client
+from ..core import Client, Core
 from ..errors import ProtocolError
 from ..mqtt.enums import ProtocolVersion, ReasonCode
 from ..mqtt.packets import Auth, Connect, Disconnect, Packet, PubAck, Publish
@@ -130,7 +130,7 @@ class MqttConnection(asyncio.Protocol):
 
     def __init__(
         self,
-        broker: BrokerCore,
+        broker: Core,
         flusher: Flusher,
         *,
         listener_name: str | None = None,
@@ -367,7 +367,7 @@ class MqttConnection(asyncio.Protocol):
                 dropped = client.messages_dropped - self._drops_before
                 logger.info("%s reads again; %d QoS 0 messages to it were dropped", self.who(), dropped)
                 if client.session.queued:
-                    self.broker.router.pump(client)
+                    self.broker.pump(client)
 
     def _congest(self) -> None:
         self.congested = True

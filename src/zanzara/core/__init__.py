@@ -1,0 +1,236 @@
+"""The broker's semantics, pure of I/O but for the seams it is given: the core.
+
+:class:`Core` owns one :class:`~.state.CoreState` and is what transports and
+the embedded API talk to.  A CONNECT goes to :mod:`.connect` (then
+:mod:`.enhanced_auth` or the password hooks, then :mod:`.admission`); every
+later packet goes through :data:`HANDLERS`, one module per packet family, as
+Mosquitto's ``handle_*.c``:
+
+=================  ============================================
+PUBLISH, PUBREL    :mod:`.publish` (then :mod:`.routing`, :mod:`.deliveries`)
+PUBACK, PUBREC,    :mod:`.acks`
+PUBCOMP
+SUBSCRIBE,         :mod:`.subscribe`
+UNSUBSCRIBE
+DISCONNECT         :mod:`.lifecycle` (also wills, will delay, session expiry)
+AUTH               :mod:`.enhanced_auth`
+PINGREQ            here
+=================  ============================================
+
+Acknowledgements that wait for the store are ordered in :mod:`.commits`;
+the message a publish becomes is built in :mod:`.push_rules`; the store's
+snapshot is loaded by :mod:`.restore`.  A handler returns None, or a
+coroutine when a hook must be awaited: the connection awaits it before its
+next packet, so each connection's packets stay strictly in order.
+
+Must not import the transports, the back-ends or the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
+
+from ..config import MqttConfig, PushConfig
+from ..errors import ProtocolViolation
+from ..events import EventHub
+from ..hooks import (
+    Authenticator,
+    ClientInfo,
+    EnhancedAuthenticator,
+    PublishAuthorizer,
+    SubscribeAuthorizer,
+)
+from ..mqtt.enums import PacketType
+from ..mqtt.packets import (
+    Auth,
+    Connect,
+    Disconnect,
+    Packet,
+    PingReq,
+    PingResp,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    Subscribe,
+    Unsubscribe,
+)
+from ..mqtt.properties import EMPTY_PROPERTIES, Properties
+from ..session import Session
+from ..storage import Snapshot, Store
+from . import acks, deliveries, enhanced_auth, lifecycle, publish, restore, routing, subscribe
+from .client import Client, ClientLink
+from .connect import connect as _connect
+from .publish import PublishResult
+from .state import CoreState, Scheduler, Stats
+
+__all__ = ["HANDLERS", "Client", "ClientLink", "Core", "CoreState", "PublishResult", "Scheduler", "Stats"]
+
+Pending = Coroutine[Any, Any, None]
+# Each handler takes the packet type it is registered for (hence Any here).
+Handler = Callable[[CoreState, Client, Any], Pending | None]
+
+
+def _handle_pingreq(state: CoreState, client: Client, packet: PingReq) -> None:
+    client.link.send(PingResp())
+
+
+HANDLERS: Final[dict[type[Packet], Handler]] = {
+    Publish: publish.handle_publish,
+    PubRel: publish.handle_pubrel,
+    PubAck: acks.handle_puback,
+    PubRec: acks.handle_pubrec,
+    PubComp: acks.handle_pubcomp,
+    Subscribe: subscribe.handle_subscribe,
+    Unsubscribe: subscribe.handle_unsubscribe,
+    PingReq: _handle_pingreq,
+    Disconnect: lifecycle.handle_disconnect,
+    Auth: enhanced_auth.handle_auth,
+}
+
+
+class Core:
+    """The broker core: one state, the packet handlers, and what the embedded API needs."""
+
+    def __init__(
+        self,
+        config: MqttConfig | None = None,
+        *,
+        allow_anonymous: bool = True,
+        push: PushConfig | None = None,
+        scheduler: Scheduler | None = None,
+    ) -> None:
+        self.state = state = CoreState(
+            config=config or MqttConfig(), push=push or PushConfig(), allow_anonymous=allow_anonymous
+        )
+        if scheduler is not None:
+            state.scheduler = scheduler
+
+    # -- what others read ----------------------------------------------------------
+
+    @property
+    def config(self) -> MqttConfig:
+        return self.state.config
+
+    @property
+    def sessions(self) -> dict[str, Session]:
+        return self.state.sessions
+
+    @property
+    def clients(self) -> dict[str, Client]:
+        return self.state.clients
+
+    @property
+    def stats(self) -> Stats:
+        return self.state.stats
+
+    @property
+    def events(self) -> EventHub:
+        return self.state.events
+
+    @property
+    def store(self) -> Store | None:
+        return self.state.store
+
+    # -- hooks ---------------------------------------------------------------------
+
+    def add_authenticator(self, hook: Authenticator) -> None:
+        self.state.authenticators.append(hook)
+
+    def add_enhanced_authenticator(self, hook: EnhancedAuthenticator) -> None:
+        """``hook`` answers the CONNECTs whose Authentication Method is its ``method``."""
+        self.state.enhanced_authenticators[hook.method] = hook
+
+    def add_publish_authorizer(self, hook: PublishAuthorizer) -> None:
+        self.state.publish_authorizers.append(hook)
+
+    def add_subscribe_authorizer(self, hook: SubscribeAuthorizer) -> None:
+        self.state.subscribe_authorizers.append(hook)
+
+    def set_acl(
+        self, may_receive: Callable[[str, str], bool], on_authenticated: Callable[[ClientInfo], None]
+    ) -> None:
+        """An ACL: who may receive which topic, and who a client proved to be."""
+        self.state.may_receive = may_receive
+        self.state.on_authenticated = on_authenticated
+
+    def invalidate(self) -> None:
+        """The ACL's answers changed: forget every cached routing plan."""
+        routing.invalidate(self.state)
+
+    # -- from the connections ------------------------------------------------------
+
+    def attach_store(self, store: Store, snapshot: Snapshot) -> None:
+        """Use ``store`` from now on, starting from what it held (before listeners open)."""
+        restore.restore(self.state, store, snapshot)
+
+    def connect(
+        self, link: ClientLink, packet: Connect
+    ) -> Client | Coroutine[Any, Any, Client | None] | None:
+        """Admit or refuse a CONNECT; returns the Client, None if refused (or a coroutine)."""
+        return _connect(self.state, link, packet)
+
+    def continue_connect(self, link: ClientLink, packet: Auth) -> Coroutine[Any, Any, Client | None]:
+        """The client's AUTH 0x18 before CONNACK; returns the Client once admitted, else None."""
+        return enhanced_auth.continue_connect(self.state, link, packet)
+
+    def handle(self, client: Client, packet: Packet) -> Pending | None:
+        """Handle one packet of a connected client; a coroutine when a hook must be awaited."""
+        handler = HANDLERS.get(type(packet))
+        if handler is None:
+            raise ProtocolViolation(f"unexpected {PacketType(packet.packet_type).name}")
+        return handler(self.state, client, packet)
+
+    def handle_pubacks(self, client: Client, packets: list[PubAck]) -> None:
+        """A run of PUBACKs read together: each completes its message, then one refill of the window."""
+        acks.handle_pubacks(self.state, client, packets)
+
+    def pump(self, client: Client) -> None:
+        """The client's socket drained: move what waits in its queue into flight."""
+        deliveries.pump(self.state, client)
+
+    def disconnected(self, client: Client) -> None:
+        """The connection of ``client`` is gone (any reason). Idempotent."""
+        lifecycle.disconnected(self.state, client)
+
+    # -- the embedded API ----------------------------------------------------------
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties = EMPTY_PROPERTIES,
+        priority: int | None = None,
+        collapse_key: str | None = None,
+        ttl: int | None = None,
+    ) -> PublishResult:
+        """Publish from the server side (embedded API, admin API)."""
+        return publish.publish(
+            self.state,
+            topic,
+            payload,
+            qos=qos,
+            retain=retain,
+            properties=properties,
+            priority=priority,
+            collapse_key=collapse_key,
+            ttl=ttl,
+        )
+
+    async def close(self) -> None:
+        """Stop every timer and the event listeners."""
+        state = self.state
+        for timer in state.expiry_timers.values():
+            timer.cancel()
+        state.expiry_timers.clear()
+        if state.purge_timer is not None:
+            state.purge_timer.cancel()
+        for handle, _ in state.will_timers.values():
+            handle.cancel()
+        state.will_timers.clear()
+        await state.events.close()

@@ -1,0 +1,180 @@
+"""Admission: a client the hooks let in gets its session, its CONNACK and its backlog.
+
+The steps of :func:`admit`: refuse if a hook said no; build the CONNACK and
+close silently if even that exceeds the client's Maximum Packet Size; take
+over an existing connection with the same client id (v5: DISCONNECT 0x8E);
+cancel a delayed will and the session's expiry; resume or start the session
+(clean start discards it); store it with its will; send CONNACK; resend what
+was in flight and pump the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..events import ClientConnected
+from ..hooks import AuthResult, ClientInfo
+from ..mqtt.enums import ProtocolVersion, ReasonCode
+from ..mqtt.packets import ConnAck, Connect
+from ..mqtt.properties import EMPTY_PROPERTIES, Properties
+from ..protocol import ConnectionPhase
+from ..session import NEVER_EXPIRES, Session
+from . import deliveries, lifecycle
+from .client import Client, ClientLink
+from .state import CoreState
+
+__all__ = ["admit", "take_over", "unchecked_decision"]
+
+logger = logging.getLogger(__name__)
+
+V5 = ProtocolVersion.MQTT5
+
+
+def unchecked_decision(state: CoreState, link: ClientLink) -> ReasonCode:
+    """The answer when no hook decided: ``allow_anonymous``, as in Mosquitto 2.
+
+    A username nobody checked is no credential, so it does not get a client in;
+    a certificate identity (use_identity_as_username) was checked by the TLS
+    handshake and does.
+    """
+    if state.allow_anonymous or link.identity_as_username:
+        return ReasonCode.SUCCESS
+    return ReasonCode.NOT_AUTHORIZED
+
+
+def admit(
+    state: CoreState,
+    link: ClientLink,
+    packet: Connect,
+    info: ClientInfo,
+    assigned: str | None,
+    code: int,
+    settings: AuthResult | None = None,
+    authentication: Properties | None = None,
+) -> Client | None:
+    if code != ReasonCode.SUCCESS:
+        link.protocol.refuse(code)
+        return None
+    if link.protocol.phase is not ConnectionPhase.CONNECTING:  # closed while a hook was awaited
+        return None
+    cfg = state.config
+    client_id = info.client_id
+    version = packet.protocol_version
+    expiry = _session_expiry(state, packet)
+    keep_alive, connack_props = _connack_properties(state, packet, expiry, assigned, authentication)
+    if not link.protocol.fits(ConnAck(properties=connack_props)):
+        # [MQTT-3.1.2-24] nothing we send may exceed the client's Maximum Packet Size, and
+        # without a CONNACK the connection cannot go on: close it without sending anything,
+        # before it takes over a connection or a session, or leaves a will.
+        logger.info("client %s: CONNACK exceeds its maximum packet size; closing", client_id)
+        link.protocol.disconnect(ReasonCode.PACKET_TOO_LARGE)
+        return None
+    old = state.clients.get(client_id)
+    if old is not None:
+        take_over(state, old)
+    pending_will = state.will_timers.pop(client_id, None)
+    if pending_will is not None:
+        pending_will[0].cancel()  # [MQTT-3.1.3-9] a reconnect cancels a delayed will
+    lifecycle.cancel_timer(state.expiry_timers, client_id)
+
+    session = state.sessions.get(client_id)
+    session_present = session is not None and not packet.clean_start
+    if session is not None and packet.clean_start:
+        # [MQTT-3.1.2-4] clean start discards any existing session.
+        lifecycle.end_session(state, session, with_will=False)
+        session = None
+    if session is None:
+        session = Session(client_id=client_id)
+        state.sessions[client_id] = session
+    session.expiry_interval = expiry
+    # Per-device quota from the authentication hook (persisted with the session).
+    if settings is None:
+        lifecycle.set_quota(state, session, None, None)
+    else:
+        lifecycle.set_quota(state, session, settings.max_queued_messages, settings.max_queued_bytes)
+    session.disconnected_at = None
+    lifecycle.persist(state, session, packet.will)
+    receive_max = link.protocol.client_receive_maximum
+    session.max_inflight = min(cfg.max_inflight_messages, receive_max)
+    link.set_keep_alive(keep_alive)
+
+    client = Client(link=link, session=session, info=info, version=version, will=packet.will)
+    state.clients[client_id] = client
+    state.stats.connections_total += 1
+    link.protocol.accept(ConnAck(session_present=session_present, properties=connack_props))
+    if session_present:
+        deliveries.resend_inflight(state, client)
+    deliveries.pump(state, client)
+    if state.events.active:
+        state.events.emit(ClientConnected(client=info, session_present=session_present))
+    return client
+
+
+def _connack_properties(
+    state: CoreState, packet: Connect, expiry: int, assigned: str | None, authentication: Properties | None
+) -> tuple[int, Properties]:
+    """The keep alive the client must use, and the properties of its CONNACK."""
+    keep_alive = packet.keep_alive
+    if packet.protocol_version is not V5:
+        return keep_alive, EMPTY_PROPERTIES
+    cfg = state.config
+    props: dict[str, Any] = {}
+    if keep_alive > cfg.max_keepalive or (keep_alive == 0 and cfg.max_keepalive < 65535):
+        # [MQTT-3.2.2-21] the client must use the Server Keep Alive we send.
+        keep_alive = cfg.max_keepalive
+        props["server_keep_alive"] = keep_alive
+    if assigned:
+        props["assigned_client_identifier"] = assigned
+    props.update(_connack_capabilities(state, expiry, packet))
+    if authentication is not None:
+        props["authentication_method"] = authentication.authentication_method
+        props["authentication_data"] = authentication.authentication_data
+    return keep_alive, Properties(**props) if props else EMPTY_PROPERTIES
+
+
+def _session_expiry(state: CoreState, packet: Connect) -> int:
+    cfg = state.config
+    if packet.protocol_version is V5:
+        expiry = packet.properties.session_expiry_interval or 0
+        if cfg.session_expiry_max is not None:
+            expiry = min(expiry, cfg.session_expiry_max)
+        return expiry
+    if packet.clean_start:
+        return 0
+    if cfg.persistent_client_expiration is not None:
+        return cfg.persistent_client_expiration
+    return NEVER_EXPIRES
+
+
+def _connack_capabilities(state: CoreState, expiry: int, packet: Connect) -> dict[str, Any]:
+    cfg = state.config
+    props: dict[str, Any] = {}
+    requested = packet.properties.session_expiry_interval or 0
+    if expiry != requested:
+        props["session_expiry_interval"] = expiry
+    if cfg.receive_maximum != 65535:
+        props["receive_maximum"] = cfg.receive_maximum
+    if cfg.max_qos < 2:
+        props["maximum_qos"] = cfg.max_qos
+    if not cfg.retain_available:
+        props["retain_available"] = 0
+    if cfg.max_packet_size < 268_435_455:
+        props["maximum_packet_size"] = cfg.max_packet_size
+    if cfg.topic_alias_maximum:
+        props["topic_alias_maximum"] = cfg.topic_alias_maximum
+    if not cfg.wildcard_subscriptions:
+        props["wildcard_subscription_available"] = 0
+    if not cfg.subscription_identifiers:
+        props["subscription_identifier_available"] = 0
+    if not cfg.shared_subscriptions:
+        props["shared_subscription_available"] = 0
+    return props
+
+
+def take_over(state: CoreState, old: Client) -> None:
+    """[MQTT-3.1.4-3] close the existing connection; v5 tells it why (0x8E)."""
+    old.disconnect_reason = "takeover"
+    old.link.protocol.disconnect(ReasonCode.SESSION_TAKEN_OVER)
+    old.link.close()
+    lifecycle.disconnected(state, old)

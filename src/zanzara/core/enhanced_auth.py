@@ -1,0 +1,132 @@
+"""MQTT 5 enhanced authentication (section 4.12): AUTH exchanges at CONNECT and re-authentication.
+
+One :class:`~zanzara.hooks.EnhancedAuthenticator` per Authentication Method
+answers each step; the exchange in progress lives with the connection
+(``ServerProtocol.auth_exchange``) so that it goes when the connection does.
+At CONNECT the steps are: an unknown method gets CONNACK 0x8C; each hook step
+either asks for more (AUTH 0x18), refuses (CONNACK >= 0x80) or admits.  A
+re-authentication that fails, or that proves another identity, ends the
+connection with DISCONNECT.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from ..auth.exchange import AuthExchange
+from ..errors import ProtocolError, ProtocolViolation
+from ..hooks import AuthStep, ClientInfo
+from ..mqtt.codec import CONNACK_REASON_CODES, DISCONNECT_REASON_CODES
+from ..mqtt.enums import ReasonCode
+from ..mqtt.packets import Auth, Connect
+from ..protocol import ConnectionPhase
+from .admission import admit
+from .client import Client, ClientLink
+from .state import CoreState
+
+__all__ = ["continue_connect", "handle_auth", "start_exchange"]
+
+logger = logging.getLogger(__name__)
+
+Pending = Coroutine[Any, Any, None]
+
+
+def start_exchange(
+    state: CoreState, link: ClientLink, packet: Connect, info: ClientInfo, assigned: str | None, method: str
+) -> Coroutine[Any, Any, Client | None] | None:
+    hook = state.enhanced_authenticators.get(method)
+    if hook is None:
+        # [MQTT-4.12.0-1] an unsupported method: CONNACK 0x8C, then close.
+        logger.info("client %s: unsupported authentication method %r", info.client_id, method)
+        link.protocol.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD, f"unsupported method {method}")
+        return None
+    exchange = AuthExchange(authenticator=hook, client=info, connect=packet, assigned_client_id=assigned)
+    return _connect_step(state, link, exchange, packet.properties.authentication_data)
+
+
+def continue_connect(state: CoreState, link: ClientLink, packet: Auth) -> Coroutine[Any, Any, Client | None]:
+    """The client's AUTH 0x18 before CONNACK; returns the Client once admitted, else None."""
+    exchange = link.protocol.auth_exchange
+    if not isinstance(exchange, AuthExchange) or exchange.connect is None:
+        raise ProtocolViolation("AUTH outside an authentication")
+    return _connect_step(state, link, exchange, packet.properties.authentication_data)
+
+
+async def _connect_step(
+    state: CoreState, link: ClientLink, exchange: AuthExchange, data: bytes | None
+) -> Client | None:
+    step = await exchange.advance(data)
+    protocol = link.protocol
+    if protocol.phase is not ConnectionPhase.CONNECTING:  # closed while the hook was awaited
+        return None
+    protocol.auth_exchange = None if step.done else exchange
+    if not step.done:
+        # [MQTT-4.12.0-2] the server asks for more with AUTH 0x18.
+        link.send(Auth(reason_code=step.reason_code, properties=exchange.properties(step)))
+        return None
+    if step.reason_code is not ReasonCode.SUCCESS:
+        # [MQTT-4.12.0-4] the server may reject at any point: CONNACK >= 0x80, then close.
+        logger.info("client %s: %s authentication failed", exchange.client.client_id, exchange.method)
+        protocol.refuse(_fitting(step.reason_code, CONNACK_REASON_CODES))
+        return None
+    assert exchange.connect is not None
+    info = exchange.authenticated(step)
+    if state.on_authenticated is not None:
+        state.on_authenticated(info)
+    return admit(
+        state,
+        link,
+        exchange.connect,
+        info,
+        exchange.assigned_client_id,
+        ReasonCode.SUCCESS,
+        step.settings,
+        exchange.properties(step),
+    )
+
+
+def handle_auth(state: CoreState, client: Client, packet: Auth) -> Pending:
+    """Re-authentication [MQTT-4.12.1]: AUTH 0x19 starts it, AUTH 0x18 continues it."""
+    protocol = client.link.protocol
+    if packet.reason_code == ReasonCode.RE_AUTHENTICATE:
+        # The protocol checked that the method is the CONNECT's [MQTT-4.12.1-1].
+        hook = state.enhanced_authenticators.get(protocol.auth_method or "")
+        if hook is None:
+            raise ProtocolError("method no longer offered", ReasonCode.BAD_AUTHENTICATION_METHOD)
+        exchange = AuthExchange(authenticator=hook, client=client.info)
+    else:
+        pending = protocol.auth_exchange
+        if not isinstance(pending, AuthExchange):
+            raise ProtocolViolation("AUTH outside an authentication")
+        exchange = pending
+    return _reauth_step(state, client, exchange, packet.properties.authentication_data)
+
+
+async def _reauth_step(state: CoreState, client: Client, exchange: AuthExchange, data: bytes | None) -> None:
+    step = await exchange.advance(data)
+    link = client.link
+    if link.protocol.phase is not ConnectionPhase.CONNECTED:
+        return
+    link.protocol.auth_exchange = None if step.done else exchange
+    if step.reason_code is ReasonCode.SUCCESS and exchange.authenticated(step) != client.info:
+        # Hooks, ACLs and sessions know the connection by the identity it was admitted with.
+        logger.info("client %s re-authenticated as another user", client.info.client_id)
+        step = AuthStep.failure(ReasonCode.NOT_AUTHORIZED)
+    if step.reason_code >= 0x80:
+        # [MQTT-4.12.1-2] a failed re-authentication: DISCONNECT with the reason, then close.
+        logger.info("client %s: %s re-authentication failed", client.info.client_id, exchange.method)
+        client.disconnect_reason = "not_authorized"
+        # DISCONNECT has no 0x86 or 0x8C (table 3.14.2.1): those become 0x87 Not authorized.
+        code = _fitting(step.reason_code, DISCONNECT_REASON_CODES)
+        link.protocol.disconnect(code, "re-authentication failed")
+        link.close()
+        return
+    # 0x18 asks for more; 0x00 ends it, and packets flowed meanwhile on the old authentication.
+    link.send(Auth(reason_code=step.reason_code, properties=exchange.properties(step)))
+
+
+def _fitting(code: int, allowed: frozenset[int]) -> int:
+    """``code`` if the packet can carry it, else Not authorized (a hook's code, any packet)."""
+    return code if code in allowed else ReasonCode.NOT_AUTHORIZED

@@ -1,0 +1,162 @@
+"""Routing: from a message to every session that should get it.
+
+A topic becomes a cached delivery :class:`Plan` (one target per client,
+overlapping subscriptions merged, shared groups apart); :func:`route` walks it
+and hands each target to :mod:`.deliveries`.  Where a message goes is decided
+here; how and when it is sent, there.
+
+The steps of :func:`route`: keep or clear the retained copy, tell listeners,
+match the topic (cached plan), skip expired messages, then deliver to each
+target and one member of each shared group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..events import Published
+from ..message import Message
+from ..outbound import PublishEncoder
+from ..topic_tree import Matches, SharedGroup, SubscriptionEntry
+from . import deliveries
+from .state import CoreState
+
+__all__ = ["Plan", "invalidate", "route"]
+
+# Plans are cached per topic up to this many, for topics up to this long (as the tree's cache).
+MAX_PLANS = 50_000
+MAX_CACHED_TOPIC = 256
+
+
+@dataclass(slots=True)
+class Target:
+    """Everything one client's matching subscriptions say about a topic."""
+
+    client_id: str
+    qos: int
+    no_local: bool
+    retain_as_published: bool
+    subscription_ids: tuple[int, ...]
+    # Set when the client has several matching subscriptions with different options.
+    entries: tuple[SubscriptionEntry, ...] = ()
+
+
+@dataclass(slots=True)
+class Plan:
+    """Where messages on one topic go: client targets and shared groups."""
+
+    targets: list[Target]
+    groups: tuple[SharedGroup, ...]
+
+
+def invalidate(state: CoreState) -> None:
+    """Subscriptions (or an ACL's answers) changed: forget every cached plan."""
+    state.plans.clear()
+
+
+def route(state: CoreState, message: Message) -> int:
+    """Store if retained, then route to every matching session; returns the match count."""
+    if message.retain:
+        store = state.store
+        if message.payload:
+            state.retained.set(message.topic, message)
+            if store is not None:
+                store.retained_put(message)
+        else:
+            # [MQTT-3.3.1-6] an empty retained message clears the topic and is not stored.
+            state.retained.delete(message.topic)
+            if store is not None:
+                store.retained_delete(message.topic)
+    if state.events.active:
+        state.events.emit(Published(client_id=message.sender, message=message))
+    matches = state.subscriptions.match(message.topic)
+    cached = state.plans.get(message.topic)
+    plan = (
+        cached[1]
+        if cached is not None and cached[0] is matches
+        else _make_plan(state, message.topic, matches)
+    )
+    targets = plan.targets
+    if not targets and not plan.groups:
+        return 0
+    now = state.clock()
+    if message.expired(now):
+        state.stats.messages_expired += 1
+        return len(targets)
+    encoder = PublishEncoder(message, now)
+    clients = state.clients
+    sender = message.sender
+    mqos = message.qos
+    mretain = message.retain
+    send_qos0 = deliveries.send_qos0
+    deliver = deliveries.deliver
+    for target in targets:
+        if target.entries:
+            _deliver_overlapping(state, target, encoder)
+            continue
+        if target.no_local and target.client_id == sender:
+            continue  # [MQTT-3.8.3-3]
+        qos = mqos if mqos < target.qos else target.qos
+        retain = mretain and target.retain_as_published  # [MQTT-3.3.1-12], [MQTT-3.3.1-13]
+        client = clients.get(target.client_id)
+        if qos == 0:
+            if client is not None:
+                send_qos0(state, client, encoder, retain, target.subscription_ids)
+            continue
+        deliver(state, target.client_id, client, encoder, qos, retain, target.subscription_ids)
+    may_receive = state.may_receive
+    for group in plan.groups:
+        entry = group.pick(clients.__contains__)
+        if entry is None or (may_receive is not None and not may_receive(entry.client_id, message.topic)):
+            continue
+        qos = min(mqos, entry.qos)
+        sub_ids = (entry.subscription_id,) if entry.subscription_id else ()
+        client = clients.get(entry.client_id)
+        if qos == 0:
+            if client is not None:
+                send_qos0(state, client, encoder, False, sub_ids)
+        else:
+            deliver(state, entry.client_id, client, encoder, qos, False, sub_ids)
+    return len(targets) + len(plan.groups)
+
+
+def _deliver_overlapping(state: CoreState, target: Target, encoder: PublishEncoder) -> None:
+    # [MQTT-3.3.4-2] one copy at the highest QoS of the matching subscriptions;
+    # [MQTT-3.3.4-3] carrying all of their subscription identifiers.
+    message = encoder.message
+    entries = [e for e in target.entries if not (e.no_local and e.client_id == message.sender)]
+    if not entries:
+        return
+    qos = min(message.qos, max(e.qos for e in entries))
+    retain = message.retain and any(e.retain_as_published for e in entries)
+    sub_ids = tuple(sorted({e.subscription_id for e in entries if e.subscription_id}))
+    client = state.clients.get(target.client_id)
+    if qos == 0:
+        if client is not None:
+            deliveries.send_qos0(state, client, encoder, retain, sub_ids)
+    else:
+        deliveries.deliver(state, target.client_id, client, encoder, qos, retain, sub_ids)
+
+
+def _make_plan(state: CoreState, topic: str, matches: Matches) -> Plan:
+    by_client: dict[str, list[SubscriptionEntry]] = {}
+    for entry in matches.entries:
+        by_client.setdefault(entry.client_id, []).append(entry)
+    targets = []
+    may_receive = state.may_receive
+    for cid, entries in by_client.items():
+        if may_receive is not None and not may_receive(cid, topic):
+            continue
+        first = entries[0]
+        if len(entries) == 1:
+            sub_ids = (first.subscription_id,) if first.subscription_id else ()
+            targets.append(Target(cid, first.qos, first.no_local, first.retain_as_published, sub_ids))
+        else:
+            targets.append(Target(cid, 0, False, False, (), tuple(entries)))
+    plan = Plan(targets, matches.groups)
+    plans = state.plans
+    if len(plans) > MAX_PLANS:
+        plans.clear()
+    if len(topic) <= MAX_CACHED_TOPIC:  # long names are not worth their memory
+        plans[topic] = (matches, plan)
+    return plan
