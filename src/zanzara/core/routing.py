@@ -12,41 +12,19 @@ target and one member of each shared group.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..events import Published
 from ..message import Message
 from ..outbound import PublishEncoder
-from ..topic_tree import Matches, SharedGroup, SubscriptionEntry
+from ..topic_tree import Matches, SubscriptionEntry
 from . import deliveries
+from .plan import Plan, Target
 from .state import CoreState
 
-__all__ = ["Plan", "invalidate", "route"]
+__all__ = ["invalidate", "route"]
 
 # Plans are cached per topic up to this many, for topics up to this long (as the tree's cache).
 MAX_PLANS = 50_000
 MAX_CACHED_TOPIC = 256
-
-
-@dataclass(slots=True)
-class Target:
-    """Everything one client's matching subscriptions say about a topic."""
-
-    client_id: str
-    qos: int
-    no_local: bool
-    retain_as_published: bool
-    subscription_ids: tuple[int, ...]
-    # Set when the client has several matching subscriptions with different options.
-    entries: tuple[SubscriptionEntry, ...] = ()
-
-
-@dataclass(slots=True)
-class Plan:
-    """Where messages on one topic go: client targets and shared groups."""
-
-    targets: list[Target]
-    groups: tuple[SharedGroup, ...]
 
 
 def invalidate(state: CoreState) -> None:

@@ -33,10 +33,10 @@ from ..mqtt.packets import Will
 from ..session import Session
 from ..storage import Store
 from ..topic_tree import Matches, RetainedTree, SubscriptionTree
+from .plan import Plan
 
 if TYPE_CHECKING:
     from .client import Client
-    from .routing import Plan
 
 __all__ = ["CoreState", "Scheduler", "Stats", "TimerHandle"]
 

@@ -18,14 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .connection import MqttConnection
-
-__all__ = ["Flusher"]
+__all__ = ["Flushable", "Flusher"]
 
 logger = logging.getLogger(__name__)
+
+
+class Flushable(Protocol):
+    """What the flusher needs of a connection (``MqttConnection`` is one)."""
+
+    def flush(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def who(self) -> str: ...
+
+    def pause_for_memory(self) -> None: ...
+
+    def resume_after_memory(self) -> None: ...
 
 
 class Flusher:
@@ -33,20 +44,20 @@ class Flusher:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, *, max_buffered: int = 0) -> None:
         self.loop = loop
-        self._dirty: list[MqttConnection] = []
+        self._dirty: list[Flushable] = []
         self._scheduled = False
         # The connection whose packets are being handled now: the publisher to pause
         # when the broker-wide write buffer limit is exceeded.
-        self.current: MqttConnection | None = None
+        self.current: Flushable | None = None
         # Bytes waiting in the write buffers of connections whose sockets are full.
         self.buffered = 0
         self.max_buffered = max_buffered
         # Over max_buffered: publishers are paused (those in _paused) until it is not.
         self.over = False
-        self._paused: set[MqttConnection] = set()
+        self._paused: set[Flushable] = set()
         self.publisher_pauses = 0
 
-    def mark(self, conn: MqttConnection) -> None:
+    def mark(self, conn: Flushable) -> None:
         self._dirty.append(conn)
         if not self._scheduled:
             self._scheduled = True
@@ -74,7 +85,7 @@ class Flusher:
             if self.current is not None:
                 self.hold(self.current)
 
-    def hold(self, conn: MqttConnection) -> None:
+    def hold(self, conn: Flushable) -> None:
         """Stop reading from ``conn`` (a publisher) until the buffers are back under the limit."""
         if conn in self._paused:
             return
@@ -101,6 +112,6 @@ class Flusher:
             for conn in paused:
                 conn.resume_after_memory()
 
-    def forget(self, conn: MqttConnection) -> None:
+    def forget(self, conn: Flushable) -> None:
         """``conn`` closed: it is no longer waiting for memory."""
         self._paused.discard(conn)
