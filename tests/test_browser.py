@@ -25,10 +25,10 @@ from urllib.parse import quote
 
 import pytest
 
-from certs import Pki, make_pki
 from zanzara.config import Config, ListenerConfig, StorageConfig
 
 from brokerthread import BrokerThread
+from certs import Pki, make_pki
 from clients import V5, V311, PahoClient
 from conftest import JS_DIR, require
 

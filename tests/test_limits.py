@@ -26,7 +26,6 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from certs import paho_client
 from test_command import ZANZARA, free_port
 from zanzara.config import Config, ListenerConfig, MqttConfig, StorageConfig
 from zanzara.mqtt.codec import encode
@@ -36,6 +35,7 @@ from zanzara.transports.admission import PENDING_REFUSALS, Admission, Connection
 from zanzara.transports.throttle import TokenBucket
 
 from brokerthread import BrokerThread
+from certs import paho_client
 from clients import V5, V311, PahoClient, RawClient
 from conftest import require
 

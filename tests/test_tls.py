@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from certs import CLIENT_CN, Pki, make_pki, paho_client
 from zanzara import ReasonCode
 from zanzara.config import Config, ListenerConfig, StorageConfig, config_from_dict
 from zanzara.errors import ConfigError
@@ -29,6 +28,7 @@ from zanzara.mqtt.enums import ProtocolVersion
 from zanzara.mqtt.packets import ConnAck, Connect
 
 from brokerthread import BrokerThread
+from certs import CLIENT_CN, Pki, make_pki, paho_client
 from clients import V5, V311, PahoClient
 from conftest import require
 

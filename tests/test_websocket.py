@@ -24,7 +24,6 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from certs import CLIENT_CN, Pki, make_pki, paho_client
 from test_command import free_port, start
 from zanzara import ReasonCode
 from zanzara.config import Config, ListenerConfig, StorageConfig
@@ -43,6 +42,7 @@ from zanzara.mqtt.packets import (
 )
 
 from brokerthread import BrokerThread
+from certs import CLIENT_CN, Pki, make_pki, paho_client
 from clients import V5, V311, PahoClient
 from conftest import JS_DIR
 
