@@ -176,12 +176,8 @@ def test_the_store_is_free_again_after_a_kill_9(tmp_path, storage):
 
 def test_another_redis_prefix_on_the_same_server_starts(tmp_path, redis_server):
     url = redis_server.url
-    first = Zanzara(
-        tmp_path, "first", f'backend = "redis"\nurl = "{url}"\nprefix = "own-a:"\n'
-    )
-    other = Zanzara(
-        tmp_path, "other", f'backend = "redis"\nurl = "{url}"\nprefix = "own-b:"\n'
-    )
+    first = Zanzara(tmp_path, "first", f'backend = "redis"\nurl = "{url}"\nprefix = "own-a:"\n')
+    other = Zanzara(tmp_path, "other", f'backend = "redis"\nurl = "{url}"\nprefix = "own-b:"\n')
     first.start()
     try:
         other.start()
