@@ -6,22 +6,19 @@ drive blocking clients (paho-mqtt, mosquitto_pub/sub subprocesses) naturally.
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from zanzara.config import Config, MqttConfig, StorageConfig
 
 from brokerthread import BrokerThread
+from peers import JS_DIR
 from redisserver import RedisServer
 
 MEMORY = Config(storage=StorageConfig(backend="memory"))
-# Real JavaScript peers: MQTT.js for Node (peer.mjs) and its browser bundle (browser.html).
-JS_DIR = Path(__file__).resolve().parent / "js"
 
 
 @pytest.fixture
@@ -47,14 +44,6 @@ def make_broker() -> Iterator[type[BrokerThread]]:
     yield Factory
     for b in started:
         b.stop()
-
-
-def require(tool: str) -> str:
-    """Path of a required external tool; fails loudly (never skips) when missing."""
-    path = shutil.which(tool)
-    if path is None:
-        pytest.fail(f"{tool} is not installed; `make test` installs it (apt-get install mosquitto-clients)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -83,18 +72,3 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     """One real redis-server for the session; tests keep apart by key prefix."""
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server
-
-
-_prefixes = itertools.count()
-
-
-def storage_section(request: pytest.FixtureRequest, tmp_path: Path, name: str, extra: str = "") -> str:
-    """The TOML [storage] body of the back-end ``request.param`` ("sqlite" or "redis").
-
-    SQLite: a database under ``tmp_path/name``; Redis: the session's server, with a key prefix
-    of this test's own; ``extra`` is appended for Redis (e.g. a shorter lease).
-    """
-    if request.param == "sqlite":
-        return f'backend = "sqlite"\npath = "{tmp_path / name / "z.db"}"\n'
-    server: RedisServer = request.getfixturevalue("redis_server")
-    return f'backend = "redis"\nurl = "{server.url}"\nprefix = "{name}{next(_prefixes)}:"\n{extra}'

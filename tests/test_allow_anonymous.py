@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from test_command import free_port, start
 from zanzara import ReasonCode
 from zanzara.config import Config, ListenerConfig, StorageConfig, config_from_dict, load_config
 from zanzara.hooks import ConnectRequest
@@ -24,7 +23,8 @@ from zanzara.mqtt.packets import ConnAck
 
 from brokerthread import BrokerThread
 from clients import V5, V311, PahoClient, RawClient
-from conftest import require
+from command import free_port, start
+from peers import require
 
 CLOSED = Config(storage=StorageConfig(backend="memory"), allow_anonymous=False)
 

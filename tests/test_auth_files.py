@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from test_command import ZANZARA, free_port, start
 from zanzara.config import Config, StorageConfig
 from zanzara.mqtt.enums import ReasonCode
 from zanzara.mqtt.packets import PubAck, Publish
 
 from brokerthread import BrokerThread
 from clients import V5, V311, PahoClient, RawClient
-from conftest import require
+from command import ZANZARA, free_port, start
+from peers import require
 
 ACL = """\
 # anonymous clients: nothing but the public topic

@@ -24,7 +24,7 @@ from zanzara.auth.passwd import PasswordFile, hash_password
 from zanzara.auth.passwd_command import passwd_main
 from zanzara.errors import ConfigError
 
-from conftest import require
+from peers import require
 
 
 def mosquitto_passwd(*args: str) -> subprocess.CompletedProcess[str]:

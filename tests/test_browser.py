@@ -30,7 +30,7 @@ from zanzara.config import Config, ListenerConfig, StorageConfig
 from brokerthread import BrokerThread
 from certs import Pki, make_pki
 from clients import V5, V311, PahoClient
-from conftest import JS_DIR, require
+from peers import JS_DIR, require
 
 TIMEOUT = 15.0
 PAGE = JS_DIR / "browser.html"

@@ -4,31 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 from clients import V5, PahoClient
-from conftest import require
-
-ZANZARA = Path(sys.executable).with_name("zanzara")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(*args: str, cwd: Path | None = None) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [str(ZANZARA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    return proc, line
+from command import ZANZARA, free_port, start
+from peers import require
 
 
 def test_command_serves_and_shuts_down_gracefully(tmp_path):

@@ -22,7 +22,6 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from test_command import free_port
 from zanzara.config import Config, StorageConfig
 from zanzara.mqtt.packets import (
     Packet,
@@ -39,8 +38,8 @@ from zanzara.mqtt.properties import Properties
 
 from brokerthread import BrokerThread
 from clients import V5, V311, PahoClient, RawClient
-from conftest import storage_section
-from redisserver import RedisServer
+from command import free_port
+from redisserver import RedisServer, storage_section
 
 ZANZARA = Path(sys.executable).with_name("zanzara")
 

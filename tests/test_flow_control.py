@@ -44,7 +44,7 @@ from zanzara.transports.flusher import Flusher
 
 from brokerthread import BrokerThread
 from clients import V5, V311, PahoClient, RawClient
-from conftest import JS_DIR
+from peers import JS_DIR
 
 V5_WIRE = ProtocolVersion.MQTT5
 V311_WIRE = ProtocolVersion.MQTT311

@@ -25,7 +25,7 @@ from zanzara.mqtt.packets import (
 from zanzara.mqtt.properties import Properties
 
 from clients import TIMEOUT, V5, V311, PahoClient, RawClient, props
-from conftest import require
+from peers import require
 
 VERSIONS = [pytest.param(V311, id="v311"), pytest.param(V5, id="v5")]
 

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from clients import V5, PahoClient
-from conftest import require
+from peers import require
 
 
 def sub_proc(port: int, *args: str) -> subprocess.Popen[bytes]:

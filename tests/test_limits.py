@@ -26,7 +26,6 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from test_command import ZANZARA, free_port
 from zanzara.config import Config, ListenerConfig, MqttConfig, StorageConfig
 from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
@@ -37,7 +36,8 @@ from zanzara.transports.throttle import TokenBucket
 from brokerthread import BrokerThread
 from certs import paho_client
 from clients import V5, V311, PahoClient, RawClient
-from conftest import require
+from command import ZANZARA, free_port
+from peers import require
 
 V5_WIRE = ProtocolVersion.MQTT5
 VERSIONS = [V311, V5]

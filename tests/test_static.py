@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from test_websocket import TIMEOUT, RawWs, config, connect_packet, port, subscribe_packet
 from zanzara.config import ListenerConfig, config_from_dict
 from zanzara.errors import ConfigError
 from zanzara.mqtt.packets import ConnAck, Publish, SubAck
 
 from brokerthread import BrokerThread
 from clients import PahoClient
+from wsclient import TIMEOUT, RawWs, config, connect_packet, port, subscribe_packet
 
 SECRET = b"top secret, outside the folder\n"
 INDEX = b"<!doctype html><title>app</title><script src=app.js></script>\n"

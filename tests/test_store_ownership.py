@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from test_command import ZANZARA, free_port
-
 from clients import V5, PahoClient
-from conftest import storage_section
+from command import ZANZARA, free_port
+from redisserver import storage_section
 
 LEASE = 5.0  # the default storage.lease, which these tests keep
 

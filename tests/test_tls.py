@@ -30,7 +30,7 @@ from zanzara.mqtt.packets import ConnAck, Connect
 from brokerthread import BrokerThread
 from certs import CLIENT_CN, Pki, make_pki, paho_client
 from clients import V5, V311, PahoClient
-from conftest import require
+from peers import require
 
 ZANZARA = Path(sys.executable).with_name("zanzara")
 V5_WIRE = ProtocolVersion.MQTT5

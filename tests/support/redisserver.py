@@ -3,10 +3,14 @@
 Started with AOF and ``appendfsync always`` (what the README recommends for
 zanzara), in the test's own directory, so it can be stopped and started
 again with its data to test a store that goes away and comes back.
+
+``storage_section`` writes the [storage] section of a broker on SQLite or on the
+session's server (conftest's ``redis_server`` fixture), for tests run on both.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import socket
 import subprocess
@@ -73,3 +77,18 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_prefixes = itertools.count()
+
+
+def storage_section(request: pytest.FixtureRequest, tmp_path: Path, name: str, extra: str = "") -> str:
+    """The TOML [storage] body of the back-end ``request.param`` ("sqlite" or "redis").
+
+    SQLite: a database under ``tmp_path/name``; Redis: the session's server, with a key prefix
+    of this test's own; ``extra`` is appended for Redis (e.g. a shorter lease).
+    """
+    if request.param == "sqlite":
+        return f'backend = "sqlite"\npath = "{tmp_path / name / "z.db"}"\n'
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return f'backend = "redis"\nurl = "{server.url}"\nprefix = "{name}{next(_prefixes)}:"\n{extra}'
