@@ -8,7 +8,7 @@ from zanzara.backends.holders import Holders
 from zanzara.session import OutState
 from zanzara.storage import QueueRecord
 
-from contract import msg
+from .contract import msg
 
 
 def enqueue(cid: str, n: int) -> Op:

@@ -6,7 +6,7 @@ import pytest
 
 from zanzara.backends.memory import MemoryData, MemoryStore
 
-from contract import Backend, StoreContract, count_memory
+from .contract import Backend, StoreContract, count_memory
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from zanzara.backends.receipts import RECEIPT_DELAY, ReceiptBuffer
 from zanzara.session import Outgoing
 from zanzara.storage import DeliveryStatus, overtaken
 
-from contract import msg
+from .contract import msg
 
 SENT, ACKNOWLEDGED = DeliveryStatus.SENT, DeliveryStatus.ACKNOWLEDGED
 

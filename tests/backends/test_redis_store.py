@@ -22,7 +22,7 @@ from zanzara.errors import StoreError, StoreInUse
 from zanzara.session import Outgoing
 from zanzara.storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Store, overtaken
 
-from contract import Backend, StoreContract, msg
+from .contract import Backend, StoreContract, msg
 from redisserver import RedisServer
 
 _prefixes = itertools.count()

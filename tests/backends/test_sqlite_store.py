@@ -16,7 +16,7 @@ from zanzara.message import Message
 from zanzara.session import Outgoing
 from zanzara.storage import DeliveryStatus, Receipt, Store
 
-from contract import Backend, StoreContract, msg
+from .contract import Backend, StoreContract, msg
 
 
 @pytest.fixture
