@@ -12,7 +12,7 @@ yields the same packets.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Literal
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -41,11 +41,9 @@ from zanzara.mqtt.packets import (
 )
 from zanzara.mqtt.properties import WILL, Properties
 
-V31 = ProtocolVersion.MQTT31
-V311 = ProtocolVersion.MQTT311
-V5 = ProtocolVersion.MQTT5
+from .wire import V5, V31, V311, Role
+
 VERSIONS = [V31, V311, V5]
-Role = Literal["server", "client"]
 Where = PacketType | str
 
 SETTINGS = settings(max_examples=200, deadline=None)

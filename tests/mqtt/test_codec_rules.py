@@ -10,7 +10,6 @@ valid streams byte by byte, in random chunks and coalesced.
 from __future__ import annotations
 
 import random
-from typing import Literal
 
 import pytest
 
@@ -47,14 +46,7 @@ from zanzara.mqtt.properties import Properties
 from zanzara.mqtt.topics import validate_topic_name
 from zanzara.protocol import ServerProtocol
 
-V31 = ProtocolVersion.MQTT31
-V311 = ProtocolVersion.MQTT311
-V5 = ProtocolVersion.MQTT5
-Role = Literal["server", "client"]
-
-
-def h(text: str) -> bytes:
-    return bytes.fromhex(text)
+from .wire import V5, V31, V311, Role, frame, h, mqtt_str
 
 
 def read(
@@ -89,15 +81,6 @@ def rejected(
     assert type(info.value) is exc_type, repr(info.value)
     assert info.value.reason_code == reason_code
     return info.value
-
-
-def frame(first: int, body: bytes) -> bytes:
-    assert len(body) < 128
-    return bytes((first, len(body))) + body
-
-
-def mqtt_str(text: bytes) -> bytes:
-    return len(text).to_bytes(2, "big") + text
 
 
 # -- fixed header flags ------------------------------------------------------------------------

@@ -43,16 +43,9 @@ from zanzara.mqtt.packets import (
 )
 from zanzara.mqtt.properties import EMPTY_PROPERTIES, Properties
 
-V31 = ProtocolVersion.MQTT31
-V311 = ProtocolVersion.MQTT311
-V5 = ProtocolVersion.MQTT5
+from .wire import V5, V31, V311, h
 
 Direction = Literal["c2s", "s2c", "both"]
-
-
-def h(text: str) -> bytes:
-    """Hex with any whitespace, as the bytes are laid out field by field below."""
-    return bytes.fromhex(text)
 
 
 def roles(direction: Direction) -> list[Literal["server", "client"]]:
