@@ -1,4 +1,4 @@
-// A real MQTT.js client for the pytest suite (tests/test_websocket.py).
+// A real MQTT.js client for the pytest suite (tests/transports/test_websocket.py).
 //
 // Usage: node peer.mjs '<json options>'
 //   url               ws://host:port/mqtt or wss://...

@@ -1,4 +1,4 @@
-// MQTT.js publishing the everyday way, for tests/test_flow_control.py: client.publish in a loop,
+// MQTT.js publishing the everyday way, for tests/transports/test_flow_control.py: client.publish in a loop,
 // `count` QoS 1 then `count` QoS 2 messages, no waiting between them.
 //
 // Usage: node pipeline.mjs '{"url", "protocolVersion", "clientId", "count", "topic", "timeoutMs"}'
