@@ -18,7 +18,7 @@ from clients import PahoClient
 
 SECRET = "a-test-secret-of-at-least-32-bytes"  # RFC 7518 section 3.2: HS256 keys >= 256 bits
 OTHER_SECRET = "someone-else-secret-of-32-bytes-or-more"
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jwt_auth.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "jwt_auth.py"
 
 
 def load_example() -> ModuleType:
