@@ -64,7 +64,7 @@ LogFormat = Literal["text", "json"]
 
 _UINT16_MAX = 0xFFFF
 _UINT32_MAX = 0xFFFFFFFF
-# Largest Remaining Length a four-byte Variable Byte Integer can carry [MQTT-1.5.5].
+# Largest Remaining Length a four-byte Variable Byte Integer can carry section 1.5.5.
 _MAX_REMAINING_LENGTH = 268_435_455
 # The WebSocket path before any path was accepted: configs may still name it on TCP listeners.
 _OLD_DEFAULT_WS_PATH = "/mqtt"
@@ -242,7 +242,7 @@ class MqttConfig(_Section):
     # CONNECT; the upper bound is the largest packet the encoding allows.
     max_packet_size: int = Field(default=_MAX_REMAINING_LENGTH, ge=64, le=_MAX_REMAINING_LENGTH + 5)
     # QoS 1/2 PUBLISH packets a client may have unacknowledged towards us
-    # (CONNACK Receive Maximum, [MQTT-3.2.2.3.3]); 0 is a protocol error.
+    # (CONNACK Receive Maximum, section 3.2.2.3.3); 0 is a protocol error.
     receive_maximum: int = Field(default=100, ge=1, le=_UINT16_MAX)
     # What a client sending more unacknowledged QoS 1/2 PUBLISH than receive_maximum
     # gets.  "pause" (the default): reading from it stops until our acknowledgements

@@ -24,7 +24,7 @@ class Message:
     payload: bytes
     qos: int = 0
     retain: bool = False
-    # Properties forwarded unaltered to subscribers [MQTT-3.3.2-...]: payload format,
+    # Properties forwarded unaltered to subscribers (section 3.3.2.3): payload format,
     # content type, response topic, correlation data, user properties.  Topic alias,
     # subscription identifiers and message expiry are per hop and are not kept here.
     properties: Properties = EMPTY_PROPERTIES

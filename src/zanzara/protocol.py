@@ -216,7 +216,7 @@ class ServerProtocol:
         if phase is ConnectionPhase.AWAIT_CONNECT:
             raise ProtocolViolation("first packet is not CONNECT")  # [MQTT-3.1.0-1]
         if type(packet) is Subscribe and len(packet.properties.subscription_identifiers) > 1:
-            raise ProtocolViolation("more than one subscription identifier")  # [MQTT-3.8.2.1.2]
+            raise ProtocolViolation("more than one subscription identifier")  # section 3.8.2.1.2
         if type(packet) is Auth:
             self._check_auth(packet)
         elif phase is ConnectionPhase.CONNECTING and self.auth_method:
@@ -396,7 +396,7 @@ class ServerProtocol:
         self.fail(ProtocolError(reason_string or ReasonCode(reason_code).name, reason_code))
 
     def disconnect(self, reason_code: int, reason_string: str | None = None) -> None:
-        """Server-initiated DISCONNECT (v5 only sends a packet) [MQTT-3.14]."""
+        """Server-initiated DISCONNECT (v5 only sends a packet; section 3.14)."""
         if self.phase is ConnectionPhase.CLOSED:
             return
         if self.version is V5 and self.phase is ConnectionPhase.CONNECTED:

@@ -1,4 +1,4 @@
-"""Session state that survives reconnects [MQTT-4.1].
+"""Session state that survives reconnects section 4.1.
 
 A :class:`Session` holds a client's subscriptions, its outgoing messages
 (inflight, waiting for an acknowledgement, and the queue behind them), the
@@ -26,7 +26,7 @@ from .topic_tree import SubscriptionEntry
 
 __all__ = ["OutState", "Outgoing", "Session"]
 
-NEVER_EXPIRES = 0xFFFFFFFF  # [MQTT-3.1.2-...] session expiry interval meaning "does not expire"
+NEVER_EXPIRES = 0xFFFFFFFF  # section 3.1.2.11.2: the session expiry interval meaning "does not expire"
 
 
 class OutState(StrEnum):
@@ -61,7 +61,7 @@ class Outgoing:
 @dataclass(slots=True, eq=False)
 class Session:
     client_id: str
-    # Seconds the session outlives its connection; 0: ends with it [MQTT-3.1.2-...].
+    # Seconds the session outlives its connection; 0: ends with it (section 3.1.2.11.2).
     expiry_interval: int = 0
     max_inflight: int = 100
     max_queued: int = 1000  # 0: unlimited
@@ -201,7 +201,7 @@ class Session:
         return out
 
     def received_pubrec(self, packet_id: int) -> Outgoing | None:
-        """QoS 2 step 2: the message is now owned by the receiver [MQTT-4.3.3]."""
+        """QoS 2 step 2: the message is now owned by the receiver section 4.3.3."""
         out = self.inflight.get(packet_id)
         if out is None or out.state is not OutState.WAIT_PUBREC:
             return None

@@ -113,7 +113,7 @@ def _accept_publish(state: CoreState, client: Client, packet: Publish, code: int
     session.incoming_qos2.add(pid)
     store = state.persisted(session)
     if store is not None:
-        # [MQTT-4.3.3] the packet id survives a restart, so a resend is not delivered twice.
+        # section 4.3.3 the packet id survives a restart, so a resend is not delivered twice.
         store.incoming_put(session.client_id, pid)
     failed = PubRec(packet_id=pid, reason_code=error, properties=_UNSTORED) if v5 else None
     ack_after_commit(state, client, PubRec(packet_id=pid, reason_code=rc, properties=ack_props), failed)
@@ -127,7 +127,7 @@ def handle_pubrel(state: CoreState, client: Client, packet: PubRel) -> None:
         if store is not None:
             store.incoming_delete(client.session.client_id, packet.packet_id)
             # After PUBCOMP the client may reuse the packet id for a new message, which the
-            # broker must accept [MQTT-4.3.3]: the id's release is durable first, or a
+            # broker must accept section 4.3.3: the id's release is durable first, or a
             # restart would drop that new message as a resend.
             ack_after_commit(state, client, PubComp(packet_id=packet.packet_id))
             return

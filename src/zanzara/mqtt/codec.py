@@ -102,7 +102,7 @@ _PROTOCOL_NAMES: Final = {V31: "MQIsdp", V311: "MQTT", V5: "MQTT"}
 
 
 def encode_varint(value: int) -> bytes:
-    """Variable Byte Integer [MQTT-1.5.5]."""
+    """Variable Byte Integer section 1.5.5."""
     if value < 128:
         return bytes((value,))
     if value > MAX_REMAINING_LENGTH:
@@ -229,7 +229,7 @@ def _decode_properties(
             continue
         if spec.repeatable:
             if value == 0:
-                raise ProtocolViolation("subscription identifier 0")  # [MQTT-3.3.4-?], 3.8.2.1.2
+                raise ProtocolViolation("subscription identifier 0")  # section 3.8.2.1.2
             sub_ids.append(value)  # type: ignore[arg-type]
             continue
         if spec.attribute in values:
@@ -338,7 +338,7 @@ class Reader:
                 if n - pos < 2:
                     return
                 first = buf[pos]
-                # Remaining Length [MQTT-2.1.4]: up to four bytes, minimal.
+                # Remaining Length section 2.1.4: up to four bytes, minimal.
                 i = pos + 1
                 b = buf[i]
                 if b < 0x80:

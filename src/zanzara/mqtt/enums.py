@@ -20,7 +20,7 @@ class ProtocolVersion(IntEnum):
 
 
 class PacketType(IntEnum):
-    """Control packet types, the high nibble of the fixed header [MQTT-2.1.2]."""
+    """Control packet types, the high nibble of the fixed header section 2.1.2."""
 
     CONNECT = 1
     CONNACK = 2
@@ -40,7 +40,7 @@ class PacketType(IntEnum):
 
 
 class RetainHandling(IntEnum):
-    """Subscription option bits 4-5 [MQTT-3.8.3.1]."""
+    """Subscription option bits 4-5 section 3.8.3.1."""
 
     SEND_ON_SUBSCRIBE = 0
     SEND_IF_NEW_SUBSCRIPTION = 1

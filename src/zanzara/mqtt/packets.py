@@ -43,7 +43,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Will:
-    """The will message carried in CONNECT [MQTT-3.1.2.5]."""
+    """The will message carried in CONNECT section 3.1.2.5."""
 
     topic: str
     payload: bytes
@@ -130,7 +130,7 @@ class PubComp:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subscription:
-    """One topic filter and its options in SUBSCRIBE [MQTT-3.8.3.1]."""
+    """One topic filter and its options in SUBSCRIBE section 3.8.3.1."""
 
     topic_filter: str
     qos: int = 0  # the maximum QoS the client wants
@@ -197,7 +197,7 @@ class Disconnect:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Auth:
-    """MQTT 5 only [MQTT-3.15]."""
+    """MQTT 5 only section 3.15."""
 
     packet_type = PacketType.AUTH
 

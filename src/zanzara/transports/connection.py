@@ -260,7 +260,7 @@ class MqttConnection(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._address = f"{peer[0]}:{peer[1]}"
         self._last_rx = self._loop.time()
-        # [MQTT-3.1.4-?] the CONNECT must come within connect_timeout.
+        # section 3.1.4: the CONNECT must come within connect_timeout.
         self._timer = self._loop.call_later(self.broker.config.connect_timeout, self._connect_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -652,7 +652,7 @@ class MqttConnection(asyncio.Protocol):
             self.transport.abort()
 
     def shutdown(self, reason_code: int = ReasonCode.SERVER_SHUTTING_DOWN) -> None:
-        """Server shutdown: v5 clients get DISCONNECT 0x8B [MQTT-3.14]."""
+        """Server shutdown: v5 clients get DISCONNECT 0x8B (section 3.14)."""
         if self.client is not None:
             self.client.disconnect_reason = "shutdown"
         self.protocol.disconnect(reason_code)
