@@ -32,18 +32,40 @@ def restore(state: CoreState, store: Store, snapshot: Snapshot) -> None:
     if state.track_deliveries:
         purge_receipts(state)
     now = state.clock()
-    sessions = state.sessions
+    _sessions(state, snapshot)
+    _subscriptions(state, snapshot)
+    _queues(state, snapshot)
+    _incoming(state, snapshot)
+    _retained(state, snapshot, now)
+    routing.invalidate(state)
+    _wills(state, snapshot, now)
+    _expiry(state, snapshot, now)
+    logger.info(
+        "restored %d sessions, %d retained messages from the %s store",
+        len(snapshot.sessions),
+        len(snapshot.retained),
+        store.name,
+    )
+
+
+def _sessions(state: CoreState, snapshot: Snapshot) -> None:
     for rec in snapshot.sessions:
         session = Session(client_id=rec.client_id, expiry_interval=rec.expiry_interval)
         lifecycle.set_quota(state, session, rec.max_queued, rec.max_queued_bytes)
-        sessions[rec.client_id] = session
+        state.sessions[rec.client_id] = session
+
+
+def _subscriptions(state: CoreState, snapshot: Snapshot) -> None:
     for entry in snapshot.subscriptions:
-        owner = sessions.get(entry.client_id)
+        owner = state.sessions.get(entry.client_id)
         if owner is not None:
             owner.subscriptions[entry.topic_filter] = entry
             state.subscriptions.add(entry)
+
+
+def _queues(state: CoreState, snapshot: Snapshot) -> None:
     for cid, records in snapshot.queues.items():
-        owner = sessions.get(cid)
+        owner = state.sessions.get(cid)
         if owner is None:
             continue
         for qrec in records:
@@ -62,16 +84,25 @@ def restore(state: CoreState, store: Store, snapshot: Snapshot) -> None:
                     deliveries.dropped(state, owner, lost, why)
             else:
                 owner.inflight[qrec.packet_id] = out
+
+
+def _incoming(state: CoreState, snapshot: Snapshot) -> None:
     for cid, packet_ids in snapshot.incoming.items():
-        owner = sessions.get(cid)
+        owner = state.sessions.get(cid)
         if owner is not None:
             owner.incoming_qos2.update(packet_ids)
+
+
+def _retained(state: CoreState, snapshot: Snapshot, now: float) -> None:
     for message in snapshot.retained:
         if not message.expired(now):
             state.retained.set(message.topic, message)
-    routing.invalidate(state)
+
+
+def _wills(state: CoreState, snapshot: Snapshot, now: float) -> None:
+    """Wills due: published now, or delayed by what is left of their delay."""
     for rec in snapshot.sessions:
-        session = sessions[rec.client_id]
+        session = state.sessions[rec.client_id]
         # A client still connected when the broker stopped lost its connection then: now.
         session.disconnected_at = rec.disconnected_at if rec.disconnected_at is not None else now
         if rec.will is not None:
@@ -80,6 +111,10 @@ def restore(state: CoreState, store: Store, snapshot: Snapshot) -> None:
             lifecycle.persist(state, session, rec.will if delayed else None)
         elif rec.disconnected_at is None:
             lifecycle.persist(state, session)
+
+
+def _expiry(state: CoreState, snapshot: Snapshot, now: float) -> None:
+    """Session expiry counted from when each client went away."""
     for rec in snapshot.sessions:
         if rec.expiry_interval == NEVER_EXPIRES:
             continue
@@ -89,12 +124,6 @@ def restore(state: CoreState, store: Store, snapshot: Snapshot) -> None:
             lifecycle.expire_session(state, rec.client_id)
         else:
             lifecycle.schedule_expiry(state, rec.client_id, remaining)
-    logger.info(
-        "restored %d sessions, %d retained messages from the %s store",
-        len(snapshot.sessions),
-        len(snapshot.retained),
-        store.name,
-    )
 
 
 def purge_receipts(state: CoreState) -> None:
