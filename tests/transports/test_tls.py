@@ -183,7 +183,15 @@ def test_plain_tcp_client_on_tls_port_fails_cleanly(make_broker, pki: Pki, caplo
     assert secure.expect().payload == b"yes"
     secure.disconnect()
     publisher.disconnect()
-    problems = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # In debug mode asyncio reports every failed TLS handshake at ERROR itself ("Error on
+    # transport creation"; DEBUG otherwise): its own diagnostic, not a fault of the broker.
+    debug = b.loop.get_debug()
+    problems = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR
+        and not (debug and r.name == "asyncio" and r.getMessage().startswith("Error on transport creation"))
+    ]
     assert not problems, [r.getMessage() for r in problems]
 
 
