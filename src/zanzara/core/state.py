@@ -69,7 +69,10 @@ class Stats:
     messages_dropped: int = 0
     messages_expired: int = 0
     connections_total: int = 0
+    # Connections closed for a protocol error of the client's (not only malformed packets).
     malformed_packets: int = 0
+    # Connections closed because handling their packet raised an error of ours.
+    internal_errors: int = 0
     # QoS 0 messages dropped because their subscriber's socket was full (also in messages_dropped).
     slow_subscriber_drops: int = 0
     # Connections that sent more unacknowledged QoS 1/2 PUBLISH than receive_maximum (paused).

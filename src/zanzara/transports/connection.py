@@ -436,13 +436,8 @@ class MqttConnection(asyncio.Protocol):
             return
         try:
             self.broker.handle_pubacks(client, packets)
-        except ProtocolError as exc:  # a PUBACK for a message that waits for another ack
-            self.protocol.fail(exc)
-            self._protocol_failed()
-        except Exception:
-            logger.exception("error handling PUBACKs from %s", self.who())
-            self.protocol.fail(ProtocolError("internal error", ReasonCode.UNSPECIFIED_ERROR))
-            self._protocol_failed()
+        except Exception as exc:  # e.g. a PUBACK for a message that waits for another ack
+            self._fail(exc, "PUBACKs")
 
     def _handle(self, packet: Packet) -> Coroutine[Any, Any, None] | None:
         """Handle one packet; a coroutine when it has to wait. Never raises."""
@@ -466,13 +461,8 @@ class MqttConnection(asyncio.Protocol):
             if type(packet) is Disconnect:
                 self.close()
             return step
-        except ProtocolError as exc:
-            self.protocol.fail(exc)
-            self._protocol_failed()
-        except Exception:
-            logger.exception("error handling %s from %s", type(packet).__name__, self.who())
-            self.protocol.fail(ProtocolError("internal error", ReasonCode.UNSPECIFIED_ERROR))
-            self._protocol_failed()
+        except Exception as exc:
+            self._fail(exc, type(packet).__name__)
         return None
 
     def _connect(self, packet: Connect) -> Coroutine[Any, Any, None] | None:
@@ -524,13 +514,8 @@ class MqttConnection(asyncio.Protocol):
             while step is not None:
                 try:
                     await step
-                except ProtocolError as exc:
-                    self.protocol.fail(exc)
-                    self._protocol_failed()
-                except Exception:
-                    logger.exception("error handling a packet from %s", self.who())
-                    self.protocol.fail(ProtocolError("internal error", ReasonCode.UNSPECIFIED_ERROR))
-                    self._protocol_failed()
+                except Exception as exc:
+                    self._fail(exc, "a packet")
                 self._mark()
                 step = None
                 self.flusher.current = self
@@ -551,15 +536,25 @@ class MqttConnection(asyncio.Protocol):
         """A parse error found after some good packets: fail once those are handled."""
         exc = self.protocol.deferred_error
         if exc is not None and self._task is None and self.protocol.error is None:
-            self.protocol.fail(exc)
-            self._protocol_failed()
+            self._fail(exc, "a packet")
 
-    def _protocol_failed(self) -> None:
-        exc = self.protocol.error
-        self.broker.stats.malformed_packets += 1
+    def _fail(self, exc: Exception, handling: str) -> None:
+        """The connection's one error boundary: answer and close, whatever went wrong.
+
+        A :class:`ProtocolError` is the client's: its reason code goes back (CONNACK or v5
+        DISCONNECT, ``protocol.fail``).  Anything else is ours: logged with its traceback,
+        counted apart, and the client gets 0x80 Unspecified error.
+        """
+        if isinstance(exc, ProtocolError):
+            self.broker.stats.malformed_packets += 1
+        else:
+            logger.error("error handling %s from %s", handling, self.who(), exc_info=exc)
+            self.broker.stats.internal_errors += 1
+            exc = ProtocolError("internal error", ReasonCode.UNSPECIFIED_ERROR)
+        self.protocol.fail(exc)
         if self.client is not None:
             self.client.disconnect_reason = "protocol_error"
-        logger.info("closing %s: %s (0x%02x)", self.who(), exc, exc.reason_code if exc else 0)
+        logger.info("closing %s: %s (0x%02x)", self.who(), exc, exc.reason_code)
         self.close()
 
     def who(self) -> str:
