@@ -19,7 +19,7 @@ acknowledged, whatever Redis's settings.  The store warns at start when
 Layout (``P`` is the configured prefix)::
 
     P sessions            hash   client id -> [expiry interval, disconnected at, quota, quota bytes]
-    P wills               hash   client id -> will (``records.encode_will``)
+    P wills               hash   client id -> will (``wills.encode_will``)
     P subs:{cid}          hash   topic filter -> [qos, no local, retain as published, sub id, group]
     P q:{cid}             zset   message id, scored by enqueue order
     P qs:{cid}            hash   message id -> [qos, retain, subscription ids]
@@ -58,12 +58,12 @@ from ..session import OutState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot, overtaken
 from ..topic_tree import SubscriptionEntry
 from .batch import Op
+from .batched import BatchedStore
 from .folding import Delete, Put, fold
 from .holders import Holders
 from .lease import DEFAULT_LEASE, Lease
 from .receipts import Steps
-from .recording import RecordingStore
-from .records import decode_will, encode_will
+from .wills import decode_will, encode_will
 
 __all__ = ["RedisStore"]
 
@@ -89,7 +89,7 @@ return n
 _MAX_WORDS = 4000
 
 
-class RedisStore(RecordingStore):
+class RedisStore(BatchedStore):
     name = "redis"
 
     def __init__(

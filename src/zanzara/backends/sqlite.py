@@ -39,12 +39,12 @@ from ..session import Outgoing, OutState
 from ..storage import LATER_STEP_TIMES, DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 from .batch import Op
+from .batched import BatchedStore
 from .folding import Delete, Put, fold
 from .holders import Holders
 from .lockfile import LockFile
 from .receipts import Steps
-from .recording import RecordingStore
-from .records import decode_will, encode_will
+from .wills import decode_will, encode_will
 
 __all__ = ["SqliteStore"]
 
@@ -151,7 +151,7 @@ def _yield_to_the_loop() -> None:
         logger.debug("could not lower the SQLite writer's priority: %s", exc)
 
 
-class SqliteStore(RecordingStore):
+class SqliteStore(BatchedStore):
     name = "sqlite"
 
     def __init__(

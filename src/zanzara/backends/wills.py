@@ -1,4 +1,4 @@
-"""Byte encodings of records that the durable back-ends store as one value."""
+"""A session's will as bytes: the durable back-ends store it as one value."""
 
 from __future__ import annotations
 

@@ -24,10 +24,10 @@ from ..topic_tree import SubscriptionEntry
 from .batch import BatchWriter, Op
 from .receipts import ReceiptBuffer
 
-__all__ = ["RecordingStore"]
+__all__ = ["BatchedStore"]
 
 
-class RecordingStore:
+class BatchedStore:
     name = "store"
 
     def __init__(self) -> None:
