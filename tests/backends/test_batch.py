@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from zanzara.backends.batch import LINGER, BatchWriter, Op
+from zanzara.backends.batch import LINGER, BatchWriter
+from zanzara.backends.ops import Op, SessionPut
+from zanzara.storage import SessionRecord
+
+
+def session_put(client_id: str) -> SessionPut:
+    return SessionPut(SessionRecord(client_id=client_id, expiry_interval=60))
 
 
 async def test_writes_nobody_commits_are_written_after_the_linger() -> None:
@@ -15,10 +21,10 @@ async def test_writes_nobody_commits_are_written_after_the_linger() -> None:
 
     writer = BatchWriter("test", write)
     writer.start()
-    writer.add(("session_put", "a"))
-    writer.add(("session_put", "b"))
+    writer.add(session_put("a"))
+    writer.add(session_put("b"))
     await asyncio.sleep(LINGER * 4)
-    assert written == [[("session_put", "a"), ("session_put", "b")]]
+    assert written == [[session_put("a"), session_put("b")]]
     await writer.close()
 
 
@@ -34,10 +40,10 @@ async def test_commits_fail_at_once_while_an_earlier_batch_is_being_retried() ->
 
     writer = BatchWriter("test", write)
     writer.start()
-    writer.add(("session_put", "lingering"))  # written after the linger, fails, is retried
+    writer.add(session_put("lingering"))  # written after the linger, fails, is retried
     await asyncio.sleep(LINGER * 3)
     assert writer.failing
-    writer.add(("session_put", "later"))
+    writer.add(session_put("later"))
     try:
         async with asyncio.timeout(5):
             await writer.commit()

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from zanzara.backends.batch import Op
-from zanzara.backends.folding import Delete, Put, fold
+from zanzara.backends.folding import Delete, FoldedSessionDelete, Put, fold
 from zanzara.backends.holders import Holders
+from zanzara.backends.ops import IncomingPut, OutgoingDelete, OutgoingEnqueue, OutgoingUpdate, SessionDelete
 from zanzara.session import OutState
 from zanzara.storage import QueueRecord
 
 from .contract import msg
 
 
-def enqueue(cid: str, n: int) -> Op:
-    return ("enqueue", cid, QueueRecord(message=msg(n), qos=1, retain=False), n)
+def enqueue(cid: str, n: int) -> OutgoingEnqueue:
+    return OutgoingEnqueue(cid, QueueRecord(message=msg(n), qos=1, retain=False), n)
 
 
 def test_an_entry_added_and_removed_in_one_batch_is_not_written() -> None:
@@ -22,10 +22,10 @@ def test_an_entry_added_and_removed_in_one_batch_is_not_written() -> None:
         [
             enqueue("a", 1),
             enqueue("b", 1),
-            ("update", "a", "m0001", OutState.WAIT_PUBACK, 5),
-            ("dequeue", "a", "m0001"),
-            ("dequeue", "c", "m0009"),  # must be written
-            ("update", "b", "m0001", OutState.WAIT_PUBACK, 6),
+            OutgoingUpdate("a", "m0001", OutState.WAIT_PUBACK, 5),
+            OutgoingDelete("a", "m0001"),
+            OutgoingDelete("c", "m0009"),  # must be written
+            OutgoingUpdate("b", "m0001", OutState.WAIT_PUBACK, 6),
         ],
         holders,
     )
@@ -38,7 +38,7 @@ def test_an_entry_added_and_removed_in_one_batch_is_not_written() -> None:
 
 
 def test_a_message_acknowledged_by_its_only_holder_within_the_batch_is_never_written() -> None:
-    folded = fold([enqueue("a", 1), ("dequeue", "a", "m0001")], Holders())
+    folded = fold([enqueue("a", 1), OutgoingDelete("a", "m0001")], Holders())
     assert folded.new_messages == {} and folded.freed_messages == set()
     assert folded.queues == {"a": {}}
 
@@ -46,10 +46,11 @@ def test_a_message_acknowledged_by_its_only_holder_within_the_batch_is_never_wri
 def test_a_session_delete_between_keeps_the_delete() -> None:
     holders = Holders()
     holders.hold("m0002", "a")  # stored before this batch
-    folded = fold([enqueue("a", 1), ("session_delete", "a"), ("dequeue", "a", "m0001")], holders)
-    # The put before the session_delete is gone with it; what the client held is deleted by key.
-    [(kind, cid, held)] = folded.ordered
-    assert (kind, cid, sorted(held)) == ("session_delete", "a", ["m0001", "m0002"])
+    folded = fold([enqueue("a", 1), SessionDelete("a"), OutgoingDelete("a", "m0001")], holders)
+    # The put before the SessionDelete is gone with it; what the client held is deleted by key.
+    [deleted] = folded.ordered
+    assert isinstance(deleted, FoldedSessionDelete)
+    assert (deleted.client_id, sorted(deleted.held)) == ("a", ["m0001", "m0002"])
     assert isinstance(folded.queues["a"]["m0001"], Delete)
     assert folded.freed_messages == {"m0002"} and folded.new_messages == {}
 
@@ -60,15 +61,15 @@ def test_updates_fold_into_the_last_state_and_none_after_a_delete() -> None:
     holders.hold("m0002", "a")
     folded = fold(
         [
-            ("update", "a", "m0001", OutState.WAIT_PUBREC, 3),
-            ("update", "a", "m0001", OutState.WAIT_PUBCOMP, 3),
-            ("dequeue", "a", "m0002"),
-            ("update", "a", "m0002", OutState.WAIT_PUBACK, 4),
-            ("incoming_put", "a", 9),
+            OutgoingUpdate("a", "m0001", OutState.WAIT_PUBREC, 3),
+            OutgoingUpdate("a", "m0001", OutState.WAIT_PUBCOMP, 3),
+            OutgoingDelete("a", "m0002"),
+            OutgoingUpdate("a", "m0002", OutState.WAIT_PUBACK, 4),
+            IncomingPut("a", 9),
         ],
         holders,
     )
     # An entry's last update is kept as that operation.
-    assert folded.queues["a"]["m0001"] == ("update", "a", "m0001", OutState.WAIT_PUBCOMP, 3)
+    assert folded.queues["a"]["m0001"] == OutgoingUpdate("a", "m0001", OutState.WAIT_PUBCOMP, 3)
     assert isinstance(folded.queues["a"]["m0002"], Delete)
-    assert folded.ordered == [("incoming_put", "a", 9)]
+    assert folded.ordered == [IncomingPut("a", 9)]

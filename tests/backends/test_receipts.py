@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from zanzara.backends.batch import BatchWriter, Op
+from zanzara.backends.batch import BatchWriter
+from zanzara.backends.ops import Op
 from zanzara.backends.receipts import RECEIPT_DELAY, ReceiptBuffer
 from zanzara.session import Outgoing
 from zanzara.storage import DeliveryStatus, overtaken

@@ -1,6 +1,6 @@
 """Group commit shared by every durable back-end.
 
-Writes are appended to an in-memory batch as plain tuples ``(op, *args)``;
+Writes are appended to an in-memory batch as operations (``ops.py``);
 one writer task takes the whole batch, hands it to the back-end's
 ``write_batch`` (one transaction, one fsync), then resolves the futures of
 everyone who asked for a commit while that batch was open.
@@ -18,15 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from ..errors import StoreError
+from .ops import Op
 
-__all__ = ["LINGER", "SETTLE_ITERATIONS", "BatchWriter", "Op"]
+__all__ = ["LINGER", "SETTLE_ITERATIONS", "BatchWriter"]
 
 logger = logging.getLogger(__name__)
-
-Op = tuple[Any, ...]
 
 LINGER = 0.05  # seconds a durable write may wait for a commit to carry it
 SETTLE_ITERATIONS = 2  # event-loop iterations a woken writer lets pass before taking the batch

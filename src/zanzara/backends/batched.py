@@ -1,16 +1,8 @@
 """The Store's write methods, shared by the durable back-ends.
 
-Each write is recorded as an operation tuple ``(kind, *args)`` in the group
-commit's batch (``batch.py``); a back-end only says how to write a batch
-(``_write``) and how to read.  The vocabulary, in one place:
-
-    ("session_put", SessionRecord)          ("session_delete", cid)
-    ("subscription_put", SubscriptionEntry) ("subscription_delete", cid, topic_filter)
-    ("enqueue", cid, QueueRecord, seq)      ("update", cid, mid, OutState, packet_id)
-    ("dequeue", cid, mid)
-    ("incoming_put", cid, packet_id)        ("incoming_delete", cid, packet_id)
-    ("retained_put", Message)               ("retained_delete", topic)
-    ("receipts_purge", before)              ("receipts",)  a marker: receipt steps ride along
+Each write adds its operation (``ops.py``: one class per method, named after
+it) to the group commit's batch (``batch.py``); a back-end only says how to
+write a batch (``_write``) and how to read.
 """
 
 from __future__ import annotations
@@ -21,13 +13,30 @@ from ..message import Message
 from ..session import Outgoing, OutState
 from ..storage import DeliveryStatus, QueueRecord, SessionRecord
 from ..topic_tree import SubscriptionEntry
-from .batch import BatchWriter, Op
+from .batch import BatchWriter
+from .ops import (
+    IncomingDelete,
+    IncomingPut,
+    Op,
+    OutgoingDelete,
+    OutgoingEnqueue,
+    OutgoingUpdate,
+    ReceiptsPurge,
+    RetainedDelete,
+    RetainedPut,
+    SessionDelete,
+    SessionPut,
+    SubscriptionDelete,
+    SubscriptionPut,
+)
 from .receipts import ReceiptBuffer
 
 __all__ = ["BatchedStore"]
 
 
 class BatchedStore:
+    """A Store whose writes wait in the group commit's batch; subclasses write and read it."""
+
     name = "store"
 
     def __init__(self) -> None:
@@ -42,43 +51,43 @@ class BatchedStore:
         return self._writer.commit()
 
     def session_put(self, record: SessionRecord) -> None:
-        self._writer.add(("session_put", record))
+        self._writer.add(SessionPut(record))
 
     def session_delete(self, client_id: str) -> None:
-        self._writer.add(("session_delete", client_id))
+        self._writer.add(SessionDelete(client_id))
 
     def subscription_put(self, entry: SubscriptionEntry) -> None:
-        self._writer.add(("subscription_put", entry))
+        self._writer.add(SubscriptionPut(entry))
 
     def subscription_delete(self, client_id: str, topic_filter: str) -> None:
-        self._writer.add(("subscription_delete", client_id, topic_filter))
+        self._writer.add(SubscriptionDelete(client_id, topic_filter))
 
     def outgoing_enqueue(self, client_id: str, record: QueueRecord) -> None:
         if record.message.message_id is None:
             return  # QoS 0 is never queued for an offline session
         self._seq += 1
-        self._writer.add(("enqueue", client_id, record, self._seq))
+        self._writer.add(OutgoingEnqueue(client_id, record, self._seq))
 
     def outgoing_update(self, client_id: str, message_id: str, state: OutState, packet_id: int) -> None:
-        self._writer.add(("update", client_id, message_id, state, packet_id))
+        self._writer.add(OutgoingUpdate(client_id, message_id, state, packet_id))
 
     def outgoing_delete(self, client_id: str, message_id: str) -> None:
-        self._writer.add(("dequeue", client_id, message_id))
+        self._writer.add(OutgoingDelete(client_id, message_id))
 
     def incoming_put(self, client_id: str, packet_id: int) -> None:
-        self._writer.add(("incoming_put", client_id, packet_id))
+        self._writer.add(IncomingPut(client_id, packet_id))
 
     def incoming_delete(self, client_id: str, packet_id: int) -> None:
-        self._writer.add(("incoming_delete", client_id, packet_id))
+        self._writer.add(IncomingDelete(client_id, packet_id))
 
     def retained_put(self, message: Message) -> None:
-        self._writer.add(("retained_put", message))
+        self._writer.add(RetainedPut(message))
 
     def retained_delete(self, topic: str) -> None:
-        self._writer.add(("retained_delete", topic))
+        self._writer.add(RetainedDelete(topic))
 
     def receipt_step(self, status: DeliveryStatus, out: Outgoing) -> None:
         self._receipts.step(status, out)
 
     def receipts_purge(self, before: float) -> None:
-        self._writer.add(("receipts_purge", before))
+        self._writer.add(ReceiptsPurge(before))

@@ -20,6 +20,7 @@ import asyncio
 from ..session import Outgoing
 from ..storage import DeliveryStatus
 from .batch import BatchWriter
+from .ops import RECEIPT_STEPS
 
 __all__ = ["RECEIPT_DELAY", "ReceiptBuffer", "Steps"]
 
@@ -51,14 +52,14 @@ class ReceiptBuffer:
     def step(self, status: DeliveryStatus, out: Outgoing) -> None:
         if not self._pending:
             self._pending = True
-            self._writer.add_lazy(("receipts",))  # wakes the writer; the op itself is a marker
+            self._writer.add_lazy(RECEIPT_STEPS)  # wakes the writer; the op itself is a marker
         self._steps[status].append(out)
 
     def due(self) -> None:
         """Write everything pending with the next batch (a reader or shutdown is waiting)."""
         self._due = True
         if self._pending:
-            self._writer.add_lazy(("receipts",))
+            self._writer.add_lazy(RECEIPT_STEPS)
 
     def take(self) -> Steps | None:
         """Steps to write with the batch starting now (None while they may still coalesce)."""
@@ -98,4 +99,4 @@ class ReceiptBuffer:
     def _later(self) -> None:
         self._timer = False
         if self._pending:
-            self._writer.add_lazy(("receipts",))  # the older generation is ripe: wake the writer
+            self._writer.add_lazy(RECEIPT_STEPS)  # the older generation is ripe: wake the writer

@@ -43,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 import hiredis
 from redis import asyncio as aioredis
@@ -57,11 +57,23 @@ from ..mqtt.properties import EMPTY_PROPERTIES
 from ..session import OutState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot, overtaken
 from ..topic_tree import SubscriptionEntry
-from .batch import Op
 from .batched import BatchedStore
-from .folding import Delete, Put, fold
+from .folding import Delete, Effect, FoldedSessionDelete, Ordered, Put, fold
 from .holders import Holders
 from .lease import DEFAULT_LEASE, Lease
+from .ops import (
+    IncomingDelete,
+    IncomingPut,
+    Op,
+    OutgoingUpdate,
+    ReceiptsPurge,
+    ReceiptSteps,
+    RetainedDelete,
+    RetainedPut,
+    SessionPut,
+    SubscriptionDelete,
+    SubscriptionPut,
+)
 from .receipts import Steps
 from .wills import decode_will, encode_will
 
@@ -319,7 +331,7 @@ class RedisStore(BatchedStore):
             await pool.release(conn)
 
     async def _purge_candidates(self, ops: list[Op]) -> list[bytes]:
-        befores = [op[1] for op in ops if op[0] == "receipts_purge"]
+        befores = [op.before for op in ops if type(op) is ReceiptsPurge]
         if not befores:
             return []
         key = self._k("receipts")
@@ -329,96 +341,114 @@ class RedisStore(BatchedStore):
     def _translate(self, ops: list[Op], purged: list[bytes]) -> list[Command]:
         """The batch as Redis commands: one per key and kind for the queues (``folding.py``)."""
         k = self._k
-        cmds: list[Command] = []
         folded = fold(ops, self._holders)
+        cmds: list[Command] = []
         for op in folded.ordered:
-            kind = op[0]
-            if kind == "incoming_put":
-                cmds.append(("SADD", k("in", op[1]), op[2]))
-            elif kind == "incoming_delete":
-                cmds.append(("SREM", k("in", op[1]), op[2]))
-            elif kind == "session_put":
-                rec = op[1]
-                value = json.dumps(
-                    [rec.expiry_interval, rec.disconnected_at, rec.max_queued, rec.max_queued_bytes]
-                )
-                cmds.append(("HSET", k("sessions"), rec.client_id, value))
-                if rec.will is None:
-                    cmds.append(("HDEL", k("wills"), rec.client_id))
-                else:
-                    cmds.append(("HSET", k("wills"), rec.client_id, encode_will(rec.will)))
-            elif kind == "session_delete":
-                cid = op[1]
-                cmds.append(("HDEL", k("sessions"), cid))
-                cmds.append(("HDEL", k("wills"), cid))
-                cmds.append(("DEL", k("subs", cid), k("q", cid), k("qs", cid), k("qf", cid), k("in", cid)))
-            elif kind == "subscription_put":
-                e: SubscriptionEntry = op[1]
-                value = json.dumps(
-                    [e.qos, e.no_local, e.retain_as_published, e.subscription_id, e.share_group]
-                )
-                cmds.append(("HSET", k("subs", e.client_id), e.topic_filter, value))
-            elif kind == "subscription_delete":
-                cmds.append(("HDEL", k("subs", op[1]), op[2]))
-            elif kind == "retained_put":
-                cmds.append(("HSET", k("retained"), op[1].topic, _id(op[1])))
-            elif kind == "retained_delete":
-                cmds.append(("HDEL", k("retained"), op[1]))
-            elif kind in ("receipts", "receipts_purge"):
-                pass  # receipts are added to every batch in _write; purges below, read beforehand
-            else:
-                raise ValueError(f"unknown store operation {kind!r}")
+            cmds += self._commands(op)
         for mid, msg in folded.new_messages.items():
             cmds.append(("HSET", k("m", mid), *_message_fields(msg)))
-        statics: dict[tuple[int, bool, tuple[int, ...]], str] = {}
+        statics: dict[tuple[int, bool, tuple[int, ...]], str] = {}  # shared by the queues' puts
         for cid, entries in folded.queues.items():
-            scores: list[object] = []
-            fields: list[str] = []
-            flights: list[object] = []
-            landed: list[str] = []
-            removed: list[str] = []
-            for mid, effect in entries.items():
-                if type(effect) is Delete:
-                    removed.append(mid)
-                    continue
-                if type(effect) is Put:
-                    rec = effect.record
-                    key = (rec.qos, rec.retain, rec.subscription_ids)
-                    static = statics.get(key)
-                    if static is None:
-                        static = statics[key] = json.dumps([rec.qos, rec.retain, list(rec.subscription_ids)])
-                    scores += (effect.seq, mid)
-                    fields += (mid, static)
-                    state, packet_id = effect.state, effect.packet_id
-                elif type(effect) is tuple:  # the entry's last ("update", cid, mid, state, packet_id)
-                    state, packet_id = effect[3], effect[4]
-                else:
-                    continue
-                if state is OutState.QUEUED:
-                    landed.append(mid)
-                else:
-                    flights += (mid, f'["{state}",{packet_id}]')  # JSON; json.dumps costs ten times as much
-            if scores:
-                cmds.append(("ZADD", k("q", cid), *scores))
-                cmds.append(("HSET", k("qs", cid), *fields))
-            if flights:
-                cmds.append(("HSET", k("qf", cid), *flights))
-            if landed:
-                cmds.append(("HDEL", k("qf", cid), *landed))
-            if removed:
-                cmds.append(("ZREM", k("q", cid), *removed))
-                cmds.append(("HDEL", k("qs", cid), *removed))
-                cmds.append(("HDEL", k("qf", cid), *removed))
+            cmds += self._queue_commands(cid, entries, statics)
         if folded.freed_messages:
             cmds.append(("DEL", *(k("m", mid) for mid in folded.freed_messages)))
         if purged:
-            by_message: dict[str, list[str]] = {}
-            for member in purged:
-                mid, _, cid = member.decode().partition(" ")
-                by_message.setdefault(mid, []).append(cid)
-            for mid, cids in by_message.items():
-                cmds.append(("HDEL", k("r", mid), *cids))
-            cmds.append(("ZREM", k("receipts"), *purged))
+            cmds += self._purge_commands(purged)
+        return cmds
+
+    def _commands(self, op: Ordered) -> list[Command]:
+        """The commands of one operation that folding kept in order."""
+        k = self._k
+        match op:
+            case IncomingPut(client_id, packet_id):
+                return [("SADD", k("in", client_id), packet_id)]
+            case IncomingDelete(client_id, packet_id):
+                return [("SREM", k("in", client_id), packet_id)]
+            case SessionPut(record):
+                return self._session_put(record)
+            case FoldedSessionDelete(client_id):
+                # Its keys go whole: Redis needs no list of the held message ids (SQLite does).
+                keys = (k(name, client_id) for name in ("subs", "q", "qs", "qf", "in"))
+                return [("HDEL", k("sessions"), client_id), ("HDEL", k("wills"), client_id), ("DEL", *keys)]
+            case SubscriptionPut(entry):
+                return [self._subscription_put(entry)]
+            case SubscriptionDelete(client_id, topic_filter):
+                return [("HDEL", k("subs", client_id), topic_filter)]
+            case RetainedPut(message):
+                return [("HSET", k("retained"), message.topic, _id(message))]
+            case RetainedDelete(topic):
+                return [("HDEL", k("retained"), topic)]
+            case ReceiptSteps() | ReceiptsPurge():
+                return []  # receipts are added to every batch in _write; purges read beforehand
+            case _:
+                assert_never(op)
+
+    def _session_put(self, rec: SessionRecord) -> list[Command]:
+        k = self._k
+        value = json.dumps([rec.expiry_interval, rec.disconnected_at, rec.max_queued, rec.max_queued_bytes])
+        if rec.will is None:
+            will: Command = ("HDEL", k("wills"), rec.client_id)
+        else:
+            will = ("HSET", k("wills"), rec.client_id, encode_will(rec.will))
+        return [("HSET", k("sessions"), rec.client_id, value), will]
+
+    def _subscription_put(self, e: SubscriptionEntry) -> Command:
+        value = json.dumps([e.qos, e.no_local, e.retain_as_published, e.subscription_id, e.share_group])
+        return ("HSET", self._k("subs", e.client_id), e.topic_filter, value)
+
+    def _queue_commands(
+        self, cid: str, entries: dict[str, Effect], statics: dict[tuple[int, bool, tuple[int, ...]], str]
+    ) -> list[Command]:
+        """One client's queue effects as one command per key and kind."""
+        k = self._k
+        scores: list[object] = []
+        fields: list[str] = []
+        flights: list[object] = []
+        landed: list[str] = []
+        removed: list[str] = []
+        for mid, effect in entries.items():
+            if type(effect) is Delete:
+                removed.append(mid)
+                continue
+            if type(effect) is Put:
+                rec = effect.record
+                key = (rec.qos, rec.retain, rec.subscription_ids)
+                static = statics.get(key)
+                if static is None:
+                    static = statics[key] = json.dumps([rec.qos, rec.retain, list(rec.subscription_ids)])
+                scores += (effect.seq, mid)
+                fields += (mid, static)
+                state, packet_id = effect.state, effect.packet_id
+            elif type(effect) is OutgoingUpdate:  # the entry's last update
+                state, packet_id = effect.state, effect.packet_id
+            else:
+                continue
+            if state is OutState.QUEUED:
+                landed.append(mid)
+            else:
+                flights += (mid, f'["{state}",{packet_id}]')  # JSON; json.dumps costs ten times as much
+        cmds: list[Command] = []
+        if scores:
+            cmds.append(("ZADD", k("q", cid), *scores))
+            cmds.append(("HSET", k("qs", cid), *fields))
+        if flights:
+            cmds.append(("HSET", k("qf", cid), *flights))
+        if landed:
+            cmds.append(("HDEL", k("qf", cid), *landed))
+        if removed:
+            cmds.append(("ZREM", k("q", cid), *removed))
+            cmds.append(("HDEL", k("qs", cid), *removed))
+            cmds.append(("HDEL", k("qf", cid), *removed))
+        return cmds
+
+    def _purge_commands(self, purged: list[bytes]) -> list[Command]:
+        """Delete the receipts the purge found (``_purge_candidates``), from both keys."""
+        by_message: dict[str, list[str]] = {}
+        for member in purged:
+            mid, _, cid = member.decode().partition(" ")
+            by_message.setdefault(mid, []).append(cid)
+        cmds: list[Command] = [("HDEL", self._k("r", mid), *cids) for mid, cids in by_message.items()]
+        cmds.append(("ZREM", self._k("receipts"), *purged))
         return cmds
 
     def _receipt_commands(self, steps: Steps) -> list[Command]:

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import compress, repeat
 from operator import attrgetter, eq
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from ..ids import first_message_id
 from ..message import Message
@@ -38,11 +38,23 @@ from ..mqtt.properties import EMPTY_PROPERTIES
 from ..session import Outgoing, OutState
 from ..storage import LATER_STEP_TIMES, DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
-from .batch import Op
 from .batched import BatchedStore
-from .folding import Delete, Put, fold
+from .folding import Delete, Effect, FoldedSessionDelete, Ordered, Put, fold
 from .holders import Holders
 from .lockfile import LockFile
+from .ops import (
+    IncomingDelete,
+    IncomingPut,
+    Op,
+    OutgoingUpdate,
+    ReceiptsPurge,
+    ReceiptSteps,
+    RetainedDelete,
+    RetainedPut,
+    SessionPut,
+    SubscriptionDelete,
+    SubscriptionPut,
+)
 from .receipts import Steps
 from .wills import decode_will, encode_will
 
@@ -50,6 +62,7 @@ __all__ = ["SqliteStore"]
 
 Statement = tuple[str, list[Any]]  # SQL and the parameters of each execution
 _QUEUE_DELETE = "DELETE FROM queue WHERE message_id = ? AND client_id = ?"
+_QUEUE_UPDATE = "UPDATE queue SET state = ?, packet_id = ? WHERE message_id = ? AND client_id = ?"
 # A receipt step is written straight from its Outgoing's fields: attrgetter builds each row in C,
 # so the writer thread runs no Python per receipt while it shares the GIL with the event loop.
 # The row is Receipt.of(status, out) with updated_at (Receipt.updated_at) computed in SQL; a
@@ -319,93 +332,14 @@ class SqliteStore(BatchedStore):
 
     def _translate(self, ops: list[Op]) -> list[Statement]:
         """The batch as SQL statements in order, the many alike ones as one executemany each."""
-        plan: list[Statement] = []
         folded = fold(ops, self._holders)
+        plan: list[Statement] = []
         for op in folded.ordered:
-            kind = op[0]
-            if kind == "incoming_put":
-                plan.append(("INSERT OR IGNORE INTO incoming VALUES (?, ?)", [(op[1], op[2])]))
-            elif kind == "incoming_delete":
-                plan.append(("DELETE FROM incoming WHERE client_id = ? AND packet_id = ?", [(op[1], op[2])]))
-            elif kind == "session_put":
-                rec = op[1]
-                will = encode_will(rec.will) if rec.will is not None else None
-                plan.append(
-                    (
-                        "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
-                        [
-                            (
-                                rec.client_id,
-                                rec.expiry_interval,
-                                rec.disconnected_at,
-                                will,
-                                rec.max_queued,
-                                rec.max_queued_bytes,
-                            )
-                        ],
-                    )
-                )
-            elif kind == "session_delete":
-                _, cid, held = op
-                for table in ("sessions", "subscriptions", "incoming"):
-                    plan.append((f"DELETE FROM {table} WHERE client_id = ?", [(cid,)]))  # constants
-                if held:
-                    plan.append((_QUEUE_DELETE, [(mid, cid) for mid in held]))
-            elif kind == "subscription_put":
-                e = op[1]
-                plan.append(
-                    (
-                        "INSERT OR REPLACE INTO subscriptions VALUES (?,?,?,?,?,?,?)",
-                        [(e.client_id, e.topic_filter, e.qos, int(e.no_local), int(e.retain_as_published),
-                          e.subscription_id, e.share_group)],
-                    )
-                )  # fmt: skip
-            elif kind == "subscription_delete":
-                plan.append(
-                    ("DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?", [(op[1], op[2])])
-                )
-            elif kind == "retained_put":
-                msg = op[1]
-                plan.append(("INSERT OR REPLACE INTO retained VALUES (?, ?)", [(msg.topic, msg.message_id)]))
-            elif kind == "retained_delete":
-                plan.append(("DELETE FROM retained WHERE topic = ?", [(op[1],)]))
-            elif kind == "receipts":
-                pass  # written in _apply, coalesced
-            elif kind == "receipts_purge":
-                before = op[1]
-                plan.append(
-                    (
-                        "DELETE FROM receipts WHERE message_id < ? AND updated_at < ?",
-                        [(first_message_id(before), before)],
-                    )
-                )
-            else:
-                raise ValueError(f"unknown store operation {kind!r}")
+            plan += _statements(op)
         if folded.new_messages:
             plan.append(("INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                          [_message_row(m) for m in folded.new_messages.values()]))  # fmt: skip
-        puts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
-        removals: list[tuple[str, str]] = []
-        for cid, entries in folded.queues.items():
-            for mid, effect in entries.items():
-                if type(effect) is Delete:
-                    removals.append((mid, cid))
-                elif type(effect) is Put:
-                    rec = effect.record
-                    sub_ids = json.dumps(rec.subscription_ids) if rec.subscription_ids else "[]"
-                    puts.append((cid, mid, effect.seq, rec.qos, int(rec.retain), sub_ids,
-                                 effect.state, effect.packet_id))  # fmt: skip
-                elif type(effect) is tuple:  # the entry's last ("update", cid, mid, state, packet_id)
-                    updates.append((effect[3], effect[4], mid, cid))
-        if puts:
-            plan.append(("INSERT OR REPLACE INTO queue VALUES (?,?,?,?,?,?,?,?)", puts))
-        if updates:
-            plan.append(
-                ("UPDATE queue SET state = ?, packet_id = ? WHERE message_id = ? AND client_id = ?", updates)
-            )
-        if removals:
-            plan.append((_QUEUE_DELETE, removals))
+        plan += _queue_statements(folded.queues)
         if folded.freed_messages:
             plan.append(("DELETE FROM messages WHERE id = ?", [(mid,) for mid in folded.freed_messages]))
         return plan
@@ -430,6 +364,92 @@ class SqliteStore(BatchedStore):
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+
+
+def _statements(op: Ordered) -> list[Statement]:
+    """The statements of one operation that folding kept in order."""
+    match op:
+        case IncomingPut(client_id, packet_id):
+            return [("INSERT OR IGNORE INTO incoming VALUES (?, ?)", [(client_id, packet_id)])]
+        case IncomingDelete(client_id, packet_id):
+            return [("DELETE FROM incoming WHERE client_id = ? AND packet_id = ?", [(client_id, packet_id)])]
+        case SessionPut(record):
+            return [_session_put(record)]
+        case FoldedSessionDelete(client_id, held):
+            return _session_delete(client_id, held)
+        case SubscriptionPut(entry):
+            return [_subscription_put(entry)]
+        case SubscriptionDelete(client_id, topic_filter):
+            sql = "DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?"
+            return [(sql, [(client_id, topic_filter)])]
+        case RetainedPut(message):
+            return [("INSERT OR REPLACE INTO retained VALUES (?, ?)", [(message.topic, message.message_id)])]
+        case RetainedDelete(topic):
+            return [("DELETE FROM retained WHERE topic = ?", [(topic,)])]
+        case ReceiptSteps():
+            return []  # written in _apply, coalesced
+        case ReceiptsPurge(before):
+            sql = "DELETE FROM receipts WHERE message_id < ? AND updated_at < ?"
+            return [(sql, [(first_message_id(before), before)])]
+        case _:
+            assert_never(op)
+
+
+def _session_put(rec: SessionRecord) -> Statement:
+    will = encode_will(rec.will) if rec.will is not None else None
+    row = (
+        rec.client_id,
+        rec.expiry_interval,
+        rec.disconnected_at,
+        will,
+        rec.max_queued,
+        rec.max_queued_bytes,
+    )
+    return ("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?)", [row])
+
+
+def _session_delete(client_id: str, held: list[str]) -> list[Statement]:
+    plan: list[Statement] = [
+        (f"DELETE FROM {table} WHERE client_id = ?", [(client_id,)])  # constants
+        for table in ("sessions", "subscriptions", "incoming")
+    ]
+    if held:
+        plan.append((_QUEUE_DELETE, [(mid, client_id) for mid in held]))
+    return plan
+
+
+def _subscription_put(e: SubscriptionEntry) -> Statement:
+    return (
+        "INSERT OR REPLACE INTO subscriptions VALUES (?,?,?,?,?,?,?)",
+        [(e.client_id, e.topic_filter, e.qos, int(e.no_local), int(e.retain_as_published),
+          e.subscription_id, e.share_group)],
+    )  # fmt: skip
+
+
+def _queue_statements(queues: dict[str, dict[str, Effect]]) -> list[Statement]:
+    """The queues' net effects (``folding.py``): one executemany each for puts, updates, deletes."""
+    puts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    removals: list[tuple[str, str]] = []
+    for cid, entries in queues.items():
+        for mid, effect in entries.items():
+            if type(effect) is Delete:
+                removals.append((mid, cid))
+            elif type(effect) is Put:
+                rec = effect.record
+                sub_ids = json.dumps(rec.subscription_ids) if rec.subscription_ids else "[]"
+                puts.append((cid, mid, effect.seq, rec.qos, int(rec.retain), sub_ids,
+                             effect.state, effect.packet_id))  # fmt: skip
+            elif type(effect) is OutgoingUpdate:  # the entry's last update
+                updates.append((effect.state, effect.packet_id, mid, cid))
+    plan: list[Statement] = []
+    if puts:
+        plan.append(("INSERT OR REPLACE INTO queue VALUES (?,?,?,?,?,?,?,?)", puts))
+    if updates:
+        plan.append((_QUEUE_UPDATE, updates))
+    if removals:
+        plan.append((_QUEUE_DELETE, removals))
+    return plan
 
 
 _PUBLISH = PacketType.PUBLISH
