@@ -45,6 +45,7 @@ system-deps:
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy

@@ -307,7 +307,7 @@ class SubscriptionTree:
             cache[topic_name] = result
         return result
 
-    def _lookup(self, topic_name: str) -> Matches:
+    def _lookup(self, topic_name: str) -> Matches:  # noqa: C901 - the trie walk with $-topics, + and # inlined: the matching hot path
         entries: list[SubscriptionEntry] = []
         groups: list[SharedGroup] = []
         nodes = [self._root]

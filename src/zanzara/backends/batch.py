@@ -103,7 +103,7 @@ class BatchWriter:
             fut.set_result(None)
         return fut
 
-    async def _run(self) -> None:
+    async def _run(self) -> None:  # noqa: C901 - the writer loop: batching, retries and shutdown read top to bottom
         delay = 0.05
         retry: tuple[list[Op], list[asyncio.Future[None]]] | None = None
         while True:
