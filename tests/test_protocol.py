@@ -203,10 +203,6 @@ class TestConnect_3_1:
         """3.1.1 [MQTT-3.1.0-2] a second CONNECT is a protocol violation: close, nothing sent."""
         assert answer_to(connected(V311), connect(V311)) == []
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="fail() sends the codec's 0x84 in a DISCONNECT, which is not a DISCONNECT reason code",
-    )
     def test_second_connect_of_unknown_level_uses_a_disconnect_reason_code(self) -> None:
         """[MQTT-3.14.2-1] a DISCONNECT carries a DISCONNECT reason code (0x84 is CONNACK-only)."""
         proto = connected()
@@ -375,11 +371,6 @@ class TestConnAck_3_2:
         proto = connecting(version)
         assert proto.fits(ConnAck(properties=Properties(reason_string="r" * 10_000)))
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="fail() before CONNACK sends the error's own code (here 0x94), not a CONNACK reason code; "
-        "unreachable through today's transport, which accepts or refuses before failing a deferred error",
-    )
     def test_error_before_connack_uses_a_connack_reason_code(self) -> None:
         """[MQTT-3.2.2-8] the server sending CONNACK uses one of the Connect Reason Code values."""
         proto = connecting()

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any, cast
 
 from .errors import ProtocolError, ProtocolViolation
+from .mqtt import reason_codes
 from .mqtt.codec import MAX_PACKET_SIZE, Reader, encode
 from .mqtt.enums import ProtocolVersion, ReasonCode
 from .mqtt.packets import (
@@ -35,38 +36,11 @@ from .mqtt.packets import (
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 from .mqtt.topics import MAX_TOPIC_LENGTH, validate_topic_name
 
-__all__ = ["ConnectionPhase", "ServerProtocol", "connack_code"]
+__all__ = ["ConnectionPhase", "ServerProtocol"]
 
 logger = logging.getLogger(__name__)
 
 V5 = ProtocolVersion.MQTT5
-
-# MQTT 5 reason code -> MQTT 3.1.1 CONNACK return code (table 3.1 of 3.1.1).
-_V3_CONNACK: dict[int, int] = {
-    ReasonCode.SUCCESS: 0,
-    ReasonCode.UNSUPPORTED_PROTOCOL_VERSION: 1,
-    ReasonCode.CLIENT_IDENTIFIER_NOT_VALID: 2,
-    ReasonCode.SERVER_UNAVAILABLE: 3,
-    ReasonCode.SERVER_BUSY: 3,
-    ReasonCode.SERVER_SHUTTING_DOWN: 3,
-    # max_connections: 3.1.1 has no "quota exceeded"; "server unavailable" is the nearest.
-    ReasonCode.QUOTA_EXCEEDED: 3,
-    ReasonCode.BAD_USER_NAME_OR_PASSWORD: 4,
-    ReasonCode.NOT_AUTHORIZED: 5,
-    ReasonCode.BANNED: 5,
-    ReasonCode.BAD_AUTHENTICATION_METHOD: 5,
-}
-
-
-def connack_code(reason_code: int, version: ProtocolVersion) -> int | None:
-    """The CONNACK code to send for ``reason_code``; None: close without CONNACK.
-
-    3.1.1 has no CONNACK code for a malformed CONNECT: the server just closes
-    the connection [MQTT-3.1.4-1].
-    """
-    if version is V5:
-        return reason_code
-    return _V3_CONNACK.get(reason_code)
 
 
 class ConnectionPhase(Enum):
@@ -307,7 +281,7 @@ class ServerProtocol:
         if t is PubAck or t is PubComp:
             self._unacked_in.discard(packet.packet_id)  # type: ignore[union-attr]
         elif t is PubRec and (
-            self._pause_at <= self.receive_maximum or packet.reason_code >= 0x80  # type: ignore[union-attr]
+            self._pause_at <= self.receive_maximum or reason_codes.is_failure(packet.reason_code)  # type: ignore[union-attr]
         ):
             # Pausing: the PUBREC answers the PUBLISH (see inbound_full).  Strict: only a
             # PUBREC that ends the flow (0x80 or more, section 4.3.3) frees its place.
@@ -384,11 +358,11 @@ class ServerProtocol:
         if self.phase is not ConnectionPhase.CONNECTED:
             version = self.reader.version or self.version
             self.version = version
-            answer = connack_code(code, version)
+            answer = reason_codes.for_connack(code, version)
             if answer is not None:
                 self._send_last(ConnAck(reason_code=answer, properties=props), version)
         elif self.version is V5:
-            self._send_last(Disconnect(reason_code=code, properties=props), V5)
+            self._send_last(Disconnect(reason_code=reason_codes.for_disconnect(code), properties=props), V5)
         self.phase = ConnectionPhase.CLOSED
 
     def refuse(self, reason_code: int, reason_string: str | None = None) -> None:

@@ -12,6 +12,7 @@ run of PUBACKs read together is handled as one, with one refill.
 from __future__ import annotations
 
 from ..errors import ProtocolViolation
+from ..mqtt import reason_codes
 from ..mqtt.enums import ProtocolVersion, ReasonCode
 from ..mqtt.packets import PubAck, PubComp, PubRec, PubRel
 from ..session import Outgoing, OutState
@@ -36,7 +37,7 @@ def handle_pubacks(state: CoreState, client: Client, packets: list[PubAck]) -> N
     for packet in packets:
         out = session.acknowledge(packet.packet_id, OutState.WAIT_PUBACK)
         if out is not None:
-            if packet.reason_code >= 0x80:
+            if reason_codes.is_failure(packet.reason_code):
                 _refused(out, packet)
             done.append(out)
         elif packet.packet_id in session.inflight:
@@ -52,7 +53,7 @@ def handle_pubacks(state: CoreState, client: Client, packets: list[PubAck]) -> N
 
 def handle_pubrec(state: CoreState, client: Client, packet: PubRec) -> None:
     session = client.session
-    if packet.reason_code >= 0x80:
+    if reason_codes.is_failure(packet.reason_code):
         # MQTT 5 section 4.3.3: a PUBREC with a reason code of 0x80 or more ends the flow
         # (no PUBREL); the message is not resent, and its receipt says the client refused it.
         done = session.acknowledge(packet.packet_id, OutState.WAIT_PUBREC)
@@ -68,7 +69,11 @@ def handle_pubrec(state: CoreState, client: Client, packet: PubRec) -> None:
         waiting = session.inflight.get(packet.packet_id)
         if waiting is None:
             # Not in flight (a resend after a reconnect): 0x92 Packet Identifier not found.
-            client.link.send(PubRel(packet_id=packet.packet_id, reason_code=_not_found(client)))
+            client.link.send(
+                PubRel(
+                    packet_id=packet.packet_id, reason_code=reason_codes.packet_id_not_found(client.version)
+                )
+            )
             return
         if waiting.state is not OutState.WAIT_PUBCOMP:
             # A PUBREC for a QoS 1 message: answering PUBREL would start a QoS 2 exchange
@@ -93,16 +98,12 @@ def handle_pubcomp(state: CoreState, client: Client, packet: PubComp) -> None:
     session = client.session
     out = session.acknowledge(packet.packet_id, OutState.WAIT_PUBCOMP)
     if out is not None:
-        if packet.reason_code >= 0x80:
+        if reason_codes.is_failure(packet.reason_code):
             _refused(out, packet)
         deliveries.completed(state, client, [out])
         deliveries.pump(state, client)
     elif packet.packet_id in session.inflight:
         raise _wrong_ack(packet, session.inflight[packet.packet_id])
-
-
-def _not_found(client: Client) -> int:
-    return ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if client.version is V5 else 0
 
 
 def _wrong_ack(packet: PubAck | PubRec | PubComp, out: Outgoing) -> ProtocolViolation:

@@ -18,7 +18,7 @@ from typing import Any
 from ..auth.exchange import AuthExchange
 from ..errors import ProtocolError, ProtocolViolation
 from ..hooks import AuthStep, ClientInfo
-from ..mqtt.codec import CONNACK_REASON_CODES, DISCONNECT_REASON_CODES
+from ..mqtt import reason_codes
 from ..mqtt.enums import ReasonCode
 from ..mqtt.packets import Auth, Connect
 from ..protocol import ConnectionPhase
@@ -69,7 +69,7 @@ async def _connect_step(
     if step.reason_code is not ReasonCode.SUCCESS:
         # [MQTT-4.12.0-4] the server may reject at any point: CONNACK >= 0x80, then close.
         logger.info("client %s: %s authentication failed", exchange.client.client_id, exchange.method)
-        protocol.refuse(_fitting(step.reason_code, CONNACK_REASON_CODES))
+        protocol.refuse(reason_codes.fit(step.reason_code, reason_codes.CONNACK))
         return None
     assert exchange.connect is not None
     info = exchange.authenticated(step)
@@ -114,19 +114,14 @@ async def _reauth_step(state: CoreState, client: Client, exchange: AuthExchange,
         # Hooks, ACLs and sessions know the connection by the identity it was admitted with.
         logger.info("client %s re-authenticated as another user", client.info.client_id)
         step = AuthStep.failure(ReasonCode.NOT_AUTHORIZED)
-    if step.reason_code >= 0x80:
+    if reason_codes.is_failure(step.reason_code):
         # [MQTT-4.12.1-2] a failed re-authentication: DISCONNECT with the reason, then close.
         logger.info("client %s: %s re-authentication failed", client.info.client_id, exchange.method)
         client.disconnect_reason = "not_authorized"
         # DISCONNECT has no 0x86 or 0x8C (table 3.14.2.1): those become 0x87 Not authorized.
-        code = _fitting(step.reason_code, DISCONNECT_REASON_CODES)
+        code = reason_codes.fit(step.reason_code, reason_codes.DISCONNECT)
         link.protocol.disconnect(code, "re-authentication failed")
         link.close()
         return
     # 0x18 asks for more; 0x00 ends it, and packets flowed meanwhile on the old authentication.
     link.send(Auth(reason_code=step.reason_code, properties=exchange.properties(step)))
-
-
-def _fitting(code: int, allowed: frozenset[int]) -> int:
-    """``code`` if the packet can carry it, else Not authorized (a hook's code, any packet)."""
-    return code if code in allowed else ReasonCode.NOT_AUTHORIZED

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProtocolError
+from ..mqtt import reason_codes
 from ..mqtt.enums import ProtocolVersion, ReasonCode
 from ..mqtt.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel
 from ..mqtt.properties import EMPTY_PROPERTIES, Properties
@@ -78,7 +79,7 @@ def _accept_publish(state: CoreState, client: Client, packet: Publish, code: int
             # [MQTT-4.3.3-10] a resent QoS 2 PUBLISH is not delivered again.
             ack_after_commit(state, client, PubRec(packet_id=pid))
             return
-    if code >= 0x80:
+    if reason_codes.is_failure(code):
         # Refused: 3.1.1 has no way to say so, the message is acknowledged and dropped.
         logger.debug("publish to %s by %s refused (0x%02x)", packet.topic, client.info.client_id, code)
         if qos == 1:
@@ -133,7 +134,9 @@ def handle_pubrel(state: CoreState, client: Client, packet: PubRel) -> None:
             return
         client.link.send(PubComp(packet_id=packet.packet_id))
     else:
-        client.link.send(PubComp(packet_id=packet.packet_id, reason_code=_not_found(client)))
+        client.link.send(
+            PubComp(packet_id=packet.packet_id, reason_code=reason_codes.packet_id_not_found(client.version))
+        )
 
 
 def publish(
@@ -169,7 +172,3 @@ def publish(
     )
     matched = routing.route(state, message)
     return PublishResult(message_id=message.message_id, matched=matched)
-
-
-def _not_found(client: Client) -> int:
-    return ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if client.version is V5 else 0

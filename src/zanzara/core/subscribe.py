@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ProtocolError, ProtocolViolation
 from ..events import Subscribed, Unsubscribed
+from ..mqtt import reason_codes
 from ..mqtt.enums import ProtocolVersion, ReasonCode, RetainHandling
 from ..mqtt.packets import SubAck, Subscribe, Subscription, UnsubAck, Unsubscribe
 from ..mqtt.topics import parse_shared, validate_topic_filter, validate_topic_filter_syntax
@@ -43,12 +44,12 @@ def handle_subscribe(state: CoreState, client: Client, packet: Subscribe) -> Pen
 
 async def _authorize_subscribe(state: CoreState, client: Client, packet: Subscribe, codes: list[int]) -> None:
     for i, sub in enumerate(packet.subscriptions):
-        if codes[i] >= 0x80:
+        if reason_codes.is_failure(codes[i]):
             continue
         for hook in state.subscribe_authorizers:
             code = await hook.authorize_subscribe(client.info, sub)
             if code is not None:
-                if code >= 0x80:
+                if reason_codes.is_failure(code):
                     codes[i] = code
                 elif code < codes[i]:
                     codes[i] = code  # the hook may downgrade the granted QoS
@@ -92,7 +93,7 @@ def _complete_subscribe(state: CoreState, client: Client, packet: Subscribe, cod
     room = _subscription_room(state, session)
     for i, sub in enumerate(packet.subscriptions):
         code = codes[i]
-        if code >= 0x80:
+        if reason_codes.is_failure(code):
             continue
         if room is not None and sub.topic_filter not in session.subscriptions:
             if room == 0:
@@ -117,8 +118,7 @@ def _complete_subscribe(state: CoreState, client: Client, packet: Subscribe, cod
             store.subscription_put(entry)
         if group is None:
             retained.append((sub, code, is_new))
-    if client.version is not V5:
-        codes = [c if c < 0x80 else 0x80 for c in codes]
+    codes = list(reason_codes.for_suback(codes, client.version))
 
     def finish() -> None:
         client.link.send(SubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)))

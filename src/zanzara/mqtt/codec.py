@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Final, Literal
 
 from ..errors import MalformedPacket, PacketTooLarge, ProtocolViolation, UnsupportedProtocolVersion
+from . import reason_codes as rc
 from .enums import PacketType, ProtocolVersion, RetainHandling
 from .packets import (
     Auth,
@@ -43,8 +44,6 @@ from .packets import (
 from .properties import EMPTY_PROPERTIES, PROPERTY_SPECS, WILL, Properties, WireType
 
 __all__ = [
-    "CONNACK_REASON_CODES",
-    "DISCONNECT_REASON_CODES",
     "MAX_PACKET_SIZE",
     "Reader",
     "decode_properties",
@@ -69,21 +68,6 @@ _FROM_SERVER: Final = frozenset({2, 3, 4, 5, 6, 7, 9, 11, 13, 14, 15})
 # [MQTT-2.1.3-1] reserved flag bits of the fixed header, per packet type (PUBLISH excepted).
 _FLAGS: Final = {1: 0, 2: 0, 4: 0, 5: 0, 6: 2, 7: 0, 8: 2, 9: 0, 10: 2, 11: 0, 12: 0, 13: 0, 14: 0, 15: 0}
 
-# Reason codes each v5 packet may carry (sections 3.2.2.2, 3.4.2.1 ... 3.15.2.1).
-_CONNACK_CODES: Final = frozenset(
-    {0x00, *range(0x80, 0x8B), 0x8C, 0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F}
-)
-_PUBACK_CODES: Final = frozenset({0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99})
-_PUBREL_CODES: Final = frozenset({0x00, 0x92})
-_SUBACK_CODES: Final = frozenset({0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2})
-_UNSUBACK_CODES: Final = frozenset({0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91})
-_DISCONNECT_CODES: Final = frozenset(
-    {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, *range(0x8D, 0xA3)} - {0x91, 0x92}
-)
-_AUTH_CODES: Final = frozenset({0x00, 0x18, 0x19})
-# For the broker: a failure code chosen by a hook must be one its packet can carry.
-CONNACK_REASON_CODES: Final = _CONNACK_CODES
-DISCONNECT_REASON_CODES: Final = _DISCONNECT_CODES
 _BOOLEAN_PROPERTIES: Final = (
     "payload_format_indicator",
     "request_problem_information",
@@ -539,7 +523,7 @@ def _decode_ack(ptype: int, buf: bytearray, p: int, end: int, v5: bool) -> PubAc
     if not v5:
         raise MalformedPacket("acknowledgement longer than 2 bytes")
     code = buf[p + 2]
-    if code not in (_PUBREL_CODES if ptype in (6, 7) else _PUBACK_CODES):
+    if code not in (rc.PUBREL if ptype in (6, 7) else rc.PUBACK):
         raise MalformedPacket(f"reason code 0x{code:02x} not allowed in {_ACK_TYPES[ptype].name}")
     props = EMPTY_PROPERTIES
     if length > 3:
@@ -629,12 +613,12 @@ def _decode_disconnect(buf: bytearray, p: int, end: int, v5: bool) -> Disconnect
         if end != p:
             raise MalformedPacket("DISCONNECT with a body")
         return Disconnect()
-    code, props = _reason_and_properties(buf, p, end, _PT.DISCONNECT, _DISCONNECT_CODES)
+    code, props = _reason_and_properties(buf, p, end, _PT.DISCONNECT, rc.DISCONNECT)
     return Disconnect(reason_code=code, properties=props)
 
 
 def _decode_auth(buf: bytearray, p: int, end: int) -> Auth:
-    code, props = _reason_and_properties(buf, p, end, _PT.AUTH, _AUTH_CODES)
+    code, props = _reason_and_properties(buf, p, end, _PT.AUTH, rc.AUTH)
     return Auth(reason_code=code, properties=props)
 
 
@@ -647,7 +631,7 @@ def _decode_connack(buf: bytearray, p: int, end: int, v5: bool) -> ConnAck:
     code = buf[p + 1]
     props = EMPTY_PROPERTIES
     if v5:
-        if code not in _CONNACK_CODES:
+        if code not in rc.CONNACK:
             raise MalformedPacket(f"reason code 0x{code:02x} not allowed in CONNACK")
         props, p = _decode_properties(buf, p + 2, end, _PT.CONNACK)
     else:
@@ -665,9 +649,9 @@ def _decode_suback(buf: bytearray, p: int, end: int, v5: bool) -> SubAck:
     props = EMPTY_PROPERTIES
     if v5:
         props, p = _decode_properties(buf, p, end, _PT.SUBACK)
-        allowed = _SUBACK_CODES
+        allowed = rc.SUBACK
     else:
-        allowed = frozenset({0, 1, 2, 0x80})
+        allowed = rc.SUBACK_V3
     codes = tuple(buf[p:end])
     for code in codes:
         if code not in allowed:
@@ -685,7 +669,7 @@ def _decode_unsuback(buf: bytearray, p: int, end: int, v5: bool) -> UnsubAck:
     props, p = _decode_properties(buf, p, end, _PT.UNSUBACK)
     codes = tuple(buf[p:end])
     for code in codes:
-        if code not in _UNSUBACK_CODES:
+        if code not in rc.UNSUBACK:
             raise MalformedPacket(f"reason code 0x{code:02x} not allowed in UNSUBACK")
     return UnsubAck(packet_id=packet_id, reason_codes=codes, properties=props)
 
@@ -798,7 +782,7 @@ def encode(packet: Packet, version: ProtocolVersion) -> bytes:  # noqa: C901 - o
             buf += encode_properties(sa.properties, _PT.SUBACK)
             buf += bytes(sa.reason_codes)
         else:
-            buf += bytes(c if c < 0x80 else 0x80 for c in sa.reason_codes)
+            buf += bytes(rc.for_suback(sa.reason_codes, version))
         return _frame(0x90, buf)
     if t is Unsubscribe:
         u: Unsubscribe = packet  # type: ignore[assignment]
