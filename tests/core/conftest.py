@@ -184,6 +184,11 @@ def sent(link: FakeLink) -> list[Packet]:
     return packets
 
 
+def publishes(link: FakeLink) -> list[Publish]:
+    """The PUBLISH packets among what ``link``'s client receives (its acks left out)."""
+    return [p for p in sent(link) if isinstance(p, Publish)]
+
+
 def settle(result: T | Coroutine[Any, Any, T]) -> T:
     """``result``, or what its coroutine returns: stepped once, it must not suspend."""
     if not isinstance(result, Coroutine):
