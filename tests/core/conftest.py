@@ -390,10 +390,13 @@ def subscribe(
     subs = tuple(f if isinstance(f, Subscription) else Subscription(topic_filter=f, qos=qos) for f in filters)
     props = Properties(subscription_identifiers=(subscription_id,)) if subscription_id else EMPTY_PROPERTIES
     receive(core, client, Subscribe(packet_id=packet_id, subscriptions=subs, properties=props))
-    first, *rest = sent(client.link)  # type: ignore[arg-type]
-    assert isinstance(first, SubAck), first
-    client.link.backlog = rest  # type: ignore[attr-defined]
-    return first
+    link = client.link
+    assert isinstance(link, FakeLink)
+    packets = sent(link)
+    [suback] = [p for p in packets if isinstance(p, SubAck) and p.packet_id == packet_id] or [packets]
+    assert isinstance(suback, SubAck), f"no SUBACK in {suback}"
+    link.backlog = [p for p in packets if p is not suback]
+    return suback
 
 
 def option(
