@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -199,6 +199,22 @@ def settle(result: T | Coroutine[Any, Any, T]) -> T:
         return done.value  # type: ignore[no-any-return]
     result.close()
     raise AssertionError("the coroutine waited for something: no event loop runs here")
+
+
+class Pause:
+    """An awaitable that suspends its coroutine once, so that a test can act in between."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield None
+
+
+def finish(pending: Coroutine[Any, Any, T]) -> T:
+    """Resume a coroutine suspended once (by :class:`Pause`) to its end; what it returns."""
+    try:
+        pending.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    raise AssertionError("suspended twice")
 
 
 def disconnect_code(packets: list[Packet]) -> int:

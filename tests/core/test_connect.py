@@ -7,10 +7,13 @@ Mosquitto 2), and taking over a connected client id (3.1.4).
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+
 from zanzara.core import Core
 from zanzara.hooks import ConnectRequest
+from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
-from zanzara.mqtt.packets import ConnAck, Disconnect, PingResp, Subscription
+from zanzara.mqtt.packets import ConnAck, Connect, Disconnect, PingResp, Subscription
 from zanzara.mqtt.properties import Properties
 from zanzara.protocol import ConnectionPhase
 
@@ -21,11 +24,13 @@ from .conftest import (
     V311,
     CoreFactory,
     FakeLink,
+    Pause,
     both_versions,
     connect,
     connect_packet,
     disconnect,
     drop,
+    finish,
     message,
     open_connection,
     receive,
@@ -228,6 +233,26 @@ class TestWhoMayConnect:
         code = connack_code(refused(core, connect_packet("d", username="u", password=b"wrong")))
         assert code == RC.BAD_USER_NAME_OR_PASSWORD
         assert asked == ["abstains", "knows"] * 2
+
+    def test_connection_closed_while_the_hook_decides(self, core: Core) -> None:
+        """A connection that went away while its authenticator was awaited is not admitted."""
+
+        class Slow:
+            async def authenticate(self, request: ConnectRequest) -> ReasonCode | None:
+                await Pause()
+                return RC.SUCCESS
+
+        core.add_authenticator(Slow())
+        link = FakeLink(core.config)
+        [received] = link.protocol.receive_data(encode(connect_packet("c"), V5))
+        assert isinstance(received, Connect)
+        pending = core.connect(link, received)
+        assert isinstance(pending, Coroutine)
+        pending.send(None)  # now waiting in the hook
+        link.protocol.disconnect(RC.NORMAL_DISCONNECTION)  # the socket went away meanwhile
+        assert finish(pending) is None
+        assert core.clients == {}
+        assert core.sessions == {}
 
 
 def sent_props(core: Core) -> Properties:
