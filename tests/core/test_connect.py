@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 
 from zanzara.core import Core
-from zanzara.hooks import ConnectRequest
+from zanzara.hooks import AuthResult, ConnectRequest
 from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
 from zanzara.mqtt.packets import ConnAck, Connect, Disconnect, PingResp, Subscription
@@ -233,6 +233,17 @@ class TestWhoMayConnect:
         code = connack_code(refused(core, connect_packet("d", username="u", password=b"wrong")))
         assert code == RC.BAD_USER_NAME_OR_PASSWORD
         assert asked == ["abstains", "knows"] * 2
+
+    def test_a_hook_may_set_the_queue_quota(self, core: Core) -> None:
+        """An AuthResult admits with per-device settings: the session's queue quota."""
+
+        class Quota:
+            async def authenticate(self, request: ConnectRequest) -> AuthResult:
+                return AuthResult(max_queued_messages=3, max_queued_bytes=1000)
+
+        core.add_authenticator(Quota())
+        client = connect(core, "c")
+        assert (client.session.max_queued, client.session.max_queued_bytes) == (3, 1000)
 
     def test_connection_closed_while_the_hook_decides(self, core: Core) -> None:
         """A connection that went away while its authenticator was awaited is not admitted."""

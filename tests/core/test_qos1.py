@@ -330,3 +330,18 @@ class TestMessageExpiry_3_3_2_3_3:
         # [MQTT-3.3.2-6] the expiry forwarded is what is left of it.
         assert delivered.properties == Properties(message_expiry_interval=70)
         assert core.stats.messages_expired == 1
+
+
+class TestMaximumPacketSize_3_1_2_25:
+    def test_too_large_is_discarded_as_if_delivered(self, core: Core) -> None:
+        """[MQTT-3.1.2-25] a PUBLISH over the client's Maximum Packet Size is discarded, as if sent.
+
+        [MQTT-3.1.2-24] it is never sent; it holds no place in the window and is counted as dropped.
+        """
+        sub = connect(core, "s", maximum_packet_size=64, receive_maximum=1)
+        subscribe(core, sub, "t", qos=1)
+        core.publish("t", b"x" * 100, qos=1)
+        core.publish("t", b"y" * 100, qos=0)
+        core.publish("t", b"small", qos=1)
+        assert sent(sub.link) == [message("t", b"small", qos=1, packet_id=2)]
+        assert core.stats.messages_dropped == 1

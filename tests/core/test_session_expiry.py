@@ -23,7 +23,9 @@ from .conftest import (
     drop,
     message,
     sent,
+    settle,
     subscribe,
+    will,
 )
 
 
@@ -146,3 +148,16 @@ class TestPersistentSession_v311:
         """3.1.1 [MQTT-3.1.2-6] CleanSession 1: the session lasts as long as the connection."""
         drop(core, connect(core, "c", version=V311, clean_start=True))
         assert core.sessions == {}
+
+
+class TestClose:
+    def test_close_stops_every_timer(self, core: Core, scheduler: FakeScheduler) -> None:
+        """Core.close(): no session expires and no will is published by a stopped broker."""
+        drop(core, resume(core))
+        dev = connect(
+            core, "dev", clean_start=False, session_expiry_interval=60, will=will(will_delay_interval=5)
+        )
+        drop(core, dev)
+        assert len(scheduler.pending) == 3
+        settle(core.close())
+        assert scheduler.pending == []
