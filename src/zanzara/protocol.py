@@ -3,9 +3,11 @@
 Everything that is a rule of one *connection* lives here: CONNECT first and
 only once [MQTT-3.1.0-1, MQTT-3.1.0-2], topic name validation, inbound topic
 aliases, the inbound receive maximum, what may be sent to this client (its
-maximum packet size, whether it wants reason strings), and the single place
-where a :class:`~zanzara.errors.ProtocolError` becomes a CONNACK or
-DISCONNECT.  Session rules (QoS flows, subscriptions) belong to the broker.
+maximum packet size, whether it wants reason strings), the encoding of every
+outgoing PUBLISH with its topic alias (:class:`PublishEncoder` shares one
+encoding among a fan-out's subscribers), and the single place where a
+:class:`~zanzara.errors.ProtocolError` becomes a CONNACK or DISCONNECT.
+Session rules (QoS flows, subscriptions) belong to the core.
 
 Must not import asyncio, sockets or the clock.
 """
@@ -18,9 +20,17 @@ from enum import Enum
 from typing import Any, cast
 
 from .errors import ProtocolError, ProtocolViolation
+from .message import Message
 from .mqtt import reason_codes
-from .mqtt.codec import MAX_PACKET_SIZE, Reader, encode
-from .mqtt.enums import ProtocolVersion, ReasonCode
+from .mqtt.codec import (
+    MAX_PACKET_SIZE,
+    Reader,
+    encode,
+    encode_properties,
+    encode_publish,
+    encode_publish_template,
+)
+from .mqtt.enums import PacketType, ProtocolVersion, ReasonCode
 from .mqtt.packets import (
     Auth,
     ConnAck,
@@ -36,7 +46,7 @@ from .mqtt.packets import (
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 from .mqtt.topics import MAX_TOPIC_LENGTH, validate_topic_name
 
-__all__ = ["ConnectionPhase", "ServerProtocol"]
+__all__ = ["ConnectionPhase", "PublishEncoder", "ServerProtocol", "encode_one", "hop_properties"]
 
 logger = logging.getLogger(__name__)
 
@@ -247,9 +257,6 @@ class ServerProtocol:
     auth_method: str | None = None
     # The server sent AUTH 0x18 and the client's AUTH 0x18 has not come yet.
     auth_awaited = False
-    # The broker's conversation with an EnhancedAuthenticator while one runs; opaque here. It
-    # lives with the connection so that it goes when the connection does, finished or not.
-    auth_exchange: object = None
 
     # -- output -----------------------------------------------------------------
 
@@ -335,6 +342,38 @@ class ServerProtocol:
         self._out.append(data)
         return True
 
+    def send_publish(
+        self, encoder: PublishEncoder, qos: int, retain: bool, sub_ids: tuple[int, ...], packet_id: int = 0
+    ) -> int:
+        """Queue one recipient's PUBLISH of a fan-out; returns the bytes queued, 0 if not sent.
+
+        Not sent: larger than the client's maximum packet size [MQTT-3.1.2-25] (the caller
+        treats the message as delivered); the alias it would have taught is forgotten.
+        """
+        data = encoder.encode_for(self, qos, retain, sub_ids, packet_id)
+        if not self.send_bytes(data):
+            self.forget_alias(encoder.message.topic)
+            return 0
+        return len(data)
+
+    def send_message(
+        self,
+        message: Message,
+        qos: int,
+        retain: bool,
+        sub_ids: tuple[int, ...],
+        packet_id: int,
+        now: float,
+        *,
+        dup: bool = False,
+    ) -> int:
+        """Queue a PUBLISH for this client alone (a message leaving its queue, a resend)."""
+        data = encode_one(message, self, qos, retain, sub_ids, packet_id, now, dup=dup)
+        if not self.send_bytes(data):
+            self.forget_alias(message.topic)
+            return 0
+        return len(data)
+
     def data_to_send(self) -> list[bytes]:
         out = self._out
         self._out = []
@@ -402,3 +441,102 @@ def _without_diagnostics(packet: Packet, props: Properties) -> Packet:
     """``packet`` without its reason string and user properties."""
     same: Any = packet  # every packet with properties has the same ``properties`` field
     return cast(Packet, replace(same, properties=props.without("reason_string", "user_properties")))
+
+
+def hop_properties(message: Message, sub_ids: tuple[int, ...], now: float) -> Properties:
+    """The message's properties for one hop: remaining expiry [MQTT-3.3.2-6], subscription ids."""
+    props = message.properties
+    expiry = message.remaining_expiry(now)
+    if expiry is None and not sub_ids:
+        return props
+    return Properties(
+        payload_format_indicator=props.payload_format_indicator,
+        message_expiry_interval=expiry,
+        content_type=props.content_type,
+        response_topic=props.response_topic,
+        correlation_data=props.correlation_data,
+        subscription_identifiers=sub_ids,
+        user_properties=props.user_properties,
+    )
+
+
+class PublishEncoder:
+    """One message's PUBLISH encodings for a fan-out, one per subscriber shape.
+
+    Lives for one message's routing: the shape (protocol family, QoS, retain,
+    subscription ids) is encoded once and shared, only the packet id patched.
+    A client that accepts topic aliases, or a resend with DUP, gets its own.
+    Pure: ``now`` sets the remaining message expiry.
+    """
+
+    __slots__ = ("_shapes", "message", "now")
+
+    def __init__(self, message: Message, now: float) -> None:
+        self.message = message
+        self.now = now
+        self._shapes: dict[tuple[bool, int, bool, tuple[int, ...]], tuple[bytes, int]] = {}
+
+    def encode_for(
+        self,
+        proto: ServerProtocol,
+        qos: int,
+        retain: bool,
+        sub_ids: tuple[int, ...],
+        packet_id: int = 0,
+        *,
+        dup: bool = False,
+    ) -> bytes:
+        """The PUBLISH bytes for one recipient."""
+        v5 = proto.version is V5
+        if v5 and (dup or proto.client_topic_alias_maximum):
+            return encode_one(self.message, proto, qos, retain, sub_ids, packet_id, self.now, dup=dup)
+        key = (v5, qos, retain, sub_ids if v5 else ())
+        shape = self._shapes.get(key)
+        if shape is None:
+            block = None
+            if v5:
+                props = hop_properties(self.message, sub_ids, self.now)
+                if props is not EMPTY_PROPERTIES:
+                    block = encode_properties(props, PacketType.PUBLISH)
+            message = self.message
+            shape = self._shapes[key] = encode_publish_template(
+                message.topic, message.payload, qos, retain, block, proto.version
+            )
+        data, offset = shape
+        if not qos:
+            return data
+        if dup and not v5:
+            return encode_one(self.message, proto, qos, retain, sub_ids, packet_id, self.now, dup=dup)
+        patched = bytearray(data)
+        patched[offset] = packet_id >> 8
+        patched[offset + 1] = packet_id & 0xFF
+        return bytes(patched)
+
+
+def encode_one(
+    message: Message,
+    proto: ServerProtocol,
+    qos: int,
+    retain: bool,
+    sub_ids: tuple[int, ...],
+    packet_id: int,
+    now: float,
+    *,
+    dup: bool = False,
+) -> bytes:
+    """The PUBLISH bytes for a single recipient: a message leaving a queue, a resend, an alias."""
+    topic = message.topic
+    block = None
+    if proto.version is V5:
+        props = hop_properties(message, sub_ids, now)
+        if proto.client_topic_alias_maximum:
+            alias = proto.outgoing_alias(topic)
+            if alias is not None:
+                # [MQTT-3.3.2-12] once the client knows the alias, the topic can be left empty.
+                number, known = alias
+                props = replace(props, topic_alias=number)
+                if known:
+                    topic = ""
+        if props is not EMPTY_PROPERTIES:
+            block = encode_properties(props, PacketType.PUBLISH)
+    return encode_publish(topic, message.payload, qos, retain, dup, packet_id, block, proto.version)

@@ -30,9 +30,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from zanzara.auth.exchange import AuthExchange
 from zanzara.config import MqttConfig, PushConfig
 from zanzara.core import Client, Core
 from zanzara.errors import ProtocolError
+from zanzara.message import Message
 from zanzara.mqtt.codec import Reader, encode
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode, RetainHandling
 from zanzara.mqtt.packets import (
@@ -49,7 +51,7 @@ from zanzara.mqtt.packets import (
     Will,
 )
 from zanzara.mqtt.properties import EMPTY_PROPERTIES, Properties
-from zanzara.protocol import ConnectionPhase, ServerProtocol
+from zanzara.protocol import ConnectionPhase, PublishEncoder, ServerProtocol
 
 V31 = ProtocolVersion.MQTT31
 V311 = ProtocolVersion.MQTT311
@@ -143,6 +145,7 @@ class FakeLink:
         self.closed = False
         self.keep_alive: int | None = None
         self.identity_as_username = False
+        self.auth_exchange: AuthExchange | None = None
         self._address = address
         # The CONNACK that admitted or refused the client (set by connect()).
         self.connack: ConnAck | None = None
@@ -160,8 +163,53 @@ class FakeLink:
     def send(self, packet: Packet) -> None:
         self.protocol.send(packet)
 
-    def send_bytes(self, data: bytes) -> bool:
-        return self.protocol.send_bytes(data)
+    @property
+    def receive_maximum(self) -> int:
+        return self.protocol.client_receive_maximum
+
+    @property
+    def auth_method(self) -> str | None:
+        return self.protocol.auth_method
+
+    @property
+    def is_connecting(self) -> bool:
+        return self.protocol.phase is ConnectionPhase.CONNECTING
+
+    @property
+    def is_open(self) -> bool:
+        return self.protocol.phase is ConnectionPhase.CONNECTED
+
+    def send_publish(
+        self, encoder: PublishEncoder, qos: int, retain: bool, sub_ids: tuple[int, ...], packet_id: int = 0
+    ) -> bool:
+        return bool(self.protocol.send_publish(encoder, qos, retain, sub_ids, packet_id))
+
+    def send_message(
+        self,
+        message: Message,
+        qos: int,
+        retain: bool,
+        sub_ids: tuple[int, ...],
+        packet_id: int,
+        now: float,
+        *,
+        dup: bool = False,
+    ) -> bool:
+        return bool(self.protocol.send_message(message, qos, retain, sub_ids, packet_id, now, dup=dup))
+
+    def fits(self, packet: Packet) -> bool:
+        return self.protocol.fits(packet)
+
+    def accept(self, connack: ConnAck, keep_alive: int) -> None:
+        self.protocol.accept(connack)
+        self.keep_alive = keep_alive
+
+    def refuse(self, reason_code: int, reason: str | None = None) -> None:
+        self.protocol.refuse(reason_code, reason)
+
+    def disconnect(self, reason_code: int, reason: str | None = None) -> None:
+        self.protocol.disconnect(reason_code, reason)
+        self.close()
 
     def close(self) -> None:
         self.closed = True

@@ -18,7 +18,6 @@ from ..hooks import AuthResult, ClientInfo
 from ..mqtt.enums import ProtocolVersion, ReasonCode
 from ..mqtt.packets import ConnAck, Connect
 from ..mqtt.properties import EMPTY_PROPERTIES, Properties
-from ..protocol import ConnectionPhase
 from ..session import NEVER_EXPIRES, Session
 from . import deliveries, lifecycle
 from .client import Client, ClientLink
@@ -54,21 +53,21 @@ def admit(
     authentication: Properties | None = None,
 ) -> Client | None:
     if code != ReasonCode.SUCCESS:
-        link.protocol.refuse(code)
+        link.refuse(code)
         return None
-    if link.protocol.phase is not ConnectionPhase.CONNECTING:  # closed while a hook was awaited
+    if not link.is_connecting:  # closed while a hook was awaited
         return None
     cfg = state.config
     client_id = info.client_id
     version = packet.protocol_version
     expiry = _session_expiry(state, packet)
     keep_alive, connack_props = _connack_properties(state, packet, expiry, assigned, authentication)
-    if not link.protocol.fits(ConnAck(properties=connack_props)):
+    if not link.fits(ConnAck(properties=connack_props)):
         # [MQTT-3.1.2-24] nothing we send may exceed the client's Maximum Packet Size, and
         # without a CONNACK the connection cannot go on: close it without sending anything,
         # before it takes over a connection or a session, or leaves a will.
         logger.info("client %s: CONNACK exceeds its maximum packet size; closing", client_id)
-        link.protocol.disconnect(ReasonCode.PACKET_TOO_LARGE)
+        link.disconnect(ReasonCode.PACKET_TOO_LARGE)
         return None
     old = state.clients.get(client_id)
     if old is not None:
@@ -95,14 +94,12 @@ def admit(
         lifecycle.set_quota(state, session, settings.max_queued_messages, settings.max_queued_bytes)
     session.disconnected_at = None
     lifecycle.persist(state, session, packet.will)
-    receive_max = link.protocol.client_receive_maximum
-    session.max_inflight = min(cfg.max_inflight_messages, receive_max)
-    link.set_keep_alive(keep_alive)
+    session.max_inflight = min(cfg.max_inflight_messages, link.receive_maximum)
 
     client = Client(link=link, session=session, info=info, version=version, will=packet.will)
     state.clients[client_id] = client
     state.stats.connections_total += 1
-    link.protocol.accept(ConnAck(session_present=session_present, properties=connack_props))
+    link.accept(ConnAck(session_present=session_present, properties=connack_props), keep_alive)
     if session_present:
         deliveries.resend_inflight(state, client)
     deliveries.pump(state, client)
@@ -175,6 +172,5 @@ def _connack_capabilities(state: CoreState, expiry: int, packet: Connect) -> dic
 def take_over(state: CoreState, old: Client) -> None:
     """[MQTT-3.1.4-3] close the existing connection; v5 tells it why (0x8E)."""
     old.disconnect_reason = "takeover"
-    old.link.protocol.disconnect(ReasonCode.SESSION_TAKEN_OVER)
-    old.link.close()
+    old.link.disconnect(ReasonCode.SESSION_TAKEN_OVER)
     lifecycle.disconnected(state, old)

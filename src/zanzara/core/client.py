@@ -13,22 +13,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..auth.exchange import AuthExchange
 from ..hooks import ClientInfo
+from ..message import Message
 from ..mqtt.enums import ProtocolVersion
-from ..mqtt.packets import Packet, Will
-from ..protocol import ServerProtocol
+from ..mqtt.packets import ConnAck, Packet, Will
+from ..protocol import PublishEncoder
 from ..session import Session
 
 __all__ = ["Client", "ClientLink"]
 
 
 class ClientLink(Protocol):
-    """What the broker needs from a live connection (implemented by transports)."""
+    """The core's whole view of a live connection (``transports/connection.py`` implements it).
 
-    protocol: ServerProtocol
+    The core never sees the connection's protocol object: what it sends goes
+    through these methods, which apply the connection's own rules (the client's
+    maximum packet size, topic aliases, what 3.1.1 cannot carry).
+    """
+
     # The client's socket is full beyond max_write_buffer: QoS 0 to it is dropped and
     # QoS 1/2 waits in its session queue; the link pumps the queue when it drains.
     congested: bool
+    # The MQTT 5 enhanced authentication in progress on this connection, if any.
+    auth_exchange: AuthExchange | None
 
     @property
     def address(self) -> str | None: ...
@@ -40,14 +48,56 @@ class ClientLink(Protocol):
     def identity_as_username(self) -> bool:
         """The username is a client certificate's Common Name the TLS handshake verified."""
 
+    @property
+    def receive_maximum(self) -> int:
+        """The client's Receive Maximum (65535 unless its CONNECT said less)."""
+
+    @property
+    def auth_method(self) -> str | None:
+        """The Authentication Method of the client's CONNECT."""
+
+    @property
+    def is_connecting(self) -> bool:
+        """CONNECT received, neither accepted nor refused yet, and the connection still open."""
+
+    @property
+    def is_open(self) -> bool:
+        """Accepted (CONNACK sent) and neither failed nor closed."""
+
     def send(self, packet: Packet) -> None: ...
 
-    def send_bytes(self, data: bytes) -> bool: ...
+    def send_publish(
+        self, encoder: PublishEncoder, qos: int, retain: bool, sub_ids: tuple[int, ...], packet_id: int = 0
+    ) -> bool:
+        """One recipient's PUBLISH of a fan-out; False if too large for the client [MQTT-3.1.2-25]."""
+
+    def send_message(
+        self,
+        message: Message,
+        qos: int,
+        retain: bool,
+        sub_ids: tuple[int, ...],
+        packet_id: int,
+        now: float,
+        *,
+        dup: bool = False,
+    ) -> bool:
+        """A PUBLISH for this client alone (leaving its queue, or resent); False if too large."""
+
+    def fits(self, packet: Packet) -> bool:
+        """Would ``packet`` fit the client's Maximum Packet Size (without its optional parts)?"""
+
+    def accept(self, connack: ConnAck, keep_alive: int) -> None:
+        """Send the successful CONNACK; the client must keep ``keep_alive``."""
+
+    def refuse(self, reason_code: int, reason: str | None = None) -> None:
+        """Refuse the CONNECT (CONNACK with the code that fits the version); the link then closes."""
+
+    def disconnect(self, reason_code: int, reason: str | None = None) -> None:
+        """End the connection: v5 clients get DISCONNECT with ``reason_code``, then close."""
 
     def close(self) -> None:
         """Flush what is queued, then close the connection."""
-
-    def set_keep_alive(self, seconds: int) -> None: ...
 
 
 @dataclass(slots=True, eq=False)

@@ -22,7 +22,6 @@ from typing import Any
 
 from ..mqtt.enums import ReasonCode
 from ..mqtt.packets import Packet
-from ..protocol import ConnectionPhase
 from .client import Client
 from .state import CoreState
 
@@ -87,9 +86,8 @@ def _release(client: Client, pending: deque[Any], _: asyncio.Future[None]) -> No
 def _give_up(client: Client) -> None:
     """A commit failed and the client cannot be told: close, so that it resends after reconnecting."""
     link = client.link
-    if link.protocol.phase is ConnectionPhase.CLOSED:
+    if not link.is_open:
         return
     logger.warning("closing %s: an acknowledgement could not be made durable", client.info.client_id)
     client.disconnect_reason = "store_failure"
-    link.protocol.disconnect(ReasonCode.UNSPECIFIED_ERROR, "store unavailable")
-    link.close()
+    link.disconnect(ReasonCode.UNSPECIFIED_ERROR, "store unavailable")

@@ -42,16 +42,16 @@ def connect(
         # MQTT 3.1 (section 3.1, CONNECT payload): "The Client Identifier (Client ID) is between
         # 1 and 23 characters long", else CONNACK return code 2, identifier rejected (as
         # Mosquitto).  3.1 has no Assigned Client Identifier.
-        link.protocol.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "3.1 client id of 1-23 characters")
+        link.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "3.1 client id of 1-23 characters")
         return None
     if not client_id:
         if not cfg.allow_zero_length_clientid or (version is not V5 and not packet.clean_start):
             # [MQTT-3.1.3-8] a 3.1.1 client with an empty id must ask for a clean session.
-            link.protocol.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
+            link.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
             return None
         client_id = assigned = f"auto-{uuid.uuid4().hex}"
     elif len(client_id) > cfg.max_client_id_length:
-        link.protocol.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id too long")
+        link.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id too long")
         return None
     will = packet.will
     if will is not None:
@@ -60,11 +60,11 @@ def connect(
         except ProtocolError as exc:
             # "The Will Topic Name is not malformed, but is not accepted": CONNACK 0x90
             # (section 3.2.2.2); 3.1.1 has no such code and just closes [MQTT-3.1.4-1].
-            link.protocol.refuse(exc.reason_code, str(exc))
+            link.refuse(exc.reason_code, str(exc))
             return None
     if version is not V5 and packet.keep_alive > cfg.max_keepalive:
         # As Mosquitto: a 3.x client cannot be told a lower keep alive, so it is refused.
-        link.protocol.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "keep alive above max_keepalive")
+        link.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "keep alive above max_keepalive")
         return None
     info = ClientInfo(
         client_id=client_id,

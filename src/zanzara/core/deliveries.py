@@ -16,7 +16,7 @@ import logging
 from ..events import Delivered, Dropped
 from ..message import Message
 from ..mqtt.packets import PubRel
-from ..outbound import PublishEncoder, encode_one
+from ..protocol import PublishEncoder
 from ..session import Outgoing, OutState, Session
 from ..storage import DeliveryStatus, QueueRecord
 from .client import Client
@@ -45,13 +45,10 @@ def send_qos0(
     if link.congested:
         _drop_for_slowness(state, client, encoder.message)
         return
-    proto = link.protocol
-    if link.send_bytes(encoder.encode_for(proto, 0, retain, sub_ids)):
+    if link.send_publish(encoder, 0, retain, sub_ids):
         state.stats.messages_sent += 1
         if state.events.active:
             state.events.emit(Delivered(client_id=client.info.client_id, message=encoder.message, qos=0))
-    else:
-        proto.forget_alias(encoder.message.topic)
 
 
 def _drop_for_slowness(state: CoreState, client: Client, message: Message) -> None:
@@ -100,7 +97,7 @@ def deliver(
             store.outgoing_enqueue(session.client_id, _record(out))
         if state.track_deliveries:
             _note(state, DeliveryStatus.SENT, out)
-        _send_flight(state, client, out, encoder.encode_for(client.link.protocol, qos, retain, sub_ids, pid))
+        _sent(state, client, out, client.link.send_publish(encoder, qos, retain, sub_ids, pid))
         return
     if store is not None:
         store.outgoing_enqueue(session.client_id, _record(out))
@@ -110,12 +107,12 @@ def deliver(
         dropped(state, session, lost, why)
 
 
-def _send_flight(state: CoreState, client: Client, out: Outgoing, data: bytes) -> None:
-    if client.link.send_bytes(data):
+def _sent(state: CoreState, client: Client, out: Outgoing, sent: bool) -> None:
+    """``out`` went in flight: counted if it was sent, dropped if it could not be."""
+    if sent:
         state.stats.messages_sent += 1
         return
     # [MQTT-3.1.2-25] too large for this client: discarded as if delivered.
-    client.link.protocol.forget_alias(out.message.topic)
     client.session.inflight.pop(out.packet_id, None)
     dropped(state, client.session, out, "larger than the client's maximum packet size")
 
@@ -172,7 +169,6 @@ def pump(state: CoreState, client: Client) -> None:
     persist = state.persisted(session)
     cid = session.client_id
     link = client.link
-    proto = link.protocol
     inflight = session.inflight
     while len(inflight) < session.max_inflight and not link.congested:
         out = session.dequeue()
@@ -194,22 +190,26 @@ def pump(state: CoreState, client: Client) -> None:
                 step(DeliveryStatus.SENT, out)
             if persist is not None:
                 persist.outgoing_update(cid, mid, out.state, pid)
-        data = encode_one(message, proto, out.qos, out.retain, out.subscription_ids, pid, now, dup=False)
-        _send_flight(state, client, out, data)
+        _sent(
+            state,
+            client,
+            out,
+            link.send_message(message, out.qos, out.retain, out.subscription_ids, pid, now),
+        )
 
 
 def resend_inflight(state: CoreState, client: Client) -> None:
     """[MQTT-4.4.0-1] on a resumed session resend unacknowledged PUBLISH (DUP) and PUBREL."""
     now = state.clock()
-    proto = client.link.protocol
+    link = client.link
     for pid, out in list(client.session.inflight.items()):
         if out.state is OutState.WAIT_PUBCOMP:
-            client.link.send(PubRel(packet_id=pid))
+            link.send(PubRel(packet_id=pid))
         else:
-            data = encode_one(
-                out.message, proto, out.qos, out.retain, out.subscription_ids, pid, now, dup=True
+            sent = link.send_message(
+                out.message, out.qos, out.retain, out.subscription_ids, pid, now, dup=True
             )
-            _send_flight(state, client, out, data)
+            _sent(state, client, out, sent)
 
 
 def completed(state: CoreState, client: Client, outs: list[Outgoing]) -> None:

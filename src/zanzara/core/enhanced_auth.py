@@ -2,7 +2,7 @@
 
 One :class:`~zanzara.hooks.EnhancedAuthenticator` per Authentication Method
 answers each step; the exchange in progress lives with the connection
-(``ServerProtocol.auth_exchange``) so that it goes when the connection does.
+(``ClientLink.auth_exchange``) so that it goes when the connection does.
 At CONNECT the steps are: an unknown method gets CONNACK 0x8C; each hook step
 either asks for more (AUTH 0x18), refuses (CONNACK >= 0x80) or admits.  A
 re-authentication that fails, or that proves another identity, ends the
@@ -21,7 +21,6 @@ from ..hooks import AuthStep, ClientInfo
 from ..mqtt import reason_codes
 from ..mqtt.enums import ReasonCode
 from ..mqtt.packets import Auth, Connect
-from ..protocol import ConnectionPhase
 from .admission import admit
 from .client import Client, ClientLink
 from .state import CoreState
@@ -40,7 +39,7 @@ def start_exchange(
     if hook is None:
         # [MQTT-4.12.0-1] an unsupported method: CONNACK 0x8C, then close.
         logger.info("client %s: unsupported authentication method %r", info.client_id, method)
-        link.protocol.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD, f"unsupported method {method}")
+        link.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD, f"unsupported method {method}")
         return None
     exchange = AuthExchange(authenticator=hook, client=info, connect=packet, assigned_client_id=assigned)
     return _connect_step(state, link, exchange, packet.properties.authentication_data)
@@ -48,8 +47,8 @@ def start_exchange(
 
 def continue_connect(state: CoreState, link: ClientLink, packet: Auth) -> Coroutine[Any, Any, Client | None]:
     """The client's AUTH 0x18 before CONNACK; returns the Client once admitted, else None."""
-    exchange = link.protocol.auth_exchange
-    if not isinstance(exchange, AuthExchange) or exchange.connect is None:
+    exchange = link.auth_exchange
+    if exchange is None or exchange.connect is None:
         raise ProtocolViolation("AUTH outside an authentication")
     return _connect_step(state, link, exchange, packet.properties.authentication_data)
 
@@ -58,10 +57,9 @@ async def _connect_step(
     state: CoreState, link: ClientLink, exchange: AuthExchange, data: bytes | None
 ) -> Client | None:
     step = await exchange.advance(data)
-    protocol = link.protocol
-    if protocol.phase is not ConnectionPhase.CONNECTING:  # closed while the hook was awaited
+    if not link.is_connecting:  # closed while the hook was awaited
         return None
-    protocol.auth_exchange = None if step.done else exchange
+    link.auth_exchange = None if step.done else exchange
     if not step.done:
         # [MQTT-4.12.0-2] the server asks for more with AUTH 0x18.
         link.send(Auth(reason_code=step.reason_code, properties=exchange.properties(step)))
@@ -69,7 +67,7 @@ async def _connect_step(
     if step.reason_code is not ReasonCode.SUCCESS:
         # [MQTT-4.12.0-4] the server may reject at any point: CONNACK >= 0x80, then close.
         logger.info("client %s: %s authentication failed", exchange.client.client_id, exchange.method)
-        protocol.refuse(reason_codes.fit(step.reason_code, reason_codes.CONNACK))
+        link.refuse(reason_codes.fit(step.reason_code, reason_codes.CONNACK))
         return None
     assert exchange.connect is not None
     info = exchange.authenticated(step)
@@ -89,16 +87,16 @@ async def _connect_step(
 
 def handle_auth(state: CoreState, client: Client, packet: Auth) -> Pending:
     """Re-authentication section 4.12.1: AUTH 0x19 starts it, AUTH 0x18 continues it."""
-    protocol = client.link.protocol
+    link = client.link
     if packet.reason_code == ReasonCode.RE_AUTHENTICATE:
         # The protocol checked that the method is the CONNECT's [MQTT-4.12.1-1].
-        hook = state.enhanced_authenticators.get(protocol.auth_method or "")
+        hook = state.enhanced_authenticators.get(link.auth_method or "")
         if hook is None:
             raise ProtocolError("method no longer offered", ReasonCode.BAD_AUTHENTICATION_METHOD)
         exchange = AuthExchange(authenticator=hook, client=client.info)
     else:
-        pending = protocol.auth_exchange
-        if not isinstance(pending, AuthExchange):
+        pending = link.auth_exchange
+        if pending is None:
             raise ProtocolViolation("AUTH outside an authentication")
         exchange = pending
     return _reauth_step(state, client, exchange, packet.properties.authentication_data)
@@ -107,9 +105,9 @@ def handle_auth(state: CoreState, client: Client, packet: Auth) -> Pending:
 async def _reauth_step(state: CoreState, client: Client, exchange: AuthExchange, data: bytes | None) -> None:
     step = await exchange.advance(data)
     link = client.link
-    if link.protocol.phase is not ConnectionPhase.CONNECTED:
+    if not link.is_open:
         return
-    link.protocol.auth_exchange = None if step.done else exchange
+    link.auth_exchange = None if step.done else exchange
     if step.reason_code is ReasonCode.SUCCESS and exchange.authenticated(step) != client.info:
         # Hooks, ACLs and sessions know the connection by the identity it was admitted with.
         logger.info("client %s re-authenticated as another user", client.info.client_id)
@@ -120,8 +118,7 @@ async def _reauth_step(state: CoreState, client: Client, exchange: AuthExchange,
         client.disconnect_reason = "not_authorized"
         # DISCONNECT has no 0x86 or 0x8C (table 3.14.2.1): those become 0x87 Not authorized.
         code = reason_codes.fit(step.reason_code, reason_codes.DISCONNECT)
-        link.protocol.disconnect(code, "re-authentication failed")
-        link.close()
+        link.disconnect(code, "re-authentication failed")
         return
     # 0x18 asks for more; 0x00 ends it, and packets flowed meanwhile on the old authentication.
     link.send(Auth(reason_code=step.reason_code, properties=exchange.properties(step)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..events import Published
 from ..message import Message
-from ..outbound import PublishEncoder
+from ..protocol import PublishEncoder
 from ..topic_tree import Matches, SubscriptionEntry
 from . import deliveries
 from .plan import Plan, Target

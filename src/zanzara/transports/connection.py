@@ -41,11 +41,13 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Protocol, cast
 
+from ..auth.exchange import AuthExchange
 from ..core import Client, Core
 from ..errors import ProtocolError
+from ..message import Message
 from ..mqtt.enums import ProtocolVersion, ReasonCode
-from ..mqtt.packets import Auth, Connect, Disconnect, Packet, PubAck, Publish
-from ..protocol import ConnectionPhase, ServerProtocol
+from ..mqtt.packets import Auth, ConnAck, Connect, Disconnect, Packet, PubAck, Publish
+from ..protocol import ConnectionPhase, PublishEncoder, ServerProtocol
 from .admission import Admission
 from .flusher import Flusher
 from .throttle import TokenBucket
@@ -119,6 +121,7 @@ class MqttConnection(asyncio.Protocol):
         "_write_timeout",
         "_write_timer",
         "admission",
+        "auth_exchange",
         "broker",
         "client",
         "congested",
@@ -184,6 +187,8 @@ class MqttConnection(asyncio.Protocol):
         self._max_write_buffer = cfg.max_write_buffer
         # Over max_write_buffer: QoS 0 to this client is dropped, QoS 1/2 waits in its queue.
         self.congested = False
+        # The enhanced authentication in progress (MQTT 5 section 4.12): it goes with the connection.
+        self.auth_exchange: AuthExchange | None = None
         self._drops_before = 0
         self._write_timeout = cfg.write_timeout
         self._write_timer: asyncio.TimerHandle | None = None
@@ -212,11 +217,31 @@ class MqttConnection(asyncio.Protocol):
             self._unpause_reading()
         self._mark()
 
-    def send_bytes(self, data: bytes) -> bool:
-        if not self.protocol.send_bytes(data):
+    def send_publish(
+        self, encoder: PublishEncoder, qos: int, retain: bool, sub_ids: tuple[int, ...], packet_id: int = 0
+    ) -> bool:
+        return self._queued(self.protocol.send_publish(encoder, qos, retain, sub_ids, packet_id))
+
+    def send_message(
+        self,
+        message: Message,
+        qos: int,
+        retain: bool,
+        sub_ids: tuple[int, ...],
+        packet_id: int,
+        now: float,
+        *,
+        dup: bool = False,
+    ) -> bool:
+        return self._queued(
+            self.protocol.send_message(message, qos, retain, sub_ids, packet_id, now, dup=dup)
+        )
+
+    def _queued(self, size: int) -> bool:
+        """A PUBLISH of ``size`` bytes was queued (0: it was not): count it against a full socket."""
+        if not size:
             return False
         if self._write_paused:
-            size = len(data)
             self._held += size
             self.flusher.grow(size)
             if self._held > self._max_write_buffer and not self.congested:
@@ -225,6 +250,38 @@ class MqttConnection(asyncio.Protocol):
             self._dirty = True
             self.flusher.mark(self)
         return True
+
+    @property
+    def receive_maximum(self) -> int:
+        return self.protocol.client_receive_maximum
+
+    @property
+    def auth_method(self) -> str | None:
+        return self.protocol.auth_method
+
+    @property
+    def is_connecting(self) -> bool:
+        return self.protocol.phase is ConnectionPhase.CONNECTING
+
+    @property
+    def is_open(self) -> bool:
+        return self.protocol.phase is ConnectionPhase.CONNECTED
+
+    def fits(self, packet: Packet) -> bool:
+        return self.protocol.fits(packet)
+
+    def accept(self, connack: ConnAck, keep_alive: int) -> None:
+        self.protocol.accept(connack)
+        self.set_keep_alive(keep_alive)
+        self._mark()
+
+    def refuse(self, reason_code: int, reason: str | None = None) -> None:
+        self.protocol.refuse(reason_code, reason)
+        self._mark()
+
+    def disconnect(self, reason_code: int, reason: str | None = None) -> None:
+        self.protocol.disconnect(reason_code, reason)
+        self.close()
 
     def close(self) -> None:
         """Flush queued output, then close."""
