@@ -31,6 +31,14 @@ SETTLE_ITERATIONS = 2  # event-loop iterations a woken writer lets pass before t
 
 
 class BatchWriter:
+    """The group commit of one store: gathers operations and hands each batch to ``write_batch``.
+
+    Owned by a :class:`~.batched.BatchedStore`, which calls :meth:`start` and :meth:`close` on
+    the event loop; ``write_batch`` is called by one task only, never concurrently, and must
+    raise to fail a batch (it is retried).  ``failing`` is true from a failed batch until one
+    succeeds; ``batches`` and ``last_batch`` count batches written and the last one's operations.
+    """
+
     def __init__(self, name: str, write_batch: Callable[[list[Op]], Awaitable[None]]) -> None:
         self.name = name
         self._write_batch = write_batch

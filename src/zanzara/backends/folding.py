@@ -48,6 +48,8 @@ __all__ = ["DELETE", "Delete", "Effect", "Folded", "FoldedSessionDelete", "Order
 
 @dataclass(slots=True)
 class Put:
+    """An entry added to a client's queue within the batch: the back-end writes it whole."""
+
     record: QueueRecord
     seq: int
     state: OutState  # the record's, or a later update's
@@ -57,6 +59,8 @@ class Put:
 
 
 class Delete:
+    """An entry removed from a client's queue within the batch; one instance, :data:`DELETE`."""
+
     __slots__ = ()
 
 
@@ -91,6 +95,9 @@ Ordered = (
 
 @dataclass(slots=True)
 class Folded:
+    """What :func:`fold` makes of a batch: the back-end writes ``ordered`` in order, then the
+    queues' effects and the messages held and let go, grouped as it likes."""
+
     ordered: list[Ordered] = field(default_factory=list)
     queues: dict[str, dict[str, Effect]] = field(default_factory=dict)  # client -> message -> effect
     new_messages: dict[str, Message] = field(default_factory=dict)

@@ -16,6 +16,13 @@ RETAINED = "\x00retained"
 
 
 class Holders:
+    """Who holds each stored message, for one durable back-end.
+
+    Filled by the back-end's load, then updated only by folding a batch (``folding.py``), once
+    per batch so that a retried batch does not count twice; its answers say when a message's
+    row must be written or deleted.
+    """
+
     def __init__(self) -> None:
         # message id -> who holds it: a holder's name while it has one (most messages, and
         # cheaper than a set of one), a set of them once it has several.

@@ -23,6 +23,8 @@ __all__ = ["MemoryData", "MemoryStore"]
 
 @dataclass(slots=True)
 class MemoryData:
+    """What a :class:`MemoryStore` holds, kept apart so that a new store can take it over."""
+
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, SubscriptionEntry]] = field(default_factory=dict)
     # client id -> message id -> record; dicts keep insertion (= enqueue) order.
@@ -35,6 +37,8 @@ class MemoryData:
 
 
 class MemoryStore:
+    """The :class:`~zanzara.storage.Store` in plain dicts: writes apply at once, nothing is durable."""
+
     name = "memory"
 
     def __init__(self, data: MemoryData | None = None) -> None:

@@ -49,6 +49,8 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 @final
 class SessionPut:
+    """The session's record, inserted or replaced (not its subscriptions or queue)."""
+
     record: SessionRecord
 
 
@@ -63,12 +65,16 @@ class SessionDelete:
 @dataclass(frozen=True, slots=True)
 @final
 class SubscriptionPut:
+    """One subscription of a session, inserted or replaced (a client id and a filter are its key)."""
+
     entry: SubscriptionEntry
 
 
 @dataclass(frozen=True, slots=True)
 @final
 class SubscriptionDelete:
+    """One subscription of a session gone (UNSUBSCRIBE)."""
+
     client_id: str
     topic_filter: str
 
@@ -81,6 +87,8 @@ class SubscriptionDelete:
 @dataclass(slots=True)
 @final
 class OutgoingEnqueue:
+    """A message put on a session's queue: the message is stored once, the entry refers to it."""
+
     client_id: str
     record: QueueRecord
     seq: int  # enqueue order across sessions, which a restart keeps
@@ -89,6 +97,9 @@ class OutgoingEnqueue:
 @dataclass(slots=True)
 @final
 class OutgoingUpdate:
+    """A queue entry's new state and packet id (sent, PUBREC received), so that a restart resumes
+    its flow where it stood."""
+
     client_id: str
     message_id: str
     state: OutState
@@ -98,6 +109,8 @@ class OutgoingUpdate:
 @dataclass(slots=True)
 @final
 class OutgoingDelete:
+    """A queue entry gone (acknowledged, expired or dropped); the message goes with its last holder."""
+
     client_id: str
     message_id: str
 
@@ -114,6 +127,8 @@ class IncomingPut:
 @dataclass(frozen=True, slots=True)
 @final
 class IncomingDelete:
+    """A QoS 2 packet id released (PUBREL received): the client may use it again."""
+
     client_id: str
     packet_id: int
 
@@ -121,18 +136,24 @@ class IncomingDelete:
 @dataclass(frozen=True, slots=True)
 @final
 class RetainedPut:
+    """The retained message of its topic, replacing the one before it."""
+
     message: Message
 
 
 @dataclass(frozen=True, slots=True)
 @final
 class RetainedDelete:
+    """The retained message of ``topic`` cleared by an empty retained PUBLISH."""
+
     topic: str
 
 
 @dataclass(frozen=True, slots=True)
 @final
 class ReceiptsPurge:
+    """The write of :meth:`~zanzara.storage.Store.receipts_purge`: receipts past their retention go."""
+
     before: float  # receipts last updated before this wall-clock time go
 
 

@@ -102,6 +102,13 @@ _MAX_WORDS = 4000
 
 
 class RedisStore(BatchedStore):
+    """The :class:`~zanzara.storage.Store` on Redis under ``prefix``, one Lua call per batch.
+
+    ``open()`` takes the prefix's lease (a second broker on it fails with ``StoreInUse``) and
+    loads the snapshot; ``durability`` only decides whether a Redis that does not fsync each
+    write is warned about, since Redis's own settings decide what survives.
+    """
+
     name = "redis"
 
     def __init__(

@@ -165,6 +165,13 @@ def _yield_to_the_loop() -> None:
 
 
 class SqliteStore(BatchedStore):
+    """The :class:`~zanzara.storage.Store` in one SQLite file, written by one thread of its own.
+
+    ``open()`` takes the database's lock file and loads the snapshot; every statement runs on
+    the store's thread, never on the event loop.  ``durability`` picks ``synchronous=FULL``
+    (``"fsync"``) or ``NORMAL`` (``"os"``), as the module docstring explains.
+    """
+
     name = "sqlite"
 
     def __init__(
