@@ -54,6 +54,8 @@ class Will:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Connect:
+    """CONNECT section 3.1: the client's first packet: its protocol version, session and credentials."""
+
     packet_type = PacketType.CONNECT
 
     protocol_version: ProtocolVersion = ProtocolVersion.MQTT311
@@ -70,6 +72,8 @@ class Connect:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnAck:
+    """CONNACK section 3.2: the server's answer to CONNECT, accepting the connection or refusing it."""
+
     packet_type = PacketType.CONNACK
 
     session_present: bool = False
@@ -80,6 +84,8 @@ class ConnAck:
 
 @dataclass(slots=True, kw_only=True)
 class Publish:
+    """PUBLISH section 3.3: one application message, in either direction."""
+
     packet_type = PacketType.PUBLISH
 
     topic: str
@@ -94,6 +100,8 @@ class Publish:
 
 @dataclass(slots=True, kw_only=True)
 class PubAck:
+    """PUBACK section 3.4: the receiver's acknowledgement of a QoS 1 PUBLISH."""
+
     packet_type = PacketType.PUBACK
 
     packet_id: int
@@ -103,6 +111,8 @@ class PubAck:
 
 @dataclass(slots=True, kw_only=True)
 class PubRec:
+    """PUBREC section 3.5: the receiver's first answer to a QoS 2 PUBLISH (received, or refused in 5.0)."""
+
     packet_type = PacketType.PUBREC
 
     packet_id: int
@@ -112,6 +122,8 @@ class PubRec:
 
 @dataclass(slots=True, kw_only=True)
 class PubRel:
+    """PUBREL section 3.6: the sender's answer to PUBREC, which lets the receiver release the packet id."""
+
     packet_type = PacketType.PUBREL
 
     packet_id: int
@@ -121,6 +133,8 @@ class PubRel:
 
 @dataclass(slots=True, kw_only=True)
 class PubComp:
+    """PUBCOMP section 3.7: the receiver's answer to PUBREL, the end of the QoS 2 flow."""
+
     packet_type = PacketType.PUBCOMP
 
     packet_id: int
@@ -141,6 +155,8 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subscribe:
+    """SUBSCRIBE section 3.8: the client asks for one or more subscriptions."""
+
     packet_type = PacketType.SUBSCRIBE
 
     packet_id: int
@@ -150,6 +166,8 @@ class Subscribe:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubAck:
+    """SUBACK section 3.9: the server's answer to SUBSCRIBE, one code per subscription in its order."""
+
     packet_type = PacketType.SUBACK
 
     packet_id: int
@@ -160,6 +178,8 @@ class SubAck:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unsubscribe:
+    """UNSUBSCRIBE section 3.10: the client removes one or more subscriptions."""
+
     packet_type = PacketType.UNSUBSCRIBE
 
     packet_id: int
@@ -169,6 +189,8 @@ class Unsubscribe:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnsubAck:
+    """UNSUBACK section 3.11: the server's answer to UNSUBSCRIBE."""
+
     packet_type = PacketType.UNSUBACK
 
     packet_id: int
@@ -179,16 +201,22 @@ class UnsubAck:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PingReq:
+    """PINGREQ section 3.12: the client's keep-alive probe; it carries nothing."""
+
     packet_type = PacketType.PINGREQ
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PingResp:
+    """PINGRESP section 3.13: the server's answer to PINGREQ; it carries nothing."""
+
     packet_type = PacketType.PINGRESP
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Disconnect:
+    """DISCONNECT section 3.14: the end of a connection (either side's in 5.0, the client's only in 3.x)."""
+
     packet_type = PacketType.DISCONNECT
 
     reason_code: int = 0

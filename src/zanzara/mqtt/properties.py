@@ -18,6 +18,8 @@ __all__ = ["EMPTY_PROPERTIES", "PROPERTY_SPECS", "WILL", "Properties", "Property
 
 
 class WireType(Enum):
+    """How a property's value is encoded, one of the data types of section 1.5 (the value names it)."""
+
     BYTE = "byte"
     TWO_BYTE = "two-byte integer"
     FOUR_BYTE = "four-byte integer"
@@ -80,6 +82,10 @@ WILL: Final = "will"
 
 @dataclass(frozen=True, slots=True)
 class PropertySpec:
+    """One row of :data:`PROPERTY_SPECS`: a property's identifier, its ``Properties`` attribute,
+    its wire type, the packets it may appear in (``WILL``: a will's properties) and whether it
+    may repeat."""
+
     identifier: PropertyId
     attribute: str
     wire_type: WireType
