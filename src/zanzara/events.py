@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientConnected:
+    """A client was accepted (CONNACK sent); ``session_present``: it resumed an existing session."""
+
     name = "client_connected"
     client: ClientInfo
     session_present: bool
@@ -44,6 +46,8 @@ class ClientConnected:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientDisconnected:
+    """A client's connection ended and its will, if any, was published or scheduled."""
+
     name = "client_disconnected"
     client: ClientInfo
     # "disconnect" (clean), "takeover", "keepalive", "protocol_error", "connection_lost", "shutdown", "kicked"
@@ -52,6 +56,8 @@ class ClientDisconnected:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Published:
+    """A message was accepted for routing: from a client, a will or the embedded API."""
+
     name = "published"
     client_id: str | None  # None: published by the broker (embedded API, wills use the client's id)
     message: Message
@@ -79,6 +85,9 @@ class Dropped:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subscribed:
+    """A SUBSCRIBE was answered; ``reason_codes`` are the SUBACK's, one per subscription
+    (0x80 and above: refused)."""
+
     name = "subscribed"
     client: ClientInfo
     subscriptions: tuple[Subscription, ...]
@@ -87,6 +96,8 @@ class Subscribed:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unsubscribed:
+    """An UNSUBSCRIBE was handled: every listed filter, whether it was subscribed or not."""
+
     name = "unsubscribed"
     client: ClientInfo
     topic_filters: tuple[str, ...]

@@ -72,6 +72,9 @@ class AuthResult:
 
 @runtime_checkable
 class Authenticator(Protocol):
+    """A link of the authentication chain, awaited for each CONNECT without an Authentication
+    Method, in the order added, until one decides."""
+
     async def authenticate(self, request: ConnectRequest) -> ReasonCode | AuthResult | None:
         """SUCCESS (or an AuthResult) to accept, a failure code to refuse, None to abstain."""
 
@@ -147,6 +150,12 @@ class EnhancedAuthenticator(Protocol):
 
 @runtime_checkable
 class PublishAuthorizer(Protocol):
+    """A link of the chain awaited for each PUBLISH a client sends, before it is routed.
+
+    A refused message is dropped; a 5.0 client is told in its PUBACK or PUBREC, a 3.x client
+    (which has no way to hear it) is acknowledged as usual.
+    """
+
     async def authorize_publish(
         self, client: ClientInfo, topic: str, qos: int, retain: bool
     ) -> ReasonCode | None:
@@ -155,6 +164,9 @@ class PublishAuthorizer(Protocol):
 
 @runtime_checkable
 class SubscribeAuthorizer(Protocol):
+    """A link of the chain awaited for each subscription of a SUBSCRIBE; its answer becomes that
+    subscription's code in SUBACK."""
+
     async def authorize_subscribe(self, client: ClientInfo, subscription: Subscription) -> ReasonCode | None:
         """A granted QoS or SUCCESS to allow, a failure code (e.g. 0x80, 0x87) to refuse, None to abstain."""
 

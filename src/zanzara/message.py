@@ -20,6 +20,12 @@ __all__ = ["Message", "build_message"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
+    """One application message as the broker keeps it, shared by every queue, hook and store.
+
+    Immutable: a per-recipient change (QoS, retain as published, expiry left) is made when its
+    PUBLISH is built, never here.  The publish path builds them with :func:`build_message`.
+    """
+
     topic: str
     payload: bytes
     qos: int = 0

@@ -60,6 +60,12 @@ class Outgoing:
 
 @dataclass(slots=True, eq=False)
 class Session:
+    """One client's session, connected or not, kept by the core in ``sessions`` by client id.
+
+    The queue rules are the module docstring's.  Only the core mutates it; what of it a store
+    keeps is a ``storage.SessionRecord``, its subscriptions and its queue's records.
+    """
+
     client_id: str
     # Seconds the session outlives its connection; 0: ends with it (section 3.1.2.11.2).
     expiry_interval: int = 0

@@ -40,6 +40,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionRecord:
+    """A session as a store keeps it, without its subscriptions and queue (stored apart)."""
+
     client_id: str
     expiry_interval: int
     # Wall-clock time the client disconnected; None while connected.
@@ -140,6 +142,13 @@ def overtaken(status: DeliveryStatus, out: Outgoing) -> bool:
 
 
 class Store(Protocol):
+    """Where the broker persists sessions, subscriptions, queues, retained messages and receipts.
+
+    Called on the event loop only: a write method records and returns at once (it
+    must not block or await), and :meth:`commit` says when the writes are durable.  ``name``
+    appears in logs and errors.
+    """
+
     name: str
 
     async def open(self) -> Snapshot:
