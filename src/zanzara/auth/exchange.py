@@ -21,6 +21,9 @@ __all__ = ["AuthExchange"]
 
 @dataclass(slots=True, kw_only=True, eq=False)
 class AuthExchange:
+    """The state of one enhanced authentication between round trips; made and advanced by the
+    core (``core/enhanced_auth.py``), which drops it when a step is done."""
+
     authenticator: EnhancedAuthenticator
     client: ClientInfo
     # The CONNECT waiting for its CONNACK; None when re-authenticating after CONNACK.

@@ -41,6 +41,9 @@ T = TypeVar("T")
 
 
 class FileAuth:
+    """The password file and the ACL file as one authenticator and authorizer (see the module
+    docstring for what each decides); the broker makes it from the configuration."""
+
     def __init__(self, password_file: str | None = None, acl_file: str | None = None) -> None:
         self.password_file = password_file
         self.acl_file = acl_file

@@ -27,6 +27,8 @@ PENDING_REFUSALS = 64
 
 
 class Admission(Enum):
+    """What :meth:`ConnectionLimits.admit` gives a new connection."""
+
     SERVE = "serve"  # within the limits
     REFUSE = "refuse"  # over a limit: CONNACK with a refusal when the CONNECT comes
     DROP = "drop"  # over a limit with too many refusals pending: closed at once

@@ -21,6 +21,9 @@ MIN_WAIT = 0.005
 
 
 class TokenBucket:
+    """One read limit of one connection: ``rate`` tokens a second (messages or bytes), owned by
+    the connection that reads, which waits as long as :meth:`take` says."""
+
     __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
 
     def __init__(self, rate: float, now: float) -> None:
