@@ -54,6 +54,8 @@ V5 = ProtocolVersion.MQTT5
 
 
 class ConnectionPhase(Enum):
+    """Where a connection is: what it may receive next, and whether anything more is sent."""
+
     AWAIT_CONNECT = "await_connect"  # nothing received yet
     CONNECTING = "connecting"  # CONNECT received, CONNACK not sent yet
     CONNECTED = "connected"
