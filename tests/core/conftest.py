@@ -32,7 +32,7 @@ import pytest
 
 from zanzara.auth.exchange import AuthExchange
 from zanzara.config import MqttConfig, PushConfig
-from zanzara.core import Client, Core
+from zanzara.core import Admitted, Awaiting, Challenge, Client, ConnectResult, Core, Refused
 from zanzara.errors import ProtocolError
 from zanzara.message import Message
 from zanzara.mqtt.codec import Reader, encode
@@ -321,14 +321,20 @@ def open_connection(
     link = link or FakeLink(core.config)
     [received] = link.protocol.receive_data(encode(packet, packet.protocol_version))
     assert isinstance(received, Connect)
-    client = settle(core.connect(link, received))
-    _after_connect(link, client)
-    return link, client
+    return link, _after_connect(link, core.connect(link, received))
 
 
-def _after_connect(link: FakeLink, client: Client | None) -> None:
-    if client is None and link.protocol.phase is not ConnectionPhase.CONNECTING:
+def decided(result: ConnectResult) -> Admitted | Refused | Challenge:
+    """What a CONNECT came to, its hook's coroutine (if any) settled."""
+    return settle(result.pending) if isinstance(result, Awaiting) else result
+
+
+def _after_connect(link: FakeLink, result: ConnectResult) -> Client | None:
+    """As the transport: a refused connection is closed; the admitted client, or None."""
+    outcome = decided(result)
+    if isinstance(outcome, Refused):
         link.close()
+    return outcome.client if isinstance(outcome, Admitted) else None
 
 
 def continue_auth(core: Core, link: FakeLink, data: bytes | None, method: str) -> Client | None:
@@ -339,9 +345,7 @@ def continue_auth(core: Core, link: FakeLink, data: bytes | None, method: str) -
     )
     [received] = link.protocol.receive_data(encode(packet, V5))
     assert isinstance(received, Auth)
-    client = settle(core.continue_connect(link, received))
-    _after_connect(link, client)
-    return client
+    return _after_connect(link, core.continue_connect(link, received))
 
 
 def connect(core: Core, client_id: str = "c", **kw: Any) -> Client:

@@ -7,9 +7,7 @@ Mosquitto 2), and taking over a connected client id (3.1.4).
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
-
-from zanzara.core import Core
+from zanzara.core import Awaiting, Core, Refused
 from zanzara.hooks import AuthResult, ConnectRequest
 from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
@@ -257,11 +255,11 @@ class TestWhoMayConnect:
         link = FakeLink(core.config)
         [received] = link.protocol.receive_data(encode(connect_packet("c"), V5))
         assert isinstance(received, Connect)
-        pending = core.connect(link, received)
-        assert isinstance(pending, Coroutine)
-        pending.send(None)  # now waiting in the hook
+        result = core.connect(link, received)
+        assert isinstance(result, Awaiting)
+        result.pending.send(None)  # now waiting in the hook
         link.protocol.disconnect(RC.NORMAL_DISCONNECTION)  # the socket went away meanwhile
-        assert finish(pending) is None
+        assert isinstance(finish(result.pending), Refused)
         assert core.clients == {}
         assert core.sessions == {}
 

@@ -8,10 +8,9 @@ stepped without an event loop.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
 from typing import Any
 
-from zanzara.core import Client, Core
+from zanzara.core import Awaiting, Client, Core, Refused
 from zanzara.hooks import AuthResult, AuthStep, ClientInfo
 from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ReasonCode
@@ -142,11 +141,11 @@ class TestConnect_4_12:
         link = FakeLink(core.config)
         [received] = link.protocol.receive_data(encode(connect_with(b"ok"), V5))
         assert isinstance(received, Connect)
-        pending = core.connect(link, received)
-        assert isinstance(pending, Coroutine)
-        pending.send(None)  # now waiting in the hook
+        result = core.connect(link, received)
+        assert isinstance(result, Awaiting)
+        result.pending.send(None)  # now waiting in the hook
         link.protocol.disconnect(RC.NORMAL_DISCONNECTION)  # the socket went away meanwhile
-        assert finish(pending) is None
+        assert isinstance(finish(result.pending), Refused)
         assert core.clients == {}
         assert core.sessions == {}
         assert sent(link) == []

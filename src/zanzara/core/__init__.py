@@ -61,12 +61,26 @@ from ..mqtt.properties import EMPTY_PROPERTIES, Properties
 from ..session import Session
 from ..storage import Snapshot, Store
 from . import acks, deliveries, enhanced_auth, lifecycle, publish, restore, routing, subscribe
-from .client import Client, ClientLink
+from .client import Admitted, Awaiting, Challenge, Client, ClientLink, ConnectResult, Refused
 from .connect import connect as _connect
 from .publish import PublishResult
 from .state import CoreState, Scheduler, Stats
 
-__all__ = ["HANDLERS", "Client", "ClientLink", "Core", "CoreState", "PublishResult", "Scheduler", "Stats"]
+__all__ = [
+    "HANDLERS",
+    "Admitted",
+    "Awaiting",
+    "Challenge",
+    "Client",
+    "ClientLink",
+    "ConnectResult",
+    "Core",
+    "CoreState",
+    "PublishResult",
+    "Refused",
+    "Scheduler",
+    "Stats",
+]
 
 Pending = Coroutine[Any, Any, None]
 # Each handler takes the packet type it is registered for (hence Any here).
@@ -166,14 +180,12 @@ class Core:
         """Use ``store`` from now on, starting from what it held (before listeners open)."""
         restore.restore(self.state, store, snapshot)
 
-    def connect(
-        self, link: ClientLink, packet: Connect
-    ) -> Client | Coroutine[Any, Any, Client | None] | None:
-        """Admit or refuse a CONNECT; returns the Client, None if refused (or a coroutine)."""
+    def connect(self, link: ClientLink, packet: Connect) -> ConnectResult:
+        """Admit or refuse a CONNECT (or say which hook must be awaited first)."""
         return _connect(self.state, link, packet)
 
-    def continue_connect(self, link: ClientLink, packet: Auth) -> Coroutine[Any, Any, Client | None]:
-        """The client's AUTH 0x18 before CONNACK; returns the Client once admitted, else None."""
+    def continue_connect(self, link: ClientLink, packet: Auth) -> ConnectResult:
+        """The client's AUTH 0x18 before CONNACK: the next step of its authentication."""
         return enhanced_auth.continue_connect(self.state, link, packet)
 
     def handle(self, client: Client, packet: Packet) -> Pending | None:

@@ -20,7 +20,7 @@ from ..mqtt.packets import ConnAck, Connect
 from ..mqtt.properties import EMPTY_PROPERTIES, Properties
 from ..session import NEVER_EXPIRES, Session
 from . import deliveries, lifecycle
-from .client import Client, ClientLink
+from .client import REFUSED, Admitted, Client, ClientLink, Refused
 from .state import CoreState
 
 __all__ = ["admit", "take_over", "unchecked_decision"]
@@ -51,12 +51,12 @@ def admit(
     code: int,
     settings: AuthResult | None = None,
     authentication: Properties | None = None,
-) -> Client | None:
+) -> Admitted | Refused:
     if code != ReasonCode.SUCCESS:
         link.refuse(code)
-        return None
+        return REFUSED
     if not link.is_connecting:  # closed while a hook was awaited
-        return None
+        return REFUSED
     cfg = state.config
     client_id = info.client_id
     version = packet.protocol_version
@@ -68,7 +68,7 @@ def admit(
         # before it takes over a connection or a session, or leaves a will.
         logger.info("client %s: CONNACK exceeds its maximum packet size; closing", client_id)
         link.disconnect(ReasonCode.PACKET_TOO_LARGE)
-        return None
+        return REFUSED
     old = state.clients.get(client_id)
     if old is not None:
         take_over(state, old)
@@ -105,7 +105,7 @@ def admit(
     deliveries.pump(state, client)
     if state.events.active:
         state.events.emit(ClientConnected(client=info, session_present=session_present))
-    return client
+    return Admitted(client)
 
 
 def _connack_properties(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from ..auth.exchange import AuthExchange
 from ..hooks import ClientInfo
@@ -21,7 +21,17 @@ from ..mqtt.packets import ConnAck, Packet, Will
 from ..protocol import PublishEncoder
 from ..session import Session
 
-__all__ = ["Client", "ClientLink"]
+__all__ = [
+    "CHALLENGE",
+    "REFUSED",
+    "Admitted",
+    "Awaiting",
+    "Challenge",
+    "Client",
+    "ClientLink",
+    "ConnectResult",
+    "Refused",
+]
 
 
 class ClientLink(Protocol):
@@ -117,3 +127,35 @@ class Client:
     pending_acks: deque[tuple[asyncio.Future[None], Callable[[Any], None], Any, Any]] = field(
         default_factory=deque
     )
+
+
+# -- what a CONNECT (or an AUTH before CONNACK) comes to --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """The client is in: its CONNACK is queued."""
+
+    client: Client
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Refused, or closed while it was decided: the refusing CONNACK (if any) is queued; close."""
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """MQTT 5 enhanced authentication asked for more (AUTH 0x18 queued): wait for the client's AUTH."""
+
+
+@dataclass(frozen=True, slots=True)
+class Awaiting:
+    """A hook must be awaited first: ``pending`` comes to the decision (read nothing meanwhile)."""
+
+    pending: Coroutine[Any, Any, Admitted | Refused | Challenge]
+
+
+REFUSED: Final = Refused()
+CHALLENGE: Final = Challenge()
+ConnectResult = Admitted | Refused | Challenge | Awaiting

@@ -11,8 +11,6 @@ hook is a coroutine the connection awaits with its reading paused.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Coroutine
-from typing import Any
 
 from ..errors import ProtocolError
 from ..hooks import AuthResult, ClientInfo, ConnectRequest
@@ -21,7 +19,7 @@ from ..mqtt.packets import Connect
 from ..mqtt.topics import validate_topic_name
 from . import enhanced_auth
 from .admission import admit, unchecked_decision
-from .client import Client, ClientLink
+from .client import REFUSED, Admitted, Awaiting, ClientLink, ConnectResult, Refused
 from .state import CoreState
 
 __all__ = ["connect"]
@@ -30,10 +28,8 @@ V5 = ProtocolVersion.MQTT5
 V31 = ProtocolVersion.MQTT31
 
 
-def connect(
-    state: CoreState, link: ClientLink, packet: Connect
-) -> Client | Coroutine[Any, Any, Client | None] | None:
-    """Admit or refuse a CONNECT; returns the Client, None if refused (or a coroutine)."""
+def connect(state: CoreState, link: ClientLink, packet: Connect) -> ConnectResult:
+    """Admit or refuse a CONNECT (or say what must be awaited first)."""
     cfg = state.config
     version = packet.protocol_version
     client_id = packet.client_id
@@ -43,16 +39,16 @@ def connect(
         # 1 and 23 characters long", else CONNACK return code 2, identifier rejected (as
         # Mosquitto).  3.1 has no Assigned Client Identifier.
         link.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "3.1 client id of 1-23 characters")
-        return None
+        return REFUSED
     if not client_id:
         if not cfg.allow_zero_length_clientid or (version is not V5 and not packet.clean_start):
             # [MQTT-3.1.3-8] a 3.1.1 client with an empty id must ask for a clean session.
             link.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
-            return None
+            return REFUSED
         client_id = assigned = f"auto-{uuid.uuid4().hex}"
     elif len(client_id) > cfg.max_client_id_length:
         link.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id too long")
-        return None
+        return REFUSED
     will = packet.will
     if will is not None:
         try:
@@ -61,11 +57,11 @@ def connect(
             # "The Will Topic Name is not malformed, but is not accepted": CONNACK 0x90
             # (section 3.2.2.2); 3.1.1 has no such code and just closes [MQTT-3.1.4-1].
             link.refuse(exc.reason_code, str(exc))
-            return None
+            return REFUSED
     if version is not V5 and packet.keep_alive > cfg.max_keepalive:
         # As Mosquitto: a 3.x client cannot be told a lower keep alive, so it is refused.
         link.refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "keep alive above max_keepalive")
-        return None
+        return REFUSED
     info = ClientInfo(
         client_id=client_id,
         username=packet.username,
@@ -78,12 +74,12 @@ def connect(
         return enhanced_auth.start_exchange(state, link, packet, info, assigned, method)
     if not state.authenticators:
         return admit(state, link, packet, info, assigned, unchecked_decision(state, link))
-    return _authenticate_then_admit(state, link, packet, info, assigned)
+    return Awaiting(_authenticate_then_admit(state, link, packet, info, assigned))
 
 
 async def _authenticate_then_admit(
     state: CoreState, link: ClientLink, packet: Connect, info: ClientInfo, assigned: str | None
-) -> Client | None:
+) -> Admitted | Refused:
     request = ConnectRequest(
         client=info,
         password=packet.password,

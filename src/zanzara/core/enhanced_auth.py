@@ -22,7 +22,17 @@ from ..mqtt import reason_codes
 from ..mqtt.enums import ReasonCode
 from ..mqtt.packets import Auth, Connect
 from .admission import admit
-from .client import Client, ClientLink
+from .client import (
+    CHALLENGE,
+    REFUSED,
+    Admitted,
+    Awaiting,
+    Challenge,
+    Client,
+    ClientLink,
+    ConnectResult,
+    Refused,
+)
 from .state import CoreState
 
 __all__ = ["continue_connect", "handle_auth", "start_exchange"]
@@ -34,41 +44,41 @@ Pending = Coroutine[Any, Any, None]
 
 def start_exchange(
     state: CoreState, link: ClientLink, packet: Connect, info: ClientInfo, assigned: str | None, method: str
-) -> Coroutine[Any, Any, Client | None] | None:
+) -> ConnectResult:
     hook = state.enhanced_authenticators.get(method)
     if hook is None:
         # [MQTT-4.12.0-1] an unsupported method: CONNACK 0x8C, then close.
         logger.info("client %s: unsupported authentication method %r", info.client_id, method)
         link.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD, f"unsupported method {method}")
-        return None
+        return REFUSED
     exchange = AuthExchange(authenticator=hook, client=info, connect=packet, assigned_client_id=assigned)
-    return _connect_step(state, link, exchange, packet.properties.authentication_data)
+    return Awaiting(_connect_step(state, link, exchange, packet.properties.authentication_data))
 
 
-def continue_connect(state: CoreState, link: ClientLink, packet: Auth) -> Coroutine[Any, Any, Client | None]:
-    """The client's AUTH 0x18 before CONNACK; returns the Client once admitted, else None."""
+def continue_connect(state: CoreState, link: ClientLink, packet: Auth) -> ConnectResult:
+    """The client's AUTH 0x18 before CONNACK: the next step of its authentication."""
     exchange = link.auth_exchange
     if exchange is None or exchange.connect is None:
         raise ProtocolViolation("AUTH outside an authentication")
-    return _connect_step(state, link, exchange, packet.properties.authentication_data)
+    return Awaiting(_connect_step(state, link, exchange, packet.properties.authentication_data))
 
 
 async def _connect_step(
     state: CoreState, link: ClientLink, exchange: AuthExchange, data: bytes | None
-) -> Client | None:
+) -> Admitted | Refused | Challenge:
     step = await exchange.advance(data)
     if not link.is_connecting:  # closed while the hook was awaited
-        return None
+        return REFUSED
     link.auth_exchange = None if step.done else exchange
     if not step.done:
         # [MQTT-4.12.0-2] the server asks for more with AUTH 0x18.
         link.send(Auth(reason_code=step.reason_code, properties=exchange.properties(step)))
-        return None
+        return CHALLENGE
     if step.reason_code is not ReasonCode.SUCCESS:
         # [MQTT-4.12.0-4] the server may reject at any point: CONNACK >= 0x80, then close.
         logger.info("client %s: %s authentication failed", exchange.client.client_id, exchange.method)
         link.refuse(reason_codes.fit(step.reason_code, reason_codes.CONNACK))
-        return None
+        return REFUSED
     assert exchange.connect is not None
     info = exchange.authenticated(step)
     if state.on_authenticated is not None:

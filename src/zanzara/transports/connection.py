@@ -42,7 +42,8 @@ from dataclasses import replace
 from typing import Any, Protocol, cast
 
 from ..auth.exchange import AuthExchange
-from ..core import Client, Core
+from ..core import Admitted, Awaiting, Challenge, Client, ConnectResult, Core, Refused
+from ..core.client import REFUSED
 from ..errors import ProtocolError
 from ..message import Message
 from ..mqtt.enums import ProtocolVersion, ReasonCode
@@ -528,38 +529,38 @@ class MqttConnection(asyncio.Protocol):
             # been exceeded", CONNACK 0x97 (section 3.2.2.2, Table 3-1); 3.1.1: 0x03.
             logger.info("refusing %s: too many connections", self.who())
             self.protocol.refuse(ReasonCode.QUOTA_EXCEEDED, "too many connections")
-            self._connected(None)
+            self._connected(REFUSED)
             return None
         if self.identity_as_username:
             if self._identity is None:
                 # As Mosquitto: no certificate (or no usable Common Name), no entry.
                 logger.info("refusing %s: no client certificate Common Name", self.who())
                 self.protocol.refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "no client certificate")
-                self._connected(None)
+                self._connected(REFUSED)
                 return None
             packet = replace(packet, username=self._identity, password=None)
         return self._admission(self.broker.connect(self, packet))
 
-    def _admission(
-        self, result: Client | Coroutine[Any, Any, Client | None] | None
-    ) -> Coroutine[Any, Any, None] | None:
-        if result is None or isinstance(result, Client):
-            self._connected(result)
-            return None
-        return self._connect_async(result)
+    def _admission(self, result: ConnectResult) -> Coroutine[Any, Any, None] | None:
+        if isinstance(result, Awaiting):
+            return self._connect_async(result.pending)
+        self._connected(result)
+        return None
 
-    async def _connect_async(self, pending: Coroutine[Any, Any, Client | None]) -> None:
+    async def _connect_async(self, pending: Coroutine[Any, Any, Admitted | Refused | Challenge]) -> None:
         self._connected(await pending)
 
-    def _connected(self, client: Client | None) -> None:
-        if client is None:
-            if self.protocol.phase is not ConnectionPhase.CONNECTING:
-                self.close()  # refused: the CONNACK is queued
-            return  # else an enhanced authentication waits for the client's next AUTH
-        if self._closing:  # the socket went away while the CONNECT was decided
-            self.broker.disconnected(client)
-            return
-        self.client = client
+    def _connected(self, result: Admitted | Refused | Challenge) -> None:
+        match result:
+            case Admitted(client=client):
+                if self._closing:  # the socket went away while the CONNECT was decided
+                    self.broker.disconnected(client)
+                else:
+                    self.client = client
+            case Refused():
+                self.close()  # the refusing CONNACK (if the version has one) is queued
+            case Challenge():
+                pass  # an enhanced authentication waits for the client's next AUTH
 
     def _start_task(self, step: Coroutine[Any, Any, None]) -> None:
         self._pause_reading()
