@@ -353,10 +353,14 @@ class ServerProtocol:
         treats the message as delivered); the alias it would have taught is forgotten.
         """
         data = encoder.encode_for(self, qos, retain, sub_ids, packet_id)
-        if not self.send_bytes(data):
+        size = len(data)
+        # send_bytes inlined: this runs once per delivery of every fan-out.
+        if size > self.client_max_packet_size:
             self.forget_alias(encoder.message.topic)
             return 0
-        return len(data)
+        if self.phase is not ConnectionPhase.CLOSED:  # [MQTT-3.14.4-1], as in send_bytes
+            self._out.append(data)
+        return size
 
     def send_message(
         self,

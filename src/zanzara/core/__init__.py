@@ -108,6 +108,8 @@ HANDLERS: Final[dict[type[Packet], Handler]] = {
 class Core:
     """The broker core: one state, the packet handlers, and what the embedded API needs."""
 
+    __slots__ = ("state",)
+
     def __init__(
         self,
         config: MqttConfig | None = None,

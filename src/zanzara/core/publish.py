@@ -79,7 +79,7 @@ def _accept_publish(state: CoreState, client: Client, packet: Publish, code: int
             # [MQTT-4.3.3-10] a resent QoS 2 PUBLISH is not delivered again.
             ack_after_commit(state, client, PubRec(packet_id=pid))
             return
-    if reason_codes.is_failure(code):
+    if code and reason_codes.is_failure(code):  # most publishes are allowed: 0, no call
         # Refused: 3.1.1 has no way to say so, the message is acknowledged and dropped.
         logger.debug("publish to %s by %s refused (0x%02x)", packet.topic, client.info.client_id, code)
         if qos == 1:

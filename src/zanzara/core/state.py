@@ -79,7 +79,7 @@ class Stats:
     receive_maximum_exceeded: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CoreState:
     """Everything the broker's semantics read and change; one instance per broker."""
 

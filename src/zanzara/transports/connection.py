@@ -221,7 +221,16 @@ class MqttConnection(asyncio.Protocol):
     def send_publish(
         self, encoder: PublishEncoder, qos: int, retain: bool, sub_ids: tuple[int, ...], packet_id: int = 0
     ) -> bool:
-        return self._queued(self.protocol.send_publish(encoder, qos, retain, sub_ids, packet_id))
+        # _queued inlined: this runs once per delivery of every fan-out.
+        size = self.protocol.send_publish(encoder, qos, retain, sub_ids, packet_id)
+        if not size:
+            return False
+        if self._write_paused:
+            self._hold(size)
+        if not self._dirty:
+            self._dirty = True
+            self.flusher.mark(self)
+        return True
 
     def send_message(
         self,
@@ -243,14 +252,18 @@ class MqttConnection(asyncio.Protocol):
         if not size:
             return False
         if self._write_paused:
-            self._held += size
-            self.flusher.grow(size)
-            if self._held > self._max_write_buffer and not self.congested:
-                self._congest()
+            self._hold(size)
         if not self._dirty:
             self._dirty = True
             self.flusher.mark(self)
         return True
+
+    def _hold(self, size: int) -> None:
+        """``size`` more bytes wait for our full socket: count them, congest beyond the limit."""
+        self._held += size
+        self.flusher.grow(size)
+        if self._held > self._max_write_buffer and not self.congested:
+            self._congest()
 
     @property
     def receive_maximum(self) -> int:
