@@ -15,6 +15,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .hooks import ClientInfo
 from .message import Message
@@ -24,6 +25,7 @@ __all__ = [
     "ClientConnected",
     "ClientDisconnected",
     "Delivered",
+    "DisconnectReason",
     "Dropped",
     "Event",
     "EventHub",
@@ -33,6 +35,20 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class DisconnectReason(StrEnum):
+    """Why a client's connection ended (a str: compare it with "takeover" as well)."""
+
+    DISCONNECT = "disconnect"  # the client's DISCONNECT
+    TAKEOVER = "takeover"  # a new connection with the same client id [MQTT-3.1.4-3]
+    KEEPALIVE = "keepalive"  # nothing from the client for 1.5 keep alive [MQTT-3.1.2-22]
+    PROTOCOL_ERROR = "protocol_error"  # the client broke the protocol, or handling it failed
+    CONNECTION_LOST = "connection_lost"  # the socket went away
+    SHUTDOWN = "shutdown"  # the broker stopped
+    NOT_AUTHORIZED = "not_authorized"  # a re-authentication failed
+    WRITE_TIMEOUT = "write_timeout"  # its full socket took nothing for mqtt.write_timeout
+    STORE_FAILURE = "store_failure"  # an acknowledgement could not be made durable
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,8 +66,7 @@ class ClientDisconnected:
 
     name = "client_disconnected"
     client: ClientInfo
-    # "disconnect" (clean), "takeover", "keepalive", "protocol_error", "connection_lost", "shutdown", "kicked"
-    reason: str
+    reason: DisconnectReason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..events import ClientConnected
+from ..events import ClientConnected, DisconnectReason
 from ..hooks import AuthResult, ClientInfo
 from ..mqtt.enums import ProtocolVersion, ReasonCode
 from ..mqtt.packets import ConnAck, Connect
@@ -171,6 +171,6 @@ def _connack_capabilities(state: CoreState, expiry: int, packet: Connect) -> dic
 
 def take_over(state: CoreState, old: Client) -> None:
     """[MQTT-3.1.4-3] close the existing connection; v5 tells it why (0x8E)."""
-    old.disconnect_reason = "takeover"
+    old.disconnect_reason = DisconnectReason.TAKEOVER
     old.link.disconnect(ReasonCode.SESSION_TAKEN_OVER)
     lifecycle.disconnected(state, old)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from ..auth.exchange import AuthExchange
+from ..events import DisconnectReason
 from ..hooks import ClientInfo
 from ..message import Message
 from ..mqtt.enums import ProtocolVersion
@@ -119,7 +120,7 @@ class Client:
     info: ClientInfo
     version: ProtocolVersion
     will: Will | None = None
-    disconnect_reason: str = "connection_lost"
+    disconnect_reason: DisconnectReason = DisconnectReason.CONNECTION_LOST
     # QoS 0 messages dropped because the client did not read them in time.
     messages_dropped: int = 0
     # Acknowledgements waiting for a store commit, in order: (commit, action, argument on

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from ..events import DisconnectReason
 from ..mqtt.enums import ReasonCode
 from ..mqtt.packets import Packet
 from .client import Client
@@ -89,5 +90,5 @@ def _give_up(client: Client) -> None:
     if not link.is_open:
         return
     logger.warning("closing %s: an acknowledgement could not be made durable", client.info.client_id)
-    client.disconnect_reason = "store_failure"
+    client.disconnect_reason = DisconnectReason.STORE_FAILURE
     link.disconnect(ReasonCode.UNSPECIFIED_ERROR, "store unavailable")

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..auth.exchange import AuthExchange
 from ..errors import ProtocolError, ProtocolViolation
+from ..events import DisconnectReason
 from ..hooks import AuthStep, ClientInfo
 from ..mqtt import reason_codes
 from ..mqtt.enums import ReasonCode
@@ -125,7 +126,7 @@ async def _reauth_step(state: CoreState, client: Client, exchange: AuthExchange,
     if reason_codes.is_failure(step.reason_code):
         # [MQTT-4.12.1-2] a failed re-authentication: DISCONNECT with the reason, then close.
         logger.info("client %s: %s re-authentication failed", client.info.client_id, exchange.method)
-        client.disconnect_reason = "not_authorized"
+        client.disconnect_reason = DisconnectReason.NOT_AUTHORIZED
         # DISCONNECT has no 0x86 or 0x8C (table 3.14.2.1): those become 0x87 Not authorized.
         code = reason_codes.fit(step.reason_code, reason_codes.DISCONNECT)
         link.disconnect(code, "re-authentication failed")

@@ -10,7 +10,7 @@ still publishes it) and its expiry timer set.  Timers come from
 from __future__ import annotations
 
 from ..errors import ProtocolViolation
-from ..events import ClientDisconnected
+from ..events import ClientDisconnected, DisconnectReason
 from ..mqtt.enums import ReasonCode
 from ..mqtt.packets import Disconnect, Will
 from ..mqtt.properties import EMPTY_PROPERTIES
@@ -44,7 +44,7 @@ def handle_disconnect(state: CoreState, client: Client, packet: Disconnect) -> N
         client.session.expiry_interval = expiry
     if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE:
         client.will = None  # [MQTT-3.1.2-10] a normal DISCONNECT discards the will
-    client.disconnect_reason = "disconnect"
+    client.disconnect_reason = DisconnectReason.DISCONNECT
     client.link.close()
 
 

@@ -45,6 +45,7 @@ from ..auth.exchange import AuthExchange
 from ..core import Admitted, Awaiting, Challenge, Client, ConnectResult, Core, Refused
 from ..core.client import REFUSED
 from ..errors import ProtocolError
+from ..events import DisconnectReason
 from ..message import Message
 from ..mqtt.enums import ProtocolVersion, ReasonCode
 from ..mqtt.packets import Auth, ConnAck, Connect, Disconnect, Packet, PubAck, Publish
@@ -465,7 +466,7 @@ class MqttConnection(asyncio.Protocol):
             return
         if self.client is not None:
             # Not a clean disconnect: the will is published, a persistent session kept.
-            self.client.disconnect_reason = "write_timeout"
+            self.client.disconnect_reason = DisconnectReason.WRITE_TIMEOUT
         logger.info("closing %s: its socket took nothing for %.0f s", self.who(), self._write_timeout)
         self.abort()
 
@@ -624,7 +625,7 @@ class MqttConnection(asyncio.Protocol):
             exc = ProtocolError("internal error", ReasonCode.UNSPECIFIED_ERROR)
         self.protocol.fail(exc)
         if self.client is not None:
-            self.client.disconnect_reason = "protocol_error"
+            self.client.disconnect_reason = DisconnectReason.PROTOCOL_ERROR
         logger.info("closing %s: %s (0x%02x)", self.who(), exc, exc.reason_code)
         self.close()
 
@@ -648,7 +649,7 @@ class MqttConnection(asyncio.Protocol):
         if idle >= self._keep_alive:
             self._timer = None
             if self.client is not None:
-                self.client.disconnect_reason = "keepalive"
+                self.client.disconnect_reason = DisconnectReason.KEEPALIVE
             logger.info("closing %s: keep alive timeout", self.who())
             self.protocol.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT)
             self.close()
@@ -720,7 +721,7 @@ class MqttConnection(asyncio.Protocol):
     def shutdown(self, reason_code: int = ReasonCode.SERVER_SHUTTING_DOWN) -> None:
         """Server shutdown: v5 clients get DISCONNECT 0x8B (section 3.14)."""
         if self.client is not None:
-            self.client.disconnect_reason = "shutdown"
+            self.client.disconnect_reason = DisconnectReason.SHUTDOWN
         self.protocol.disconnect(reason_code)
         self.close()
 
