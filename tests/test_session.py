@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zanzara.message import Message
-from zanzara.session import Outgoing, OutState, Session
+from zanzara.session import Delivery, DeliveryState, Session
 from zanzara.topic_tree import SubscriptionEntry
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -28,25 +28,25 @@ def out(
     collapse_key: str | None = None,
     qos: int = 1,
     topic: str = "t",
-) -> Outgoing:
+) -> Delivery:
     """One outgoing entry for client "c" carrying a fresh message."""
     message = Message(topic=topic, payload=payload, qos=qos, priority=priority, collapse_key=collapse_key)
-    return Outgoing(message=message, qos=qos, retain=False, client_id="c")
+    return Delivery(message=message, qos=qos, retain=False, client_id="c")
 
 
-def drain(session: Session) -> list[Outgoing]:
+def drain(session: Session) -> list[Delivery]:
     """Everything ``dequeue`` hands out, in order, until the queue is empty."""
-    taken: list[Outgoing] = []
+    taken: list[Delivery] = []
     while (entry := session.dequeue()) is not None:
         taken.append(entry)
     return taken
 
 
-def payloads(entries: list[Outgoing]) -> list[bytes]:
+def payloads(entries: list[Delivery]) -> list[bytes]:
     return [entry.message.payload for entry in entries]
 
 
-def dropped_as(dropped: list[tuple[Outgoing, str]]) -> list[tuple[bytes, str]]:
+def dropped_as(dropped: list[tuple[Delivery, str]]) -> list[tuple[bytes, str]]:
     return [(entry.message.payload, why) for entry, why in dropped]
 
 
@@ -82,7 +82,7 @@ class TestPacketIdentifier_2_2_1:
         session = Session("c")
         first = out()
         pid = session.start_flight(first)
-        assert session.acknowledge(pid, OutState.WAIT_PUBACK) is first
+        assert session.acknowledge(pid, DeliveryState.WAIT_PUBACK) is first
         for _ in range(65534):
             session.next_packet_id()
         assert session.next_packet_id() == pid
@@ -105,9 +105,9 @@ class TestDeliveryFlows_4_3:
         entry = out(qos=1)
         pid = session.start_flight(entry)
         assert entry.packet_id == pid
-        assert entry.state is OutState.WAIT_PUBACK
+        assert entry.state is DeliveryState.WAIT_PUBACK
         assert session.inflight == {pid: entry}
-        assert session.acknowledge(pid, OutState.WAIT_PUBACK) is entry
+        assert session.acknowledge(pid, DeliveryState.WAIT_PUBACK) is entry
         assert session.inflight == {}
 
     def test_qos2_flight_waits_for_pubrec_then_pubcomp(self) -> None:
@@ -115,11 +115,11 @@ class TestDeliveryFlows_4_3:
         session = Session("c")
         entry = out(qos=2)
         pid = session.start_flight(entry)
-        assert entry.state is OutState.WAIT_PUBREC
+        assert entry.state is DeliveryState.WAIT_PUBREC
         assert session.received_pubrec(pid) is entry
-        assert entry.state is OutState.WAIT_PUBCOMP
+        assert entry.state is DeliveryState.WAIT_PUBCOMP
         assert session.inflight == {pid: entry}  # still in flight: the PUBREL awaits its PUBCOMP
-        assert session.acknowledge(pid, OutState.WAIT_PUBCOMP) is entry
+        assert session.acknowledge(pid, DeliveryState.WAIT_PUBCOMP) is entry
         assert session.inflight == {}
 
     def test_ack_for_another_state_is_ignored(self) -> None:
@@ -127,10 +127,10 @@ class TestDeliveryFlows_4_3:
         session = Session("c")
         entry = out(qos=2)
         pid = session.start_flight(entry)
-        assert session.acknowledge(pid, OutState.WAIT_PUBACK) is None
-        assert session.acknowledge(pid, OutState.WAIT_PUBCOMP) is None
+        assert session.acknowledge(pid, DeliveryState.WAIT_PUBACK) is None
+        assert session.acknowledge(pid, DeliveryState.WAIT_PUBCOMP) is None
         assert session.inflight == {pid: entry}
-        assert entry.state is OutState.WAIT_PUBREC
+        assert entry.state is DeliveryState.WAIT_PUBREC
 
     def test_pubrec_for_a_qos1_flight_is_ignored(self) -> None:
         """[MQTT-4.3.2-3] a QoS 1 PUBLISH is acknowledged by PUBACK only: a PUBREC changes nothing."""
@@ -138,7 +138,7 @@ class TestDeliveryFlows_4_3:
         entry = out(qos=1)
         pid = session.start_flight(entry)
         assert session.received_pubrec(pid) is None
-        assert entry.state is OutState.WAIT_PUBACK
+        assert entry.state is DeliveryState.WAIT_PUBACK
 
     def test_second_pubrec_is_not_a_new_step(self) -> None:
         """[MQTT-4.3.3-6] once the PUBREL is sent the PUBLISH is not re-sent: the flight stays at PUBCOMP."""
@@ -147,13 +147,13 @@ class TestDeliveryFlows_4_3:
         pid = session.start_flight(entry)
         session.received_pubrec(pid)
         assert session.received_pubrec(pid) is None
-        assert entry.state is OutState.WAIT_PUBCOMP
+        assert entry.state is DeliveryState.WAIT_PUBCOMP
 
     def test_unknown_packet_id_is_ignored(self) -> None:
         """[MQTT-2.2.1-5] an acknowledgement names the id of a PUBLISH sent: any other id matches nothing."""
         session = Session("c")
         session.start_flight(out())
-        assert session.acknowledge(999, OutState.WAIT_PUBACK) is None
+        assert session.acknowledge(999, DeliveryState.WAIT_PUBACK) is None
         assert session.received_pubrec(999) is None
         assert len(session.inflight) == 1
 
@@ -163,7 +163,7 @@ class TestDeliveryFlows_4_3:
         entries = [out(b"%d" % i) for i in range(5)]
         for entry in entries:
             session.start_flight(entry)
-        session.acknowledge(entries[2].packet_id, OutState.WAIT_PUBACK)
+        session.acknowledge(entries[2].packet_id, DeliveryState.WAIT_PUBACK)
         assert list(session.inflight.values()) == [entries[0], entries[1], entries[3], entries[4]]
 
     def test_window_closes_at_max_inflight(self) -> None:
@@ -173,7 +173,7 @@ class TestDeliveryFlows_4_3:
         first = session.start_flight(out())
         session.start_flight(out())
         assert not session.window_open()
-        session.acknowledge(first, OutState.WAIT_PUBACK)
+        session.acknowledge(first, DeliveryState.WAIT_PUBACK)
         assert session.window_open()
 
 
@@ -455,10 +455,10 @@ def test_queue_matches_a_sorted_model(ops: list[_Op], max_queued: int, max_queue
     sequence).  Every enqueued entry ends dequeued, dropped or still queued, exactly once.
     """
     session = Session("c", max_queued=max_queued, max_queued_bytes=max_queued_bytes)
-    model: list[tuple[int, int, Outgoing]] = []  # (priority, sequence, entry)
-    enqueued: list[Outgoing] = []
-    dequeued: list[Outgoing] = []
-    dropped: list[Outgoing] = []
+    model: list[tuple[int, int, Delivery]] = []  # (priority, sequence, entry)
+    enqueued: list[Delivery] = []
+    dequeued: list[Delivery] = []
+    dropped: list[Delivery] = []
 
     def over() -> bool:
         size = sum(len(e.message.payload) for _, _, e in model)
@@ -477,7 +477,7 @@ def test_queue_matches_a_sorted_model(ops: list[_Op], max_queued: int, max_queue
             continue
         entry = out(b"x" * op.size, priority=op.priority, collapse_key=op.key)
         enqueued.append(entry)
-        expected_drops: list[tuple[Outgoing, str]] = []
+        expected_drops: list[tuple[Delivery, str]] = []
         if op.key is not None:
             same = [m for m in model if m[2].message.collapse_key == op.key]
             for m in same:

@@ -24,12 +24,12 @@ from enum import StrEnum
 from .message import Message
 from .topic_tree import SubscriptionEntry
 
-__all__ = ["OutState", "Outgoing", "Session"]
+__all__ = ["Delivery", "DeliveryState", "Session"]
 
 NEVER_EXPIRES = 0xFFFFFFFF  # section 3.1.2.11.2: the session expiry interval meaning "does not expire"
 
 
-class OutState(StrEnum):
+class DeliveryState(StrEnum):
     """Where an outgoing message is in its flow (a str: stores write it as it is)."""
 
     QUEUED = "queued"
@@ -39,7 +39,7 @@ class OutState(StrEnum):
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
-class Outgoing:
+class Delivery:
     """One message on its way to one session (queued or inflight)."""
 
     message: Message
@@ -47,7 +47,7 @@ class Outgoing:
     retain: bool
     subscription_ids: tuple[int, ...] = ()
     packet_id: int = 0
-    state: OutState = OutState.QUEUED
+    state: DeliveryState = DeliveryState.QUEUED
     # The delivery receipt (storage.Receipt) is built from what follows, when it is written:
     # the recipient, the wall-clock time of each step, and why it expired, was dropped or refused.
     client_id: str
@@ -80,15 +80,15 @@ class Session:
     quota_messages: int | None = None
     quota_bytes: int | None = None
     subscriptions: dict[str, SubscriptionEntry] = field(default_factory=dict)
-    inflight: dict[int, Outgoing] = field(default_factory=dict)
+    inflight: dict[int, Delivery] = field(default_factory=dict)
     # Incoming QoS 2 packet ids received (PUBREC sent), not yet released by PUBREL.
     incoming_qos2: set[int] = field(default_factory=set)
     _next_packet_id: int = 0
-    _buckets: dict[int, deque[Outgoing]] = field(default_factory=dict)
+    _buckets: dict[int, deque[Delivery]] = field(default_factory=dict)
     _priorities: list[int] = field(default_factory=list)  # ascending, only non-empty buckets
     _queued: int = 0
     _queued_bytes: int = 0
-    _collapse: dict[str, Outgoing] = field(default_factory=dict)
+    _collapse: dict[str, Delivery] = field(default_factory=dict)
 
     # -- packet ids -------------------------------------------------------------
 
@@ -113,9 +113,9 @@ class Session:
     def window_open(self) -> bool:
         return len(self.inflight) < self.max_inflight
 
-    def enqueue(self, out: Outgoing) -> list[tuple[Outgoing, str]]:
+    def enqueue(self, out: Delivery) -> list[tuple[Delivery, str]]:
         """Queue ``out``; return what was dropped (maybe ``out`` itself) and why."""
-        dropped: list[tuple[Outgoing, str]] = []
+        dropped: list[tuple[Delivery, str]] = []
         message = out.message
         key = message.collapse_key
         if key is not None:
@@ -137,12 +137,12 @@ class Session:
             dropped.append((self._drop_lowest(), "queue full"))
         return dropped
 
-    def _drop_lowest(self) -> Outgoing:
+    def _drop_lowest(self) -> Delivery:
         victim = self._buckets[self._priorities[0]][0]
         self._remove(victim)
         return victim
 
-    def _remove(self, out: Outgoing) -> None:
+    def _remove(self, out: Delivery) -> None:
         prio = out.message.priority
         bucket = self._buckets[prio]
         if bucket[0] is out:
@@ -154,14 +154,14 @@ class Session:
             del self._buckets[prio]
             self._priorities.remove(prio)
 
-    def _forget(self, out: Outgoing) -> None:
+    def _forget(self, out: Delivery) -> None:
         self._queued -= 1
         self._queued_bytes -= len(out.message.payload)
         key = out.message.collapse_key
         if key is not None and self._collapse.get(key) is out:
             del self._collapse[key]
 
-    def dequeue(self) -> Outgoing | None:
+    def dequeue(self) -> Delivery | None:
         """The next message to send: highest priority, oldest first."""
         if not self._queued:
             return None
@@ -174,12 +174,12 @@ class Session:
             self._priorities.pop()
         return out
 
-    def iter_queue(self) -> Iterator[Outgoing]:
+    def iter_queue(self) -> Iterator[Delivery]:
         """Queued entries in delivery order (for inspection and persistence)."""
         for prio in reversed(self._priorities):
             yield from self._buckets[prio]
 
-    def clear_queue(self) -> list[Outgoing]:
+    def clear_queue(self) -> list[Delivery]:
         dropped = list(self.iter_queue())
         self._buckets.clear()
         self._priorities.clear()
@@ -190,15 +190,15 @@ class Session:
 
     # -- inflight ---------------------------------------------------------------
 
-    def start_flight(self, out: Outgoing) -> int:
+    def start_flight(self, out: Delivery) -> int:
         """Give ``out`` a packet id and put it in flight; returns the packet id."""
         pid = self.next_packet_id()
         out.packet_id = pid
-        out.state = OutState.WAIT_PUBACK if out.qos == 1 else OutState.WAIT_PUBREC
+        out.state = DeliveryState.WAIT_PUBACK if out.qos == 1 else DeliveryState.WAIT_PUBREC
         self.inflight[pid] = out
         return pid
 
-    def acknowledge(self, packet_id: int, state: OutState) -> Outgoing | None:
+    def acknowledge(self, packet_id: int, state: DeliveryState) -> Delivery | None:
         """Complete the flight of ``packet_id`` if it is in ``state``; None if not."""
         out = self.inflight.get(packet_id)
         if out is None or out.state is not state:
@@ -206,15 +206,15 @@ class Session:
         del self.inflight[packet_id]
         return out
 
-    def received_pubrec(self, packet_id: int) -> Outgoing | None:
+    def received_pubrec(self, packet_id: int) -> Delivery | None:
         """QoS 2 step 2: the message is now owned by the receiver section 4.3.3."""
         out = self.inflight.get(packet_id)
-        if out is None or out.state is not OutState.WAIT_PUBREC:
+        if out is None or out.state is not DeliveryState.WAIT_PUBREC:
             return None
-        out.state = OutState.WAIT_PUBCOMP
+        out.state = DeliveryState.WAIT_PUBCOMP
         return out
 
-    def reset(self) -> list[Outgoing]:
+    def reset(self) -> list[Delivery]:
         """Forget everything (clean start); return what was pending, for reporting."""
         pending = list(self.inflight.values()) + self.clear_queue()
         self.inflight.clear()

@@ -23,7 +23,7 @@ from typing import NamedTuple, Protocol
 
 from .message import Message
 from .mqtt.packets import Will
-from .session import Outgoing, OutState
+from .session import Delivery, DeliveryState
 from .topic_tree import SubscriptionEntry
 
 __all__ = [
@@ -64,7 +64,7 @@ class QueueRecord:
     qos: int
     retain: bool
     subscription_ids: tuple[int, ...] = ()
-    state: OutState = OutState.QUEUED
+    state: DeliveryState = DeliveryState.QUEUED
     packet_id: int = 0
 
 
@@ -95,7 +95,7 @@ class Receipt(NamedTuple):
 
     A named tuple rather than a dataclass: it is built faster and is already the row a store
     writes.  Receipts are read back as these; while a delivery is under way its receipt lives in
-    its Outgoing's fields (see :meth:`Store.receipt_step`).
+    its Delivery's fields (see :meth:`Store.receipt_step`).
     """
 
     message_id: str
@@ -115,17 +115,17 @@ class Receipt(NamedTuple):
         return self.finished_at or self.acknowledged_at or self.sent_at or self.queued_at or 0.0
 
     @classmethod
-    def of(cls, status: DeliveryStatus, out: Outgoing) -> Receipt:
+    def of(cls, status: DeliveryStatus, out: Delivery) -> Receipt:
         """The receipt of ``out`` when it reached ``status`` (see :meth:`Store.receipt_step`)."""
         mid = out.message.message_id
-        assert mid is not None  # an Outgoing is QoS 1/2, and those messages have ids
+        assert mid is not None  # an Delivery is QoS 1/2, and those messages have ids
         return cls(
             mid, out.client_id, status, out.queued_at or None, out.sent_at, out.acknowledged_at,
             out.finished_at, out.reason,
         )  # fmt: skip
 
 
-# For each step a later one can overtake, the Outgoing times that later steps set (the rule of
+# For each step a later one can overtake, the Delivery times that later steps set (the rule of
 # overtaken(); the SQLite store applies it in C and in SQL from these names).
 LATER_STEP_TIMES: dict[DeliveryStatus, tuple[str, str]] = {
     DeliveryStatus.QUEUED: ("sent_at", "finished_at"),
@@ -135,7 +135,7 @@ _LATER_TIMES = {status: attrgetter(*names) for status, names in LATER_STEP_TIMES
 _NOT_YET = (None, None)
 
 
-def overtaken(status: DeliveryStatus, out: Outgoing) -> bool:
+def overtaken(status: DeliveryStatus, out: Delivery) -> bool:
     """A later step of ``out`` happened since it reached ``status``: that one's receipt replaces it."""
     later = _LATER_TIMES.get(status)
     return later is not None and later(out) != _NOT_YET
@@ -172,7 +172,9 @@ class Store(Protocol):
     def outgoing_enqueue(self, client_id: str, record: QueueRecord) -> None:
         """Store the message (once) and this session's reference to it."""
 
-    def outgoing_update(self, client_id: str, message_id: str, state: OutState, packet_id: int) -> None: ...
+    def outgoing_update(
+        self, client_id: str, message_id: str, state: DeliveryState, packet_id: int
+    ) -> None: ...
     def outgoing_delete(self, client_id: str, message_id: str) -> None: ...
 
     # -- incoming QoS 2 (client -> broker) ----------------------------------------
@@ -184,7 +186,7 @@ class Store(Protocol):
     def retained_delete(self, topic: str) -> None: ...
 
     # -- delivery receipts ----------------------------------------------------------
-    def receipt_step(self, status: DeliveryStatus, out: Outgoing) -> None:
+    def receipt_step(self, status: DeliveryStatus, out: Delivery) -> None:
         """``out`` reached ``status`` just now: insert or replace its recipient's receipt.
 
         The receipt is ``Receipt.of(status, out)``.  A back-end may build it when it writes it,

@@ -14,7 +14,7 @@ from zanzara.ids import first_message_id
 from zanzara.message import Message
 from zanzara.mqtt.packets import Will
 from zanzara.mqtt.properties import Properties
-from zanzara.session import Outgoing, OutState
+from zanzara.session import Delivery, DeliveryState
 from zanzara.storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot, Store
 from zanzara.topic_tree import SubscriptionEntry
 
@@ -119,8 +119,8 @@ class StoreContract:
         for rec in records:
             store.outgoing_enqueue("a", rec)
         store.outgoing_enqueue("b", records[5])
-        store.outgoing_update("a", "m0002", OutState.WAIT_PUBACK, 17)
-        store.outgoing_update("a", "m0001", OutState.WAIT_PUBCOMP, 18)
+        store.outgoing_update("a", "m0002", DeliveryState.WAIT_PUBACK, 17)
+        store.outgoing_update("a", "m0001", DeliveryState.WAIT_PUBCOMP, 18)
         store.outgoing_delete("a", "m0010")
         await store.commit()
         store, snap = await self.restart(backend, store)
@@ -129,12 +129,12 @@ class StoreContract:
         assert [r.message.message_id for r in queue] == expected_ids
         assert queue[0].message == rich
         assert (queue[0].state, queue[0].packet_id, queue[0].subscription_ids) == (
-            OutState.WAIT_PUBCOMP,
+            DeliveryState.WAIT_PUBCOMP,
             18,
             (3, 9),
         )
-        assert (queue[1].state, queue[1].packet_id) == (OutState.WAIT_PUBACK, 17)
-        assert all(r.state is OutState.QUEUED and r.packet_id == 0 for r in queue[2:])
+        assert (queue[1].state, queue[1].packet_id) == (DeliveryState.WAIT_PUBACK, 17)
+        assert all(r.state is DeliveryState.QUEUED and r.packet_id == 0 for r in queue[2:])
         assert queue[5].message == msg(6)
         assert [r.message.message_id for r in snap.queues["b"]] == ["m0006"]
         await store.close()
@@ -229,9 +229,9 @@ class StoreContract:
 
     async def test_receipts_latest_state_per_recipient_and_survive(self, backend: Backend) -> None:
         store, _ = await self.restart(backend, None)
-        a = Outgoing(message=msg(1), qos=1, retain=False, client_id="a", queued_at=100.0)
-        b = Outgoing(message=msg(1), qos=1, retain=False, client_id="b", queued_at=100.0)
-        c = Outgoing(message=msg(1), qos=1, retain=False, client_id="c", queued_at=100.0)
+        a = Delivery(message=msg(1), qos=1, retain=False, client_id="a", queued_at=100.0)
+        b = Delivery(message=msg(1), qos=1, retain=False, client_id="b", queued_at=100.0)
+        c = Delivery(message=msg(1), qos=1, retain=False, client_id="c", queued_at=100.0)
         store.receipt_step(DeliveryStatus.QUEUED, a)
         store.receipt_step(DeliveryStatus.QUEUED, b)
         store.receipt_step(DeliveryStatus.QUEUED, c)
@@ -262,19 +262,19 @@ class StoreContract:
         # when it writes it.
         store, _ = await self.restart(backend, None)
         outs = {
-            DeliveryStatus.QUEUED: Outgoing(
+            DeliveryStatus.QUEUED: Delivery(
                 message=msg(1), qos=1, retain=False, client_id="a", queued_at=10.0
             ),
-            DeliveryStatus.SENT: Outgoing(message=msg(1), qos=1, retain=False, client_id="b", sent_at=11.0),
-            DeliveryStatus.ACKNOWLEDGED: Outgoing(
+            DeliveryStatus.SENT: Delivery(message=msg(1), qos=1, retain=False, client_id="b", sent_at=11.0),
+            DeliveryStatus.ACKNOWLEDGED: Delivery(
                 message=msg(1), qos=2, retain=False, client_id="c", queued_at=10.0, sent_at=11.0,
                 acknowledged_at=12.5,
             ),
-            DeliveryStatus.EXPIRED: Outgoing(
+            DeliveryStatus.EXPIRED: Delivery(
                 message=msg(1), qos=1, retain=False, client_id="d", queued_at=10.0, finished_at=13.0,
                 reason="message expiry",
             ),
-            DeliveryStatus.DROPPED: Outgoing(
+            DeliveryStatus.DROPPED: Delivery(
                 message=msg(1), qos=1, retain=False, client_id="e", queued_at=10.0, sent_at=11.0,
                 finished_at=14.0, reason="session ended",
             ),
@@ -294,9 +294,9 @@ class StoreContract:
         old, mix = first_message_id(10.0), first_message_id(10.0)[:-1] + "1"
         store, _ = await self.restart(backend, None)
 
-        def sent(message_id: str, cid: str, at: float) -> Outgoing:
+        def sent(message_id: str, cid: str, at: float) -> Delivery:
             m = msg(1, message_id=message_id)
-            return Outgoing(message=m, qos=1, retain=False, client_id=cid, sent_at=at)
+            return Delivery(message=m, qos=1, retain=False, client_id=cid, sent_at=at)
 
         store.receipt_step(DeliveryStatus.SENT, sent(old, "a", 10.0))
         store.receipt_step(DeliveryStatus.SENT, sent(mix, "a", 10.0))
@@ -327,14 +327,14 @@ class StoreContract:
             for n in (1, 2, 3):
                 store.outgoing_enqueue(cid, QueueRecord(message=msg(n), qos=2, retain=False))
         await store.commit()
-        store.outgoing_update("a", "m0001", OutState.WAIT_PUBREC, 11)
-        store.outgoing_update("a", "m0001", OutState.WAIT_PUBCOMP, 11)
+        store.outgoing_update("a", "m0001", DeliveryState.WAIT_PUBREC, 11)
+        store.outgoing_update("a", "m0001", DeliveryState.WAIT_PUBCOMP, 11)
         store.outgoing_delete("a", "m0002")
-        store.outgoing_update("a", "m0002", OutState.WAIT_PUBREC, 12)  # stale: it is gone
-        store.outgoing_update("b", "m0003", OutState.WAIT_PUBREC, 13)
-        store.outgoing_update("b", "m0003", OutState.QUEUED, 0)  # back to the queue (reconnect)
+        store.outgoing_update("a", "m0002", DeliveryState.WAIT_PUBREC, 12)  # stale: it is gone
+        store.outgoing_update("b", "m0003", DeliveryState.WAIT_PUBREC, 13)
+        store.outgoing_update("b", "m0003", DeliveryState.QUEUED, 0)  # back to the queue (reconnect)
         store.outgoing_enqueue("b", QueueRecord(message=msg(4), qos=1, retain=True, subscription_ids=(3,)))
-        store.outgoing_update("b", "m0004", OutState.WAIT_PUBACK, 14)
+        store.outgoing_update("b", "m0004", DeliveryState.WAIT_PUBACK, 14)
         store.outgoing_delete("b", "m0001")
         await store.commit()
         store, snap = await self.restart(backend, store)
@@ -342,10 +342,11 @@ class StoreContract:
             cid: [(r.message.message_id, r.state, r.packet_id, r.retain, r.subscription_ids) for r in q]
             for cid, q in snap.queues.items()
         }
+        s = DeliveryState
         assert got == {
-            "a": [("m0001", OutState.WAIT_PUBCOMP, 11, False, ()), ("m0003", OutState.QUEUED, 0, False, ())],
-            "b": [("m0002", OutState.QUEUED, 0, False, ()), ("m0003", OutState.QUEUED, 0, False, ()),
-                  ("m0004", OutState.WAIT_PUBACK, 14, True, (3,))],
+            "a": [("m0001", s.WAIT_PUBCOMP, 11, False, ()), ("m0003", s.QUEUED, 0, False, ())],
+            "b": [("m0002", s.QUEUED, 0, False, ()), ("m0003", s.QUEUED, 0, False, ()),
+                  ("m0004", s.WAIT_PUBACK, 14, True, (3,))],
         }  # fmt: skip
         assert await backend.count_messages(store) == 4
         await store.close()

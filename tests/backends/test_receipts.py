@@ -7,7 +7,7 @@ import asyncio
 from zanzara.backends.batch import BatchWriter
 from zanzara.backends.ops import Op
 from zanzara.backends.receipts import RECEIPT_DELAY, ReceiptBuffer
-from zanzara.session import Outgoing
+from zanzara.session import Delivery
 from zanzara.storage import DeliveryStatus, overtaken
 
 from .contract import msg
@@ -19,8 +19,8 @@ async def _write(ops: list[Op]) -> None:
     raise AssertionError("the writer is not started in these tests")
 
 
-def delivery(cid: str) -> Outgoing:
-    return Outgoing(message=msg(1), qos=1, retain=False, client_id=cid, queued_at=1.0, sent_at=2.0)
+def delivery(cid: str) -> Delivery:
+    return Delivery(message=msg(1), qos=1, retain=False, client_id=cid, queued_at=1.0, sent_at=2.0)
 
 
 async def test_a_step_waits_at_least_the_delay_so_a_later_step_can_overtake_it() -> None:

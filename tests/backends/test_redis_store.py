@@ -19,7 +19,7 @@ from redis import Redis
 from zanzara.backends.receipts import Steps
 from zanzara.backends.redis import RedisStore, _receipt
 from zanzara.errors import StoreError, StoreInUse
-from zanzara.session import Outgoing
+from zanzara.session import Delivery
 from zanzara.storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Store, overtaken
 
 from .contract import Backend, StoreContract, msg
@@ -173,7 +173,7 @@ def test_a_receipt_is_stored_as_the_json_of_its_fields(
     # The value is formatted by hand (json.dumps per delivery was a third of a Redis drain):
     # it must be what json.dumps writes (compact), and read back as Receipt.of(status, out).
     queued, sent, acked, finished = times
-    out = Outgoing(
+    out = Delivery(
         message=msg(1), qos=1, retain=False, client_id="c", queued_at=queued or 0.0, sent_at=sent,
         acknowledged_at=acked, finished_at=finished, reason=reason,
     )  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 
 from zanzara.backends.sqlite import WRITER_NICENESS, SqliteStore
 from zanzara.message import Message
-from zanzara.session import Outgoing
+from zanzara.session import Delivery
 from zanzara.storage import DeliveryStatus, Receipt, Store
 
 from .contract import Backend, StoreContract, msg
@@ -181,7 +181,7 @@ async def test_the_writer_thread_runs_below_the_event_loop(tmp_path: Path) -> No
 
 
 async def test_a_receipt_is_stored_with_its_updated_at(tmp_path: Path) -> None:
-    # SQL builds each receipt row from its Outgoing and computes updated_at (what purging counts
+    # SQL builds each receipt row from its Delivery and computes updated_at (what purging counts
     # from): it must be Receipt.updated_at for every step a delivery can be at.
     path = tmp_path / "z.db"
     store = SqliteStore(path)
@@ -189,13 +189,13 @@ async def test_a_receipt_is_stored_with_its_updated_at(tmp_path: Path) -> None:
     s = DeliveryStatus
     m = Message(topic="t", payload=b"x", qos=1, message_id="m1")
     steps = [
-        (s.QUEUED, Outgoing(message=m, qos=1, retain=False, client_id="a", queued_at=10.0)),
-        (s.SENT, Outgoing(message=m, qos=1, retain=False, client_id="b", queued_at=10.0, sent_at=11.0)),
-        (s.ACKNOWLEDGED, Outgoing(message=m, qos=1, retain=False, client_id="c", queued_at=10.0, sent_at=11.0,
+        (s.QUEUED, Delivery(message=m, qos=1, retain=False, client_id="a", queued_at=10.0)),
+        (s.SENT, Delivery(message=m, qos=1, retain=False, client_id="b", queued_at=10.0, sent_at=11.0)),
+        (s.ACKNOWLEDGED, Delivery(message=m, qos=1, retain=False, client_id="c", queued_at=10.0, sent_at=11.0,
                                   acknowledged_at=12.5)),
-        (s.EXPIRED, Outgoing(message=m, qos=1, retain=False, client_id="d", queued_at=10.0, finished_at=13.0,
+        (s.EXPIRED, Delivery(message=m, qos=1, retain=False, client_id="d", queued_at=10.0, finished_at=13.0,
                              reason="message expiry")),
-        (s.DROPPED, Outgoing(message=m, qos=1, retain=False, client_id="e", queued_at=10.0, sent_at=11.0,
+        (s.DROPPED, Delivery(message=m, qos=1, retain=False, client_id="e", queued_at=10.0, sent_at=11.0,
                              finished_at=14.0, reason="queue full")),
     ]  # fmt: skip
     for status, out in steps:
@@ -215,8 +215,8 @@ async def test_an_overtaken_step_writes_no_row(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "z.db")
     await store.open()
     m = Message(topic="t", payload=b"x", qos=1, message_id="m1")
-    quick = Outgoing(message=m, qos=1, retain=False, client_id="quick", queued_at=10.0)
-    slow = Outgoing(message=m, qos=1, retain=False, client_id="slow", queued_at=10.0)
+    quick = Delivery(message=m, qos=1, retain=False, client_id="quick", queued_at=10.0)
+    slow = Delivery(message=m, qos=1, retain=False, client_id="slow", queued_at=10.0)
     for out in (quick, slow):
         store.receipt_step(DeliveryStatus.QUEUED, out)
         out.sent_at = 11.0

@@ -487,7 +487,7 @@ def test_qos_above_maximum_qos(make_broker):
 
 
 def test_outgoing_qos2_flow_raw(broker):
-    """Outgoing QoS 2: PUBLISH, PUBREC from the client, PUBREL from us, PUBCOMP [MQTT-4.3.3]."""
+    """Delivery QoS 2: PUBLISH, PUBREC from the client, PUBREL from us, PUBCOMP [MQTT-4.3.3]."""
     raw = RawClient(broker.port, ProtocolVersion.MQTT311)
     raw.connect("q2-out")
     raw.send(Subscribe(packet_id=1, subscriptions=(Subscription(topic_filter="q2", qos=2),)))

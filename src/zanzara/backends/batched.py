@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from ..message import Message
-from ..session import Outgoing, OutState
+from ..session import Delivery, DeliveryState
 from ..storage import DeliveryStatus, QueueRecord, SessionRecord
 from ..topic_tree import SubscriptionEntry
 from .batch import BatchWriter
@@ -68,7 +68,7 @@ class BatchedStore:
         self._seq += 1
         self._writer.add(OutgoingEnqueue(client_id, record, self._seq))
 
-    def outgoing_update(self, client_id: str, message_id: str, state: OutState, packet_id: int) -> None:
+    def outgoing_update(self, client_id: str, message_id: str, state: DeliveryState, packet_id: int) -> None:
         self._writer.add(OutgoingUpdate(client_id, message_id, state, packet_id))
 
     def outgoing_delete(self, client_id: str, message_id: str) -> None:
@@ -86,7 +86,7 @@ class BatchedStore:
     def retained_delete(self, topic: str) -> None:
         self._writer.add(RetainedDelete(topic))
 
-    def receipt_step(self, status: DeliveryStatus, out: Outgoing) -> None:
+    def receipt_step(self, status: DeliveryStatus, out: Delivery) -> None:
         self._receipts.step(status, out)
 
     def receipts_purge(self, before: float) -> None:

@@ -3,7 +3,7 @@
 Shared by the durable back-ends so that each writes a batch with few statements
 (SQLite: one ``executemany`` per kind; Redis: one command per key and kind):
 
-* queue operations (``Outgoing*``) become one net effect per (client,
+* queue operations (``Delivery*``) become one net effect per (client,
   message): put, update or delete; an entry put and deleted within the batch
   is not written at all.  Entries of different keys are independent, and a
   ``SessionDelete`` drops what came before it for that client, so the effects
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..message import Message
-from ..session import OutState
+from ..session import DeliveryState
 from ..storage import QueueRecord
 from .holders import Holders
 from .ops import (
@@ -52,7 +52,7 @@ class Put:
 
     record: QueueRecord
     seq: int
-    state: OutState  # the record's, or a later update's
+    state: DeliveryState  # the record's, or a later update's
     packet_id: int
     # (An entry's last update in the batch is kept as that OutgoingUpdate itself:
     # folding allocates nothing for it.)

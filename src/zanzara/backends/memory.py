@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from ..message import Message
-from ..session import Outgoing, OutState
+from ..session import Delivery, DeliveryState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 
@@ -33,7 +33,7 @@ class MemoryData:
     retained: dict[str, Message] = field(default_factory=dict)
     # message id -> client id -> its latest step: the receipt is Receipt.of(status, out), built
     # when read (a delivery's fields do not change after its last step).
-    receipts: dict[str, dict[str, tuple[DeliveryStatus, Outgoing]]] = field(default_factory=dict)
+    receipts: dict[str, dict[str, tuple[DeliveryStatus, Delivery]]] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -89,7 +89,7 @@ class MemoryStore:
         if mid is not None:
             self.data.queues.setdefault(client_id, {})[mid] = record
 
-    def outgoing_update(self, client_id: str, message_id: str, state: OutState, packet_id: int) -> None:
+    def outgoing_update(self, client_id: str, message_id: str, state: DeliveryState, packet_id: int) -> None:
         queue = self.data.queues.get(client_id)
         if queue is not None and (r := queue.get(message_id)) is not None:
             # Not dataclasses.replace, which costs 5x as much, once per message sent.
@@ -121,7 +121,7 @@ class MemoryStore:
     def retained_delete(self, topic: str) -> None:
         self.data.retained.pop(topic, None)
 
-    def receipt_step(self, status: DeliveryStatus, out: Outgoing) -> None:
+    def receipt_step(self, status: DeliveryStatus, out: Delivery) -> None:
         mid: str = out.message.message_id  # type: ignore[assignment]  # QoS 1/2: it has one
         per_client = self.data.receipts.get(mid)
         if per_client is None:

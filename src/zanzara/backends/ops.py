@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import final
 
 from ..message import Message
-from ..session import OutState
+from ..session import DeliveryState
 from ..storage import QueueRecord, SessionRecord
 from ..topic_tree import SubscriptionEntry
 
@@ -102,7 +102,7 @@ class OutgoingUpdate:
 
     client_id: str
     message_id: str
-    state: OutState
+    state: DeliveryState
     packet_id: int
 
 

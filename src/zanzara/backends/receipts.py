@@ -5,7 +5,7 @@ each step would triple the store's write load for a record nobody reads until
 later.  So a step is only noted here (which delivery, which step: a list
 append), and handed to the writer :data:`RECEIPT_DELAY` to twice that later,
 or at once when someone asks for receipts or the store closes.  The writer
-builds each receipt from the delivery's :class:`~zanzara.session.Outgoing`
+builds each receipt from the delivery's :class:`~zanzara.session.Delivery`
 and skips the steps a later one overtook (``storage.overtaken``), so a
 delivery acknowledged within RECEIPT_DELAY of being sent is one row, and for
 the SQLite store the event loop builds no receipt at all.  Receipts ride with
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..session import Outgoing
+from ..session import Delivery
 from ..storage import DeliveryStatus
 from .batch import BatchWriter
 from .ops import RECEIPT_STEPS
@@ -28,7 +28,7 @@ RECEIPT_DELAY = 0.2  # seconds a step waits at least (and at most twice) before 
 
 # The deliveries that reached each status, in the order they did; the dict's order is
 # DeliveryStatus's, the order to write them in (a delivery's later steps last).
-Steps = dict[DeliveryStatus, list[Outgoing]]
+Steps = dict[DeliveryStatus, list[Delivery]]
 
 
 def _no_steps() -> Steps:
@@ -49,7 +49,7 @@ class ReceiptBuffer:
         self._due = False
         self._timer = False
 
-    def step(self, status: DeliveryStatus, out: Outgoing) -> None:
+    def step(self, status: DeliveryStatus, out: Delivery) -> None:
         if not self._pending:
             self._pending = True
             self._writer.add_lazy(RECEIPT_STEPS)  # wakes the writer; the op itself is a marker

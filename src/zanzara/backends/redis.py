@@ -54,7 +54,7 @@ from ..message import Message
 from ..mqtt.codec import decode_properties, encode_properties
 from ..mqtt.enums import PacketType
 from ..mqtt.properties import EMPTY_PROPERTIES
-from ..session import OutState
+from ..session import DeliveryState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot, overtaken
 from ..topic_tree import SubscriptionEntry
 from .batched import BatchedStore
@@ -247,7 +247,7 @@ class RedisStore(BatchedStore):
                         qos=qos,
                         retain=retain,
                         subscription_ids=tuple(sub_ids),
-                        state=OutState(state),
+                        state=DeliveryState(state),
                         packet_id=packet_id,
                     )
                 )
@@ -430,7 +430,7 @@ class RedisStore(BatchedStore):
                 state, packet_id = effect.state, effect.packet_id
             else:
                 continue
-            if state is OutState.QUEUED:
+            if state is DeliveryState.QUEUED:
                 landed.append(mid)
             else:
                 flights += (mid, f'["{state}",{packet_id}]')  # JSON; json.dumps costs ten times as much

@@ -35,7 +35,7 @@ from ..message import Message
 from ..mqtt.codec import decode_properties, encode_properties
 from ..mqtt.enums import PacketType
 from ..mqtt.properties import EMPTY_PROPERTIES
-from ..session import Outgoing, OutState
+from ..session import Delivery, DeliveryState
 from ..storage import LATER_STEP_TIMES, DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 from .batched import BatchedStore
@@ -63,7 +63,7 @@ __all__ = ["SqliteStore"]
 Statement = tuple[str, list[Any]]  # SQL and the parameters of each execution
 _QUEUE_DELETE = "DELETE FROM queue WHERE message_id = ? AND client_id = ?"
 _QUEUE_UPDATE = "UPDATE queue SET state = ?, packet_id = ? WHERE message_id = ? AND client_id = ?"
-# A receipt step is written straight from its Outgoing's fields: attrgetter builds each row in C,
+# A receipt step is written straight from its Delivery's fields: attrgetter builds each row in C,
 # so the writer thread runs no Python per receipt while it shares the GIL with the event loop.
 # The row is Receipt.of(status, out) with updated_at (Receipt.updated_at) computed in SQL; a
 # step that a later one overtook (storage.overtaken) writes nothing.
@@ -91,7 +91,7 @@ _LATER_STEP_TIMES = {status: attrgetter(*names) for status, names in LATER_STEP_
 _NOT_YET = (None, None)
 
 
-def _receipt_rows(status: DeliveryStatus, outs: list[Outgoing]) -> Iterator[tuple[Any, ...]]:
+def _receipt_rows(status: DeliveryStatus, outs: list[Delivery]) -> Iterator[tuple[Any, ...]]:
     later = _LATER_STEP_TIMES.get(status)
     current = outs if later is None else compress(outs, map(eq, map(later, outs), repeat(_NOT_YET)))
     return map(_RECEIPT_COLUMNS, current)
@@ -270,7 +270,7 @@ class SqliteStore(BatchedStore):
                     qos=qos,
                     retain=bool(retain),
                     subscription_ids=tuple(json.loads(sub_ids)),
-                    state=OutState(state),
+                    state=DeliveryState(state),
                     packet_id=pid,
                 )
             )

@@ -15,7 +15,7 @@ from ..errors import ProtocolViolation
 from ..mqtt import reason_codes
 from ..mqtt.enums import ProtocolVersion, ReasonCode
 from ..mqtt.packets import PubAck, PubComp, PubRec, PubRel
-from ..session import Outgoing, OutState
+from ..session import Delivery, DeliveryState
 from . import deliveries
 from .client import Client
 from .commits import ack_after_commit
@@ -35,7 +35,7 @@ def handle_pubacks(state: CoreState, client: Client, packets: list[PubAck]) -> N
     session = client.session
     done = []
     for packet in packets:
-        out = session.acknowledge(packet.packet_id, OutState.WAIT_PUBACK)
+        out = session.acknowledge(packet.packet_id, DeliveryState.WAIT_PUBACK)
         if out is not None:
             if reason_codes.is_failure(packet.reason_code):
                 _refused(out, packet)
@@ -56,7 +56,7 @@ def handle_pubrec(state: CoreState, client: Client, packet: PubRec) -> None:
     if reason_codes.is_failure(packet.reason_code):
         # MQTT 5 section 4.3.3: a PUBREC with a reason code of 0x80 or more ends the flow
         # (no PUBREL); the message is not resent, and its receipt says the client refused it.
-        done = session.acknowledge(packet.packet_id, OutState.WAIT_PUBREC)
+        done = session.acknowledge(packet.packet_id, DeliveryState.WAIT_PUBREC)
         if done is not None:
             _refused(done, packet)
             deliveries.completed(state, client, [done])
@@ -75,7 +75,7 @@ def handle_pubrec(state: CoreState, client: Client, packet: PubRec) -> None:
                 )
             )
             return
-        if waiting.state is not OutState.WAIT_PUBCOMP:
+        if waiting.state is not DeliveryState.WAIT_PUBCOMP:
             # A PUBREC for a QoS 1 message: answering PUBREL would start a QoS 2 exchange
             # the client never began.
             raise _wrong_ack(packet, waiting)
@@ -96,7 +96,7 @@ def handle_pubrec(state: CoreState, client: Client, packet: PubRec) -> None:
 
 def handle_pubcomp(state: CoreState, client: Client, packet: PubComp) -> None:
     session = client.session
-    out = session.acknowledge(packet.packet_id, OutState.WAIT_PUBCOMP)
+    out = session.acknowledge(packet.packet_id, DeliveryState.WAIT_PUBCOMP)
     if out is not None:
         if reason_codes.is_failure(packet.reason_code):
             _refused(out, packet)
@@ -106,7 +106,7 @@ def handle_pubcomp(state: CoreState, client: Client, packet: PubComp) -> None:
         raise _wrong_ack(packet, session.inflight[packet.packet_id])
 
 
-def _wrong_ack(packet: PubAck | PubRec | PubComp, out: Outgoing) -> ProtocolViolation:
+def _wrong_ack(packet: PubAck | PubRec | PubComp, out: Delivery) -> ProtocolViolation:
     """An acknowledgement of the wrong type for a message in flight to the client.
 
     The client answers a QoS 1 PUBLISH with PUBACK ([MQTT-4.3.2-4]; 3.1.1 [MQTT-4.3.2-2]), a
@@ -118,7 +118,7 @@ def _wrong_ack(packet: PubAck | PubRec | PubComp, out: Outgoing) -> ProtocolViol
     return ProtocolViolation(f"{got} for packet id {packet.packet_id}, which is in {out.state.value}")
 
 
-def _refused(out: Outgoing, packet: PubAck | PubRec | PubComp) -> None:
+def _refused(out: Delivery, packet: PubAck | PubRec | PubComp) -> None:
     """A v5 client ended a delivery's flow with an error reason code: its receipt says which."""
     code = packet.reason_code
     try:

@@ -1,6 +1,6 @@
 """Deliveries: how and when a message reaches one session, and how its flow ends.
 
-A delivery (:class:`~zanzara.session.Outgoing`) goes in flight at once when
+A delivery (:class:`~zanzara.session.Delivery`) goes in flight at once when
 its client is connected, its window open, its queue empty and its socket not
 congested; else it waits in the session queue (priority order, bounded, see
 ``session.py``).  :func:`pump` moves queued deliveries into flight as the
@@ -17,7 +17,7 @@ from ..events import Delivered, Dropped
 from ..message import Message
 from ..mqtt.packets import PubRel
 from ..protocol import PublishEncoder
-from ..session import Outgoing, OutState, Session
+from ..session import Delivery, DeliveryState, Session
 from ..storage import DeliveryStatus, QueueRecord
 from .client import Client
 from .state import CoreState
@@ -76,7 +76,7 @@ def deliver(
     if session is None:
         return
     now = encoder.now
-    out = Outgoing(
+    out = Delivery(
         message=encoder.message,
         qos=qos,
         retain=retain,
@@ -107,7 +107,7 @@ def deliver(
         dropped(state, session, lost, why)
 
 
-def _sent(state: CoreState, client: Client, out: Outgoing, sent: bool) -> None:
+def _sent(state: CoreState, client: Client, out: Delivery, sent: bool) -> None:
     """``out`` went in flight: counted if it was sent, dropped if it could not be."""
     if sent:
         state.stats.messages_sent += 1
@@ -117,14 +117,14 @@ def _sent(state: CoreState, client: Client, out: Outgoing, sent: bool) -> None:
     dropped(state, client.session, out, "larger than the client's maximum packet size")
 
 
-def forget(state: CoreState, session: Session, out: Outgoing) -> None:
+def forget(state: CoreState, session: Session, out: Delivery) -> None:
     """``out`` left the session (acknowledged, expired or dropped): unstore it."""
     store = state.persisted(session)
     if store is not None and out.message.message_id:
         store.outgoing_delete(session.client_id, out.message.message_id)
 
 
-def dropped(state: CoreState, session: Session, out: Outgoing, why: str) -> None:
+def dropped(state: CoreState, session: Session, out: Delivery, why: str) -> None:
     """``out`` will never be delivered: unstore it, count it, note its receipt, tell listeners."""
     forget(state, session, out)
     state.stats.messages_dropped += 1
@@ -135,7 +135,7 @@ def dropped(state: CoreState, session: Session, out: Outgoing, why: str) -> None
     logger.debug("dropped a message on %s for %s: %s", out.message.topic, session.client_id, why)
 
 
-def discard(state: CoreState, pending: list[Outgoing], why: str) -> None:
+def discard(state: CoreState, pending: list[Delivery], why: str) -> None:
     """Report what a session held when it ended (it is not stored any more)."""
     state.stats.messages_dropped += len(pending)
     if state.track_deliveries:
@@ -144,14 +144,14 @@ def discard(state: CoreState, pending: list[Outgoing], why: str) -> None:
             _finish(state, out, DeliveryStatus.DROPPED, now, why)
 
 
-def _note(state: CoreState, status: DeliveryStatus, out: Outgoing) -> None:
+def _note(state: CoreState, status: DeliveryStatus, out: Delivery) -> None:
     """Note a delivery step for its receipt (the store builds it from ``out``'s fields)."""
     store = state.store
     if store is not None and out.message.message_id is not None:
         store.receipt_step(status, out)
 
 
-def _finish(state: CoreState, out: Outgoing, status: DeliveryStatus, now: float, reason: str) -> None:
+def _finish(state: CoreState, out: Delivery, status: DeliveryStatus, now: float, reason: str) -> None:
     out.finished_at = now
     out.reason = reason
     _note(state, status, out)
@@ -203,7 +203,7 @@ def resend_inflight(state: CoreState, client: Client) -> None:
     now = state.clock()
     link = client.link
     for pid, out in list(client.session.inflight.items()):
-        if out.state is OutState.WAIT_PUBCOMP:
+        if out.state is DeliveryState.WAIT_PUBCOMP:
             link.send(PubRel(packet_id=pid))
         else:
             sent = link.send_message(
@@ -212,7 +212,7 @@ def resend_inflight(state: CoreState, client: Client) -> None:
             _sent(state, client, out, sent)
 
 
-def completed(state: CoreState, client: Client, outs: list[Outgoing]) -> None:
+def completed(state: CoreState, client: Client, outs: list[Delivery]) -> None:
     """These deliveries were acknowledged (PUBACK, PUBCOMP): unstore them, note their receipts."""
     session = client.session
     store = state.store
@@ -258,7 +258,7 @@ def send_retained(
         state.retained.delete(topic)
 
 
-def _record(out: Outgoing) -> QueueRecord:
+def _record(out: Delivery) -> QueueRecord:
     return QueueRecord(
         message=out.message,
         qos=out.qos,

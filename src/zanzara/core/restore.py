@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from ..session import NEVER_EXPIRES, Outgoing, OutState, Session
+from ..session import NEVER_EXPIRES, Delivery, DeliveryState, Session
 from ..storage import Snapshot, Store
 from . import deliveries, lifecycle, routing
 from .state import CoreState
@@ -69,7 +69,7 @@ def _queues(state: CoreState, snapshot: Snapshot) -> None:
         if owner is None:
             continue
         for qrec in records:
-            out = Outgoing(
+            out = Delivery(
                 message=qrec.message,
                 qos=qrec.qos,
                 retain=qrec.retain,
@@ -78,7 +78,7 @@ def _queues(state: CoreState, snapshot: Snapshot) -> None:
                 state=qrec.state,
                 client_id=cid,
             )
-            if qrec.state is OutState.QUEUED:
+            if qrec.state is DeliveryState.QUEUED:
                 # A quota lowered since the last run drops (and unstores) the excess now.
                 for lost, why in owner.enqueue(out):
                     deliveries.dropped(state, owner, lost, why)
