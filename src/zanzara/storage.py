@@ -9,8 +9,9 @@ SUBSCRIBE (SUBACK) only after that awaitable completes, and the embedded
 message is never lost (group commit: one transaction and one fsync for many
 messages).
 
-A message is stored once (``put_message``) and referenced by every queue
-entry that holds it; it is deleted when nothing references it any more.
+A message is stored once, with the first queue entry that holds it
+(``outgoing_enqueue``), and referenced by every later one; it is deleted when
+nothing references it any more (the durable back-ends count its holders).
 """
 
 from __future__ import annotations
