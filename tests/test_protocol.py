@@ -37,7 +37,7 @@ from zanzara.mqtt.packets import (
     Subscription,
 )
 from zanzara.mqtt.properties import EMPTY_PROPERTIES, Properties
-from zanzara.protocol import ConnectionPhase, ServerProtocol
+from zanzara.protocol import ConnectionPhase, PubAcks, ServerProtocol
 
 V31 = ProtocolVersion.MQTT31
 V311 = ProtocolVersion.MQTT311
@@ -73,7 +73,7 @@ def wire(*packets: Packet, version: ProtocolVersion = V5) -> bytes:
     )
 
 
-def receive(proto: ServerProtocol, *packets: Packet) -> list[Packet]:
+def receive(proto: ServerProtocol, *packets: Packet) -> list[Packet | PubAcks]:
     """Feed ``packets``, encoded in the connection's version, and return what came out."""
     return proto.receive_data(wire(*packets, version=proto.version))
 
@@ -562,6 +562,15 @@ class TestAcknowledgements_3_4_to_3_7:
             PubComp(packet_id=4),
         ]
         assert receive(proto, *acks) == acks
+
+    @both_versions
+    def test_pubacks_read_together_come_out_as_one_run(self, version: ProtocolVersion) -> None:
+        """PUBACKs in one read (a window answered in one write) come as one PubAcks, in order, so
+        the broker completes them and refills the window once; a lone PUBACK stays a PUBACK."""
+        proto = connected(version)
+        run = [PubAck(packet_id=i) for i in (1, 2, 3)]
+        got = receive(proto, *run, PubRec(packet_id=4), PubAck(packet_id=5))
+        assert got == [PubAcks(run), PubRec(packet_id=4), PubAck(packet_id=5)]
 
     def test_v5_ack_keeps_its_reason_code(self) -> None:
         """[MQTT-3.4.2-1] 5.0: the PUBACK carries one of the PUBACK reason codes."""

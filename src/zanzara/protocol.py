@@ -15,7 +15,7 @@ Must not import asyncio, sockets or the clock.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, cast
 
@@ -46,11 +46,19 @@ from .mqtt.packets import (
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 from .mqtt.topics import MAX_TOPIC_LENGTH, validate_topic_name
 
-__all__ = ["ConnectionPhase", "PublishEncoder", "ServerProtocol", "encode_one", "hop_properties"]
+__all__ = ["ConnectionPhase", "PubAcks", "PublishEncoder", "ServerProtocol", "encode_one", "hop_properties"]
 
 logger = logging.getLogger(__name__)
 
 V5 = ProtocolVersion.MQTT5
+
+
+@dataclass(slots=True)
+class PubAcks:
+    """PUBACKs read together, in order: handled as one (see :meth:`ServerProtocol.receive_data`)."""
+
+    packet_type = PacketType.PUBACK
+    packets: list[PubAck]
 
 
 class ConnectionPhase(Enum):
@@ -106,8 +114,12 @@ class ServerProtocol:
 
     # -- input ------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Packet]:
+    def receive_data(self, data: bytes) -> list[Packet | PubAcks]:
         """Feed bytes; return the complete, valid packets in order.
+
+        PUBACKs that come one after another (a subscriber answering a window of
+        messages in one write) come out as one :class:`PubAcks`, to be handled
+        as one: the same per packet, one refill of the window.
 
         On a protocol error the packets before it are returned and the error
         is kept in :attr:`deferred_error`: the caller handles those packets
@@ -117,15 +129,24 @@ class ServerProtocol:
         if self.phase is ConnectionPhase.CLOSED or self.deferred_error is not None:
             return []
         self.reader.feed(data)
-        packets: list[Packet] = []
+        packets: list[Packet | PubAcks] = []
         try:
             for packet in self.reader.read_packets():
                 if type(packet) is Publish:
                     packets.append(self._check_publish(packet))
-                else:
-                    checked = self._check(packet)
-                    if checked is not None:
-                        packets.append(checked)
+                    continue
+                checked = self._check(packet)
+                if checked is None:
+                    continue
+                if type(checked) is PubAck and packets:
+                    last = packets[-1]
+                    if type(last) is PubAcks:
+                        last.packets.append(checked)
+                        continue
+                    if type(last) is PubAck:
+                        packets[-1] = PubAcks([last, checked])
+                        continue
+                packets.append(checked)
         except ProtocolError as exc:
             self.deferred_error = exc
         return packets

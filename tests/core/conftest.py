@@ -43,7 +43,6 @@ from zanzara.mqtt.packets import (
     Connect,
     Disconnect,
     Packet,
-    PubAck,
     Publish,
     SubAck,
     Subscribe,
@@ -382,38 +381,18 @@ def receive(core: Core, client: Client, *packets: Packet) -> None:
     assert isinstance(link, FakeLink)
     protocol = link.protocol
     data = b"".join(encode(packet, client.version) for packet in packets)
-    for run in _runs_of_pubacks(protocol.receive_data(data)):
+    for received in protocol.receive_data(data):  # PUBACKs read together come as one PubAcks
         if protocol.phase is ConnectionPhase.CLOSED or link.closed:
             return  # nothing after DISCONNECT or an error is acted upon
         try:
-            if isinstance(run, list):
-                core.handle_pubacks(client, run)
-            else:
-                settle(core.handle(client, run))
+            settle(core.handle(client, received))
         except ProtocolError as exc:
             protocol.fail(exc)
             link.close()
             return
-        if type(run) is Disconnect:
-            link.close()
     if protocol.deferred_error is not None:
         protocol.fail(protocol.deferred_error)
         link.close()
-
-
-def _runs_of_pubacks(packets: list[Packet]) -> Iterator[Packet | list[PubAck]]:
-    """Packets one by one, but PUBACKs read together as one run (as the transport hands them)."""
-    run: list[PubAck] = []
-    for packet in packets:
-        if type(packet) is PubAck:
-            run.append(packet)
-            continue
-        if run:
-            yield run
-            run = []
-        yield packet
-    if run:
-        yield run
 
 
 def publish(

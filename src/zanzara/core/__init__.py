@@ -8,7 +8,7 @@ Mosquitto's ``handle_*.c``:
 
 =================  ============================================
 PUBLISH, PUBREL    :mod:`.publish` (then :mod:`.routing`, :mod:`.deliveries`)
-PUBACK, PUBREC,    :mod:`.acks`
+PUBACK, PUBREC,    :mod:`.acks` (PUBACKs read together as one ``PubAcks``)
 PUBCOMP
 SUBSCRIBE,         :mod:`.subscribe`
 UNSUBSCRIBE
@@ -58,6 +58,7 @@ from ..mqtt.packets import (
     Unsubscribe,
 )
 from ..mqtt.properties import EMPTY_PROPERTIES, Properties
+from ..protocol import PubAcks
 from ..session import Session
 from ..storage import Snapshot, Store
 from . import acks, deliveries, enhanced_auth, lifecycle, publish, restore, routing, subscribe
@@ -91,10 +92,15 @@ def _handle_pingreq(state: CoreState, client: Client, packet: PingReq) -> None:
     client.link.send(PingResp())
 
 
-HANDLERS: Final[dict[type[Packet], Handler]] = {
+def _handle_pubacks(state: CoreState, client: Client, run: PubAcks) -> None:
+    acks.handle_pubacks(state, client, run.packets)
+
+
+HANDLERS: Final[dict[type[Packet | PubAcks], Handler]] = {
     Publish: publish.handle_publish,
     PubRel: publish.handle_pubrel,
     PubAck: acks.handle_puback,
+    PubAcks: _handle_pubacks,
     PubRec: acks.handle_pubrec,
     PubComp: acks.handle_pubcomp,
     Subscribe: subscribe.handle_subscribe,
@@ -190,16 +196,12 @@ class Core:
         """The client's AUTH 0x18 before CONNACK: the next step of its authentication."""
         return enhanced_auth.continue_connect(self.state, link, packet)
 
-    def handle(self, client: Client, packet: Packet) -> Pending | None:
+    def handle(self, client: Client, packet: Packet | PubAcks) -> Pending | None:
         """Handle one packet of a connected client; a coroutine when a hook must be awaited."""
         handler = HANDLERS.get(type(packet))
         if handler is None:
             raise ProtocolViolation(f"unexpected {PacketType(packet.packet_type).name}")
         return handler(self.state, client, packet)
-
-    def handle_pubacks(self, client: Client, packets: list[PubAck]) -> None:
-        """A run of PUBACKs read together: each completes its message, then one refill of the window."""
-        acks.handle_pubacks(self.state, client, packets)
 
     def pump(self, client: Client) -> None:
         """The client's socket drained: move what waits in its queue into flight."""

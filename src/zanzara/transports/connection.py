@@ -48,8 +48,8 @@ from ..errors import ProtocolError
 from ..events import DisconnectReason
 from ..message import Message
 from ..mqtt.enums import ProtocolVersion, ReasonCode
-from ..mqtt.packets import Auth, ConnAck, Connect, Disconnect, Packet, PubAck, Publish
-from ..protocol import ConnectionPhase, PublishEncoder, ServerProtocol
+from ..mqtt.packets import Auth, ConnAck, Connect, Packet, Publish
+from ..protocol import ConnectionPhase, PubAcks, PublishEncoder, ServerProtocol
 from .admission import Admission
 from .flusher import Flusher
 from .throttle import TokenBucket
@@ -171,7 +171,7 @@ class MqttConnection(asyncio.Protocol):
         # Our side is shut down (write_eof) and we read and discard until the client closes.
         self._lingering = False
         self._linger_budget = LINGER_BYTES
-        self._pending: deque[Packet] = deque()
+        self._pending: deque[Packet | PubAcks] = deque()
         self._task: asyncio.Task[None] | None = None
         self._keep_alive = 0.0
         self._last_rx = 0.0
@@ -477,41 +477,20 @@ class MqttConnection(asyncio.Protocol):
 
     # -- handling -----------------------------------------------------------------
 
-    def _process(self, packets: list[Packet] | deque[Packet]) -> None:
+    def _process(self, packets: list[Packet | PubAcks] | deque[Packet | PubAcks]) -> None:
         flusher = self.flusher
         flusher.current = self
         try:
-            i, n = 0, len(packets)
-            while i < n:
-                packet = packets[i]
-                i += 1
-                if type(packet) is PubAck and i < n and type(packets[i]) is PubAck:
-                    # A run of PUBACKs (a subscriber answering a window of messages in one
-                    # write) is handled as one: the same per packet, one refill of the window.
-                    j = i + 1
-                    while j < n and type(packets[j]) is PubAck:
-                        j += 1
-                    self._handle_pubacks(cast(list[PubAck], [packets[k] for k in range(i - 1, j)]))
-                    i = j
-                    continue
+            for i, packet in enumerate(packets):
                 step = self._handle(packet)
                 if step is not None:
-                    self._pending.extend(list(packets)[i:])
+                    self._pending.extend(list(packets)[i + 1 :])
                     self._start_task(step)
                     return
         finally:
             flusher.current = None
 
-    def _handle_pubacks(self, packets: list[PubAck]) -> None:
-        client = self.client
-        if self._closing or client is None or self.protocol.phase is ConnectionPhase.CLOSED:
-            return
-        try:
-            self.broker.handle_pubacks(client, packets)
-        except Exception as exc:  # e.g. a PUBACK for a message that waits for another ack
-            self._fail(exc, "PUBACKs")
-
-    def _handle(self, packet: Packet) -> Coroutine[Any, Any, None] | None:
+    def _handle(self, packet: Packet | PubAcks) -> Coroutine[Any, Any, None] | None:
         """Handle one packet; a coroutine when it has to wait. Never raises."""
         if self._closing:
             return None  # nothing after DISCONNECT or an error is acted upon
@@ -529,10 +508,7 @@ class MqttConnection(asyncio.Protocol):
                 wait = self._publish_bucket.take(1, self._loop.time())
                 if wait:
                     return self._handle_later(client, packet, wait)
-            step = self.broker.handle(client, packet)
-            if type(packet) is Disconnect:
-                self.close()
-            return step
+            return self.broker.handle(client, packet)
         except Exception as exc:
             self._fail(exc, type(packet).__name__)
         return None
