@@ -120,11 +120,17 @@ class Broker:
 
         return register
 
-    def add_listener(
+    def add_event_listener(
         self, callback: Callable[[Event], Awaitable[None] | None], *names: str
     ) -> Callable[[], None]:
-        """Call ``callback(event)`` for the named events; returns a function that removes it."""
+        """Call ``callback(event)`` for the named events; returns a function that removes it.
+
+        (Not to be confused with :attr:`listeners`, the sockets the broker listens on.)
+        """
         return self.core.events.add(callback, *names)
+
+    # The name of 0.1, kept for the programs written against it: "listener" also names sockets.
+    add_listener = add_event_listener
 
     def reload(self) -> bool:
         """Re-read the password and ACL files (SIGHUP); on an error the old rules stay."""

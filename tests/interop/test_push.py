@@ -97,7 +97,7 @@ def test_quota_drops_lowest_priority_then_oldest(tmp_path):
     cfg = sqlite_config(tmp_path, mqtt=MqttConfig(max_queued_messages=3))
     with BrokerThread(cfg) as b:
         seen: list[str] = []
-        b.call(lambda: b.broker.add_listener(lambda e: seen.append(e.reason), "dropped"))
+        b.call(lambda: b.broker.add_event_listener(lambda e: seen.append(e.reason), "dropped"))
         away(b, "dev-3", "dev/3/#")
         ids = {}
         for payload, prio in [("old-low", 1), ("high", 9), ("new-low", 1), ("mid", 5), ("newest-low", 1)]:
