@@ -478,17 +478,12 @@ class MqttConnection(asyncio.Protocol):
     # -- handling -----------------------------------------------------------------
 
     def _process(self, packets: list[Packet | PubAcks] | deque[Packet | PubAcks]) -> None:
-        flusher = self.flusher
-        flusher.current = self
-        try:
-            for i, packet in enumerate(packets):
-                step = self._handle(packet)
-                if step is not None:
-                    self._pending.extend(list(packets)[i + 1 :])
-                    self._start_task(step)
-                    return
-        finally:
-            flusher.current = None
+        for i, packet in enumerate(packets):
+            step = self._handle(packet)
+            if step is not None:
+                self._pending.extend(list(packets)[i + 1 :])
+                self._start_task(step)
+                return
 
     def _handle(self, packet: Packet | PubAcks) -> Coroutine[Any, Any, None] | None:
         """Handle one packet; a coroutine when it has to wait. Never raises."""
@@ -566,12 +561,8 @@ class MqttConnection(asyncio.Protocol):
                     self._fail(exc, "a packet")
                 self._mark()
                 step = None
-                self.flusher.current = self
-                try:
-                    while self._pending and step is None:
-                        step = self._handle(self._pending.popleft())
-                finally:
-                    self.flusher.current = None
+                while self._pending and step is None:
+                    step = self._handle(self._pending.popleft())
                 self._mark()
         finally:
             self._task = None
@@ -738,10 +729,6 @@ class MqttConnection(asyncio.Protocol):
         await asyncio.sleep(wait)
         if self._closing or self.protocol.phase is ConnectionPhase.CLOSED:
             return
-        self.flusher.current = self
-        try:
-            step = self.broker.handle(client, packet)
-        finally:
-            self.flusher.current = None
+        step = self.broker.handle(client, packet)
         if step is not None:
             await step

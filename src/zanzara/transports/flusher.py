@@ -8,10 +8,10 @@ rest of the batch is still written.
 
 It also keeps the broker-wide count of bytes waiting in the buffers of
 connections whose sockets are full (``mqtt.max_write_buffer_total``).  Over
-that limit, the connection whose packets are being handled (the publisher)
-stops reading until the sum falls back under it: the only backpressure a
-publisher ever gets from subscribers.  One slow subscriber alone cannot
-reach it, since each is capped by ``mqtt.max_write_buffer``.
+that limit, a connection that publishes stops being read (once the read in
+hand is handled) until the sum falls back under it: the only backpressure a
+publisher ever gets from subscribers.  One slow subscriber alone cannot reach
+it, since each is capped by ``mqtt.max_write_buffer``.
 """
 
 from __future__ import annotations
@@ -46,9 +46,6 @@ class Flusher:
         self.loop = loop
         self._dirty: list[Flushable] = []
         self._scheduled = False
-        # The connection whose packets are being handled now: the publisher to pause
-        # when the broker-wide write buffer limit is exceeded.
-        self.current: Flushable | None = None
         # Bytes waiting in the write buffers of connections whose sockets are full.
         self.buffered = 0
         self.max_buffered = max_buffered
@@ -78,12 +75,10 @@ class Flusher:
     # -- the broker-wide buffer limit ----------------------------------------------
 
     def grow(self, nbytes: int) -> None:
-        """A full socket's buffer grew by ``nbytes``; over the limit, pause the current publisher."""
+        """A full socket's buffer grew by ``nbytes``; over the limit, publishers will be held."""
         self.buffered += nbytes
         if self.max_buffered and self.buffered > self.max_buffered:
             self.over = True
-            if self.current is not None:
-                self.hold(self.current)
 
     def hold(self, conn: Flushable) -> None:
         """Stop reading from ``conn`` (a publisher) until the buffers are back under the limit."""
