@@ -68,6 +68,30 @@ class QueueRecord:
     state: DeliveryState = DeliveryState.QUEUED
     packet_id: int = 0
 
+    @classmethod
+    def of(cls, delivery: Delivery) -> QueueRecord:
+        """What is stored of ``delivery``."""
+        return cls(
+            message=delivery.message,
+            qos=delivery.qos,
+            retain=delivery.retain,
+            subscription_ids=delivery.subscription_ids,
+            state=delivery.state,
+            packet_id=delivery.packet_id,
+        )
+
+    def delivery(self, client_id: str) -> Delivery:
+        """The delivery to ``client_id`` this record was stored for (when a store is loaded)."""
+        return Delivery(
+            message=self.message,
+            qos=self.qos,
+            retain=self.retain,
+            subscription_ids=self.subscription_ids,
+            packet_id=self.packet_id,
+            state=self.state,
+            client_id=client_id,
+        )
+
 
 @dataclass(slots=True, kw_only=True)
 class Snapshot:

@@ -50,7 +50,8 @@ from zanzara.mqtt.packets import (
     Will,
 )
 from zanzara.mqtt.properties import EMPTY_PROPERTIES, Properties
-from zanzara.protocol import ConnectionPhase, PublishEncoder, ServerProtocol
+from zanzara.protocol import ConnectionPhase, PublishEncoder
+from zanzara.transports.connection import new_protocol
 
 V31 = ProtocolVersion.MQTT31
 V311 = ProtocolVersion.MQTT311
@@ -131,15 +132,7 @@ class FakeLink:
 
     def __init__(self, config: MqttConfig, address: str | None = "192.0.2.1:50000") -> None:
         # Built from the configuration as transports/connection.py builds it.
-        self.protocol = ServerProtocol(
-            max_packet_size=config.max_packet_size,
-            receive_maximum=config.receive_maximum,
-            topic_alias_maximum=config.topic_alias_maximum,
-            max_topic_levels=config.max_topic_levels,
-            max_topic_length=config.max_topic_length,
-            max_qos=config.max_qos,
-            disconnect_over_receive_maximum=config.receive_maximum_exceeded == "disconnect",
-        )
+        self.protocol = new_protocol(config)
         self.congested = False
         self.closed = False
         self.keep_alive: int | None = None

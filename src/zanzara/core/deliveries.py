@@ -94,13 +94,13 @@ def deliver(
         pid = session.start_flight(out)
         out.sent_at = now
         if store is not None:
-            store.outgoing_enqueue(session.client_id, _record(out))
+            store.outgoing_enqueue(session.client_id, QueueRecord.of(out))
         if state.track_deliveries:
             _note(state, DeliveryStatus.SENT, out)
         _sent(state, client, out, client.link.send_publish(encoder, qos, retain, sub_ids, pid))
         return
     if store is not None:
-        store.outgoing_enqueue(session.client_id, _record(out))
+        store.outgoing_enqueue(session.client_id, QueueRecord.of(out))
     if state.track_deliveries:
         _note(state, DeliveryStatus.QUEUED, out)
     for lost, why in session.enqueue(out):
@@ -256,14 +256,3 @@ def send_retained(
             deliver(state, cid, client, encoder, qos, True, sub_ids)
     for topic in expired:
         state.retained.delete(topic)
-
-
-def _record(out: Delivery) -> QueueRecord:
-    return QueueRecord(
-        message=out.message,
-        qos=out.qos,
-        retain=out.retain,
-        subscription_ids=out.subscription_ids,
-        state=out.state,
-        packet_id=out.packet_id,
-    )

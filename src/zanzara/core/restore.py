@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from ..session import NEVER_EXPIRES, Delivery, DeliveryState, Session
+from ..session import NEVER_EXPIRES, DeliveryState, Session
 from ..storage import Snapshot, Store
 from . import deliveries, lifecycle, routing
 from .state import CoreState
@@ -69,15 +69,7 @@ def _queues(state: CoreState, snapshot: Snapshot) -> None:
         if owner is None:
             continue
         for qrec in records:
-            out = Delivery(
-                message=qrec.message,
-                qos=qrec.qos,
-                retain=qrec.retain,
-                subscription_ids=qrec.subscription_ids,
-                packet_id=qrec.packet_id,
-                state=qrec.state,
-                client_id=cid,
-            )
+            out = qrec.delivery(cid)
             if qrec.state is DeliveryState.QUEUED:
                 # A quota lowered since the last run drops (and unstores) the excess now.
                 for lost, why in owner.enqueue(out):

@@ -42,6 +42,7 @@ from dataclasses import replace
 from typing import Any, Protocol, cast
 
 from ..auth.exchange import AuthExchange
+from ..config import MqttConfig
 from ..core import Admitted, Awaiting, Challenge, Client, ConnectResult, Core, Refused
 from ..core.client import REFUSED
 from ..errors import ProtocolError
@@ -55,7 +56,7 @@ from .flusher import Flusher
 from .throttle import TokenBucket
 from .tls import peer_common_name
 
-__all__ = ["ByteTransport", "Flusher", "MqttConnection"]
+__all__ = ["ByteTransport", "Flusher", "MqttConnection", "new_protocol"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,19 @@ class ByteTransport(Protocol):
     def get_write_buffer_size(self) -> int: ...
 
     def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
+def new_protocol(cfg: MqttConfig) -> ServerProtocol:
+    """The sans-I/O protocol of one connection, with the limits of ``[mqtt]``."""
+    return ServerProtocol(
+        max_packet_size=cfg.max_packet_size,
+        receive_maximum=cfg.receive_maximum,
+        topic_alias_maximum=cfg.topic_alias_maximum,
+        max_topic_levels=cfg.max_topic_levels,
+        max_topic_length=cfg.max_topic_length,
+        max_qos=cfg.max_qos,
+        disconnect_over_receive_maximum=cfg.receive_maximum_exceeded == "disconnect",
+    )
 
 
 class MqttConnection(asyncio.Protocol):
@@ -144,15 +158,7 @@ class MqttConnection(asyncio.Protocol):
         cfg = broker.config
         self.broker = broker
         self.flusher = flusher
-        self.protocol = ServerProtocol(
-            max_packet_size=cfg.max_packet_size,
-            receive_maximum=cfg.receive_maximum,
-            topic_alias_maximum=cfg.topic_alias_maximum,
-            max_topic_levels=cfg.max_topic_levels,
-            max_topic_length=cfg.max_topic_length,
-            max_qos=cfg.max_qos,
-            disconnect_over_receive_maximum=cfg.receive_maximum_exceeded == "disconnect",
-        )
+        self.protocol = new_protocol(cfg)
         # Set by the server from the connection limits before the transport attaches.
         self.admission = Admission.SERVE
         self.client: Client | None = None
