@@ -60,10 +60,11 @@ tests/js/node_modules/mqtt/package.json: tests/js/package.json | system-deps
 COVERED := src/zanzara/core/*,src/zanzara/mqtt/*,src/zanzara/protocol.py,src/zanzara/session.py,src/zanzara/topic_tree.py,src/zanzara/message.py
 COVERAGE_FLOOR ?= 95
 
-## pytest: the whole suite once, with asyncio's debug mode and branch coverage; the report of
-## the pure modules and the core follows, and fails below COVERAGE_FLOOR percent
+## pytest: the whole suite once, in two worker processes (most tests wait on sockets), with
+## asyncio's debug mode and branch coverage; the report of the pure modules and the core follows,
+## and fails below COVERAGE_FLOOR percent
 pytest: $(VENV)/.test-installed system-deps tests/js/node_modules/mqtt/package.json
-	PYTHONASYNCIODEBUG=1 $(BIN)/pytest --cov --cov-report=
+	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -n 2 --cov --cov-report=
 	$(BIN)/coverage report --include='$(COVERED)' --fail-under=$(COVERAGE_FLOOR)
 
 ## test: lint, types, layer contracts, then the whole test suite
