@@ -297,11 +297,6 @@ class TestQueueOverflow:
             assert session.enqueue(out(b"x" * 100, priority=i % 3)) == []
         assert session.queued == 2000
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="enqueue evicts lower-priority entries for a message larger than max_queued_bytes, "
-        "then drops that message too: the evicted entries are lost for nothing",
-    )
     def test_a_message_that_can_never_fit_evicts_nothing(self) -> None:
         """session.py: a payload over ``max_queued_bytes`` cannot be queued; it should cost no other entry."""
         session = Session("c", max_queued=0, max_queued_bytes=10)

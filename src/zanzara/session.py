@@ -7,7 +7,8 @@ but not yet released.  It decides order and admission; it never does I/O.
 
 Queue order: highest priority first, publish order within one priority.
 Overflow policy (``max_queued`` messages, ``max_queued_bytes`` of payload):
-drop the lowest priority first, then the oldest within it.  A queued entry
+drop the lowest priority first, then the oldest within it; a message larger
+than ``max_queued_bytes`` alone is dropped at once, costing no other entry.  A queued entry
 whose message carries a collapse key is replaced by a newer one with the same
 key.  Dropped entries are returned with the reason, for counting and receipts.
 Pure: no asyncio, no clock (``now`` is passed in).
@@ -115,8 +116,12 @@ class Session:
 
     def enqueue(self, out: Delivery) -> list[tuple[Delivery, str]]:
         """Queue ``out``; return what was dropped (maybe ``out`` itself) and why."""
-        dropped: list[tuple[Delivery, str]] = []
         message = out.message
+        max_bytes = self.max_queued_bytes
+        if max_bytes and len(message.payload) > max_bytes:
+            # It could never fit: dropping others for it would lose them for nothing.
+            return [(out, "queue full")]
+        dropped: list[tuple[Delivery, str]] = []
         key = message.collapse_key
         if key is not None:
             old = self._collapse.get(key)
@@ -132,7 +137,7 @@ class Session:
         bucket.append(out)
         self._queued += 1
         self._queued_bytes += len(message.payload)
-        max_n, max_bytes = self.max_queued, self.max_queued_bytes
+        max_n = self.max_queued
         while (max_n and self._queued > max_n) or (max_bytes and self._queued_bytes > max_bytes):
             dropped.append((self._drop_lowest(), "queue full"))
         return dropped
