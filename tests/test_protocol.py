@@ -629,10 +629,6 @@ class TestMaximumPacketSize_3_1_2_11_4:
         proto.send(suback)
         assert_nothing_sent(proto)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="send() skips the size check for a packet without properties (_fit returns it at once)",
-    )
     def test_packet_without_properties_too_large_is_not_sent(self) -> None:
         """[MQTT-3.1.2-24] the server must not send packets over the client's Maximum Packet Size."""
         proto = connected(V5, Properties(maximum_packet_size=20))

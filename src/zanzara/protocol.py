@@ -323,7 +323,12 @@ class ServerProtocol:
             if fitted is None:
                 return
             packet = fitted
-        self._out.append(encode(packet, self.version))
+        data = encode(packet, self.version)
+        if len(data) > self.client_max_packet_size:
+            # [MQTT-3.1.2-24] a packet without properties to drop can be too large as well.
+            logger.debug("dropping %s larger than the client's maximum packet size", t.__name__)
+            return
+        self._out.append(data)
 
     def _fit(self, packet: Packet) -> Packet | None:
         props: Properties = getattr(packet, "properties", EMPTY_PROPERTIES)
