@@ -1,4 +1,4 @@
-"""Session state that survives reconnects section 4.1.
+"""Session state that survives reconnects (section 4.1).
 
 A :class:`Session` holds a client's subscriptions, its outgoing messages
 (inflight, waiting for an acknowledgement, and the queue behind them), the
@@ -8,9 +8,10 @@ but not yet released.  It decides order and admission; it never does I/O.
 Queue order: highest priority first, publish order within one priority.
 Overflow policy (``max_queued`` messages, ``max_queued_bytes`` of payload):
 drop the lowest priority first, then the oldest within it; a message larger
-than ``max_queued_bytes`` alone is dropped at once, costing no other entry.  A queued entry
-whose message carries a collapse key is replaced by a newer one with the same
-key.  Dropped entries are returned with the reason, for counting and receipts.
+than ``max_queued_bytes`` alone is dropped at once, costing no other entry.
+A queued entry whose message carries a collapse key is replaced by a newer
+one with the same key.  Dropped entries are returned with the reason, for
+counting and receipts.
 Pure: no asyncio, no clock (``now`` is passed in).
 """
 
