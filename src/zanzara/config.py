@@ -64,7 +64,7 @@ LogFormat = Literal["text", "json"]
 
 _UINT16_MAX = 0xFFFF
 _UINT32_MAX = 0xFFFFFFFF
-# Largest Remaining Length a four-byte Variable Byte Integer can carry section 1.5.5.
+# Largest Remaining Length a four-byte Variable Byte Integer can carry (section 1.5.5).
 _MAX_REMAINING_LENGTH = 268_435_455
 # The WebSocket path before any path was accepted: configs may still name it on TCP listeners.
 _OLD_DEFAULT_WS_PATH = "/mqtt"

@@ -213,7 +213,7 @@ class Session:
         return out
 
     def received_pubrec(self, packet_id: int) -> Delivery | None:
-        """QoS 2 step 2: the message is now owned by the receiver section 4.3.3."""
+        """QoS 2 step 2: the message is now owned by the receiver (section 4.3.3)."""
         out = self.inflight.get(packet_id)
         if out is None or out.state is not DeliveryState.WAIT_PUBREC:
             return None

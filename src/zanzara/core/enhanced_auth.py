@@ -97,7 +97,7 @@ async def _connect_step(
 
 
 def handle_auth(state: CoreState, client: Client, packet: Auth) -> Pending:
-    """Re-authentication section 4.12.1: AUTH 0x19 starts it, AUTH 0x18 continues it."""
+    """Re-authentication (section 4.12.1): AUTH 0x19 starts it, AUTH 0x18 continues it."""
     link = client.link
     if packet.reason_code == ReasonCode.RE_AUTHENTICATE:
         # The protocol checked that the method is the CONNECT's [MQTT-4.12.1-1].

@@ -128,7 +128,7 @@ def handle_pubrel(state: CoreState, client: Client, packet: PubRel) -> None:
         if store is not None:
             store.incoming_delete(client.session.client_id, packet.packet_id)
             # After PUBCOMP the client may reuse the packet id for a new message, which the
-            # broker must accept section 4.3.3: the id's release is durable first, or a
+            # broker must accept (section 4.3.3): the id's release is durable first, or a
             # restart would drop that new message as a resend.
             ack_after_commit(state, client, PubComp(packet_id=packet.packet_id))
             return

@@ -58,7 +58,7 @@ async def _authorize_subscribe(state: CoreState, client: Client, packet: Subscri
 
 
 def _check_subscription(state: CoreState, client: Client, sub: Subscription) -> int:
-    """The granted QoS, or a failure reason code section 3.9.3."""
+    """The granted QoS, or a failure reason code (section 3.9.3)."""
     cfg = state.config
     try:
         validate_topic_filter(

@@ -86,7 +86,7 @@ _PROTOCOL_NAMES: Final = {V31: "MQIsdp", V311: "MQTT", V5: "MQTT"}
 
 
 def encode_varint(value: int) -> bytes:
-    """Variable Byte Integer section 1.5.5."""
+    """Variable Byte Integer (section 1.5.5)."""
     if value < 128:
         return bytes((value,))
     if value > MAX_REMAINING_LENGTH:
@@ -322,7 +322,7 @@ class Reader:
                 if n - pos < 2:
                     return
                 first = buf[pos]
-                # Remaining Length section 2.1.4: up to four bytes, minimal.
+                # Remaining Length (section 2.1.4): up to four bytes, minimal.
                 i = pos + 1
                 b = buf[i]
                 if b < 0x80:

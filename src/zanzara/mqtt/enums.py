@@ -20,7 +20,7 @@ class ProtocolVersion(IntEnum):
 
 
 class PacketType(IntEnum):
-    """Control packet types, the high nibble of the fixed header section 2.1.2."""
+    """Control packet types, the high nibble of the fixed header (section 2.1.2)."""
 
     CONNECT = 1
     CONNACK = 2

@@ -225,7 +225,7 @@ class Disconnect:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Auth:
-    """MQTT 5 only section 3.15."""
+    """MQTT 5 only (section 3.15)."""
 
     packet_type = PacketType.AUTH
 
