@@ -7,7 +7,7 @@ from .auth.scram import ScramCredentials, ScramSha256
 from .broker import Broker
 from .config import Config, ListenerConfig, MqttConfig, load_config
 from .core import PublishResult
-from .errors import ConfigError, ProtocolError, StoreError, StoreInUse, ZanzaraError
+from .errors import ConfigError, InvalidArgument, ProtocolError, StoreError, StoreInUse, ZanzaraError
 from .events import (
     ClientConnected,
     ClientDisconnected,
@@ -53,6 +53,7 @@ __all__ = [
     "Dropped",
     "EnhancedAuthenticator",
     "Event",
+    "InvalidArgument",
     "ListenerConfig",
     "Message",
     "MqttConfig",

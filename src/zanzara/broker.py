@@ -309,7 +309,7 @@ class Broker:
         the broker keeps retrying the write, so persistent sessions may still get it
         once the store is back.  Publishing again is the way to make sure of it, at the
         price of a second copy for those who already got the first (at least once).
-        Raises ``ValueError`` (or a ``ProtocolError`` for the topic) for arguments that
+        Raises :class:`~zanzara.InvalidArgument` (a ``ValueError``) for arguments that
         could never be published; retrying those is pointless.
         """
         if isinstance(payload, str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "InvalidArgument",
     "MalformedPacket",
     "PacketTooLarge",
     "ProtocolError",
@@ -23,6 +24,13 @@ __all__ = [
 
 class ZanzaraError(Exception):
     """Root of every error zanzara raises deliberately."""
+
+
+class InvalidArgument(ZanzaraError, ValueError):
+    """The embedded API was called with something it can never do (our caller's fault, not a peer's).
+
+    A :class:`ValueError` too, so ``except ValueError`` keeps working.  Retrying is pointless.
+    """
 
 
 class ProtocolError(ZanzaraError):

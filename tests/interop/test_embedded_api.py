@@ -124,9 +124,19 @@ async def test_events_fire():
 
 @pytest.mark.parametrize("bad", ["a/+", "", "x/#"])
 async def test_server_publish_rejects_bad_topics(bad):
+    """A bad topic from the embedding program is its caller's mistake, not a peer's protocol error."""
     async with Broker(MEMORY, port=0) as broker:
-        with pytest.raises(zanzara.ProtocolError):
+        with pytest.raises(zanzara.InvalidArgument) as caught:
             await broker.publish(bad, b"x")
+        assert not isinstance(caught.value, zanzara.ProtocolError)
+        assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(("qos", "priority"), [(3, None), (1, 256)])
+async def test_server_publish_rejects_bad_qos_and_priority(qos, priority):
+    async with Broker(MEMORY, port=0) as broker:
+        with pytest.raises(zanzara.InvalidArgument):
+            await broker.publish("t", b"x", qos=qos, priority=priority)
 
 
 def test_tune_gc_makes_collections_rarer() -> None:

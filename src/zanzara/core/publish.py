@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ProtocolError
+from ..errors import InvalidArgument, ProtocolError
 from ..mqtt import reason_codes
 from ..mqtt.enums import ProtocolVersion, ReasonCode
 from ..mqtt.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel
@@ -153,11 +153,14 @@ def publish(
 ) -> PublishResult:
     """Publish from the server side (embedded API, admin API)."""
     cfg = state.config
-    validate_topic_name(topic, max_levels=cfg.max_topic_levels, max_length=cfg.max_topic_length)
+    try:
+        validate_topic_name(topic, max_levels=cfg.max_topic_levels, max_length=cfg.max_topic_length)
+    except ProtocolError as exc:  # a peer's fault when a client sends it; here, our caller's
+        raise InvalidArgument(f"topic {topic!r}: {exc}") from None
     if qos not in (0, 1, 2):
-        raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
+        raise InvalidArgument(f"qos must be 0, 1 or 2, not {qos!r}")
     if priority is not None and not 0 <= priority <= 255:
-        raise ValueError(f"priority must be 0..255, not {priority!r}")
+        raise InvalidArgument(f"priority must be 0..255, not {priority!r}")
     message = make_message(
         state,
         topic,
