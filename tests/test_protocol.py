@@ -735,6 +735,27 @@ class TestRequestProblemInformation_3_1_2_11_7:
         assert packet == Disconnect(reason_code=RC.TOPIC_NAME_INVALID)
 
 
+# -- 3.1.2.10 Keep Alive ------------------------------------------------------------------------------
+
+
+class TestKeepAlive_3_1_2_10:
+    def test_the_deadline_is_one_and_a_half_keep_alives_after_the_client_was_last_heard(self) -> None:
+        """[MQTT-3.1.2-22] the server may close after 1.5 times the keep alive without a packet."""
+        proto = connected()
+        proto.set_keep_alive(10)
+        proto.heard(100.0)
+        assert proto.keep_alive_deadline() == 115.0
+        proto.heard(112.0)
+        assert proto.keep_alive_deadline() == 127.0
+
+    def test_keep_alive_zero_has_no_deadline(self) -> None:
+        """Section 3.1.2.10: a Keep Alive of 0 turns the mechanism off."""
+        proto = connected()
+        proto.set_keep_alive(0)
+        proto.heard(100.0)
+        assert proto.keep_alive_deadline() is None
+
+
 # -- 3.14 DISCONNECT ---------------------------------------------------------------------------------
 
 

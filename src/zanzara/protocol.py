@@ -107,6 +107,9 @@ class ServerProtocol:
         self.problem_information = True
         self.error: ProtocolError | None = None
         self.deferred_error: ProtocolError | None = None
+        # Keep alive (section 3.1.2.10): the silence allowed, and when the client was last heard.
+        self.keep_alive_window = 0.0  # 0: no keep alive
+        self.last_heard = 0.0
         self._aliases_in: dict[int, str] = {}
         self._aliases_out: dict[str, int] = {}
         self._unacked_in: set[int] = set()
@@ -280,6 +283,21 @@ class ServerProtocol:
     auth_method: str | None = None
     # The server sent AUTH 0x18 and the client's AUTH 0x18 has not come yet.
     auth_awaited = False
+
+    # -- keep alive -------------------------------------------------------------
+
+    def set_keep_alive(self, seconds: int) -> None:
+        """The keep alive the client must keep (its own, or the Server Keep Alive we sent)."""
+        # [MQTT-3.1.2-22] the server may close after one and a half times the keep alive.
+        self.keep_alive_window = seconds * 1.5
+
+    def heard(self, now: float) -> None:
+        """Something came from the client at ``now`` (or we chose not to read it)."""
+        self.last_heard = now
+
+    def keep_alive_deadline(self) -> float | None:
+        """When the client's silence breaks its keep alive; None without keep alive."""
+        return self.last_heard + self.keep_alive_window if self.keep_alive_window else None
 
     # -- output -----------------------------------------------------------------
 

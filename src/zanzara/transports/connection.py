@@ -117,8 +117,6 @@ class MqttConnection(asyncio.Protocol):
         "_exceeded_noted",
         "_held",
         "_identity",
-        "_keep_alive",
-        "_last_rx",
         "_linger_budget",
         "_lingering",
         "_listener_name",
@@ -179,8 +177,6 @@ class MqttConnection(asyncio.Protocol):
         self._linger_budget = LINGER_BYTES
         self._pending: deque[Packet | PubAcks] = deque()
         self._task: asyncio.Task[None] | None = None
-        self._keep_alive = 0.0
-        self._last_rx = 0.0
         self._timer: asyncio.TimerHandle | None = None
         # Why reading is paused (any of them): our inbound window is full; the broker-wide
         # write buffer limit; and, through _task, a hook or a read limit being awaited.
@@ -313,10 +309,12 @@ class MqttConnection(asyncio.Protocol):
 
     def set_keep_alive(self, seconds: int) -> None:
         self._cancel_timer()
-        if seconds > 0:
-            # [MQTT-3.1.2-22] one and a half times the keep alive.
-            self._keep_alive = seconds * 1.5
-            self._timer = self._loop.call_later(self._keep_alive, self._check_keep_alive)
+        protocol = self.protocol
+        protocol.set_keep_alive(seconds)
+        protocol.heard(self._loop.time())  # counted from the CONNACK, whatever a hook took
+        deadline = protocol.keep_alive_deadline()
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._check_keep_alive)
 
     # -- asyncio.Protocol -----------------------------------------------------------
 
@@ -337,7 +335,7 @@ class MqttConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._address = f"{peer[0]}:{peer[1]}"
-        self._last_rx = self._loop.time()
+        self.protocol.heard(self._loop.time())
         # section 3.1.4: the CONNECT must come within connect_timeout.
         self._timer = self._loop.call_later(self.broker.config.connect_timeout, self._connect_timeout)
 
@@ -348,8 +346,9 @@ class MqttConnection(asyncio.Protocol):
             if self._linger_budget < 0:
                 self.abort()
             return
-        now = self._last_rx = self._loop.time()
+        now = self._loop.time()
         protocol = self.protocol
+        protocol.heard(now)
         packets = protocol.receive_data(data)
         if self._task is not None:
             self._pending.extend(packets)
@@ -615,11 +614,15 @@ class MqttConnection(asyncio.Protocol):
 
     def _check_keep_alive(self) -> None:
         now = self._loop.time()
+        protocol = self.protocol
         if self._reading_paused:
             # We stopped reading (a read limit, backpressure, a hook): the silence is ours.
-            self._last_rx = now
-        idle = now - self._last_rx
-        if idle >= self._keep_alive:
+            protocol.heard(now)
+        deadline = protocol.keep_alive_deadline()
+        if deadline is None:
+            self._timer = None
+            return
+        if now >= deadline:
             self._timer = None
             if self.client is not None:
                 self.client.disconnect_reason = DisconnectReason.KEEPALIVE
@@ -627,7 +630,7 @@ class MqttConnection(asyncio.Protocol):
             self.protocol.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT)
             self.close()
             return
-        self._timer = self._loop.call_later(self._keep_alive - idle, self._check_keep_alive)
+        self._timer = self._loop.call_at(deadline, self._check_keep_alive)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
