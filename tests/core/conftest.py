@@ -206,9 +206,6 @@ class FakeLink:
     def close(self) -> None:
         self.closed = True
 
-    def set_keep_alive(self, seconds: int) -> None:
-        self.keep_alive = seconds
-
 
 def sent(link: FakeLink) -> list[Packet]:
     """What ``link``'s client receives, decoded as the client would (and emptied).

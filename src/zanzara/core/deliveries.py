@@ -84,7 +84,8 @@ def deliver(
         client_id=session.client_id,
         queued_at=now,
     )
-    store = state.persisted(session)
+    # state.persisted(session), inlined: this runs once per QoS 1/2 delivery.
+    store = state.store if session.expiry_interval else None
     if (
         client is not None
         and not session.queued
