@@ -57,7 +57,7 @@ tests/js/node_modules/mqtt/package.json: tests/js/package.json | system-deps
 	cd tests/js && npm install --no-audit --no-fund
 
 # The sans-I/O modules and the core: branch coverage below this fails `make test`.
-COVERED := src/zanzara/core/*,src/zanzara/mqtt/*,src/zanzara/protocol.py,src/zanzara/session.py,src/zanzara/topic_tree.py,src/zanzara/message.py
+COVERED := src/zanzara/core/*,src/zanzara/mqtt/*,src/zanzara/protocol.py,src/zanzara/session.py,src/zanzara/topic_tree.py,src/zanzara/message.py,src/zanzara/throttle.py
 COVERAGE_FLOOR ?= 95
 
 ## pytest: the whole suite once, in two worker processes (most tests wait on sockets), with

@@ -37,7 +37,7 @@ from zanzara.mqtt.packets import (
     Subscription,
 )
 from zanzara.mqtt.properties import EMPTY_PROPERTIES, Properties
-from zanzara.protocol import ConnectionPhase, PubAcks, ServerProtocol
+from zanzara.protocol import ConnectionPhase, Event, Hold, PubAcks, ServerProtocol
 
 V31 = ProtocolVersion.MQTT31
 V311 = ProtocolVersion.MQTT311
@@ -73,7 +73,7 @@ def wire(*packets: Packet, version: ProtocolVersion = V5) -> bytes:
     )
 
 
-def receive(proto: ServerProtocol, *packets: Packet) -> list[Packet | PubAcks]:
+def receive(proto: ServerProtocol, *packets: Packet) -> list[Event]:
     """Feed ``packets``, encoded in the connection's version, and return what came out."""
     return proto.receive_data(wire(*packets, version=proto.version))
 
@@ -754,6 +754,53 @@ class TestKeepAlive_3_1_2_10:
         proto.set_keep_alive(0)
         proto.heard(100.0)
         assert proto.keep_alive_deadline() is None
+
+
+# -- 3.1.4 CONNECT actions: reading limits against denial of service ------------------------------
+
+
+class TestPublishRate_3_1_4:
+    """The non-normative comment of section 3.1.4 suggests limiting how fast a client is read
+    against denial of service.  zanzara's ``max_publish_rate`` delays a PUBLISH over the rate
+    with a :class:`Hold` in front of it: nothing is dropped or reordered, nobody is cut off."""
+
+    def test_publish_within_the_rate_come_without_holds(self) -> None:
+        """Up to one second's worth at once: no hold; each PUBLISH is counted."""
+        proto = connected(max_publish_rate=2.0)
+        events = proto.receive_data(wire(publish(), publish()), 100.0)
+        assert events == [publish(), publish()]
+        assert proto.publishes_received == 2
+
+    def test_publish_over_the_rate_wait_until_the_rate_paid_for_them(self) -> None:
+        """Each PUBLISH over the rate comes after a Hold until its own turn, on the caller's clock."""
+        proto = connected(max_publish_rate=2.0)
+        events = proto.receive_data(wire(*[publish(topic=f"t/{i}") for i in range(4)]), 100.0)
+        assert events == [
+            publish(topic="t/0"),
+            publish(topic="t/1"),
+            Hold(100.5),
+            publish(topic="t/2"),
+            Hold(101.0),
+            publish(topic="t/3"),
+        ]
+        # At 101.0 the debt is just paid: the next one waits half a second again.
+        assert proto.receive_data(wire(publish(topic="t/4")), 101.0) == [Hold(101.5), publish(topic="t/4")]
+        # A quiet second and a half refills the bucket (one second's worth at most).
+        assert proto.receive_data(wire(publish(topic="t/5")), 102.5) == [publish(topic="t/5")]
+
+    def test_other_packets_are_not_held(self) -> None:
+        """Only PUBLISH count against max_publish_rate."""
+        proto = connected(max_publish_rate=1.0)
+        events = proto.receive_data(wire(PingReq(), PingReq(), PingReq()), 100.0)
+        assert events == [PingReq(), PingReq(), PingReq()]
+        assert proto.publishes_received == 0
+
+    def test_receiving_at_a_time_counts_as_hearing_from_the_client(self) -> None:
+        """Keep alive (section 3.1.2.10) counts from the last bytes received."""
+        proto = connected()
+        proto.set_keep_alive(10)
+        proto.receive_data(wire(PingReq()), 200.0)
+        assert proto.keep_alive_deadline() == 215.0
 
 
 # -- 3.14 DISCONNECT ---------------------------------------------------------------------------------

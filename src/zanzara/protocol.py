@@ -45,8 +45,18 @@ from .mqtt.packets import (
 )
 from .mqtt.properties import EMPTY_PROPERTIES, Properties
 from .mqtt.topics import MAX_TOPIC_LENGTH, validate_topic_name
+from .throttle import TokenBucket
 
-__all__ = ["ConnectionPhase", "PubAcks", "PublishEncoder", "ServerProtocol", "encode_one", "hop_properties"]
+__all__ = [
+    "ConnectionPhase",
+    "Event",
+    "Hold",
+    "PubAcks",
+    "PublishEncoder",
+    "ServerProtocol",
+    "encode_one",
+    "hop_properties",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +69,23 @@ class PubAcks:
 
     packet_type = PacketType.PUBACK
     packets: list[PubAck]
+
+
+@dataclass(slots=True, frozen=True)
+class Hold:
+    """Handle nothing after this before ``until`` (the clock of :meth:`ServerProtocol.receive_data`).
+
+    The client is over ``max_publish_rate``: the PUBLISH that follows waits
+    until the rate has paid for it.  The non-normative comment of MQTT 5.0
+    section 3.1.4 suggests limiting reading against denial of service; waiting
+    keeps every packet and their order, and nobody is cut off.
+    """
+
+    until: float
+
+
+# What receive_data returns: packets, runs of PUBACK, and holds for the connection's clock.
+Event = Packet | PubAcks | Hold
 
 
 class ConnectionPhase(Enum):
@@ -83,6 +110,7 @@ class ServerProtocol:
         max_topic_length: int = MAX_TOPIC_LENGTH,
         max_qos: int = 2,
         disconnect_over_receive_maximum: bool = False,
+        max_publish_rate: float = 0.0,
     ) -> None:
         self.reader = Reader(role="server", max_packet_size=max_packet_size)
         self.phase = ConnectionPhase.AWAIT_CONNECT
@@ -114,11 +142,18 @@ class ServerProtocol:
         self._aliases_out: dict[str, int] = {}
         self._unacked_in: set[int] = set()
         self._out: list[bytes] = []
+        # max_publish_rate (0: none): PUBLISH over it are preceded by a Hold.
+        self._publish_bucket = TokenBucket(max_publish_rate, 0.0) if max_publish_rate else None
+        self.publishes_received = 0
 
     # -- input ------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Packet | PubAcks]:
-        """Feed bytes; return the complete, valid packets in order.
+    def receive_data(self, data: bytes, now: float | None = None) -> list[Event]:
+        """Feed bytes (that came at ``now``); return the complete, valid packets in order.
+
+        ``now`` (any monotonic clock; the last :meth:`heard` time when None)
+        counts as hearing from the client, and times ``max_publish_rate``: a
+        PUBLISH over the rate comes after a :class:`Hold`.
 
         PUBACKs that come one after another (a subscriber answering a window of
         messages in one write) come out as one :class:`PubAcks`, to be handled
@@ -131,12 +166,19 @@ class ServerProtocol:
         """
         if self.phase is ConnectionPhase.CLOSED or self.deferred_error is not None:
             return []
+        if now is not None:
+            self.last_heard = now
         self.reader.feed(data)
-        packets: list[Packet | PubAcks] = []
+        packets: list[Event] = []
         try:
             for packet in self.reader.read_packets():
                 if type(packet) is Publish:
-                    packets.append(self._check_publish(packet))
+                    publish = self._check_publish(packet)
+                    self.publishes_received += 1
+                    bucket = self._publish_bucket
+                    if bucket is not None and (wait := bucket.take(1, self.last_heard)):
+                        packets.append(Hold(self.last_heard + wait))
+                    packets.append(publish)
                     continue
                 checked = self._check(packet)
                 if checked is None:

@@ -137,6 +137,8 @@ class FakeLink:
         self.closed = False
         self.keep_alive: int | None = None
         self.identity_as_username = False
+        self.certificate_username: str | None = None
+        self.over_connection_limit = False
         self.auth_exchange: AuthExchange | None = None
         self._address = address
         # The CONNACK that admitted or refused the client (set by connect()).
@@ -310,7 +312,7 @@ def open_connection(
     link = link or FakeLink(core.config)
     [received] = link.protocol.receive_data(encode(packet, packet.protocol_version))
     assert isinstance(received, Connect)
-    return link, _after_connect(link, core.connect(link, received))
+    return link, _after_connect(link, core.connecting(link, received))
 
 
 def decided(result: ConnectResult) -> Admitted | Refused | Challenge:
@@ -318,8 +320,9 @@ def decided(result: ConnectResult) -> Admitted | Refused | Challenge:
     return settle(result.pending) if isinstance(result, Awaiting) else result
 
 
-def _after_connect(link: FakeLink, result: ConnectResult) -> Client | None:
+def _after_connect(link: FakeLink, result: ConnectResult | None) -> Client | None:
     """As the transport: a refused connection is closed; the admitted client, or None."""
+    assert result is not None, "a CONNECT or AUTH before admission always has a result"
     outcome = decided(result)
     if isinstance(outcome, Refused):
         link.close()
@@ -334,7 +337,7 @@ def continue_auth(core: Core, link: FakeLink, data: bytes | None, method: str) -
     )
     [received] = link.protocol.receive_data(encode(packet, V5))
     assert isinstance(received, Auth)
-    return _after_connect(link, core.continue_connect(link, received))
+    return _after_connect(link, core.connecting(link, received))
 
 
 def connect(core: Core, client_id: str = "c", **kw: Any) -> Client:

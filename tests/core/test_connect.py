@@ -206,9 +206,35 @@ class TestWhoMayConnect:
         core = make_core(allow_anonymous=False)
         link = FakeLink(core.config)
         link.identity_as_username = True
-        _, client = open_connection(core, connect_packet("c", username="cn"), link)
+        link.certificate_username = "device-7"
+        _, client = open_connection(core, connect_packet("c", username="forged", password=b"x"), link)
         assert client is not None
         assert sent(link) == [ConnAck(properties=sent_props(core))]
+        # The certificate's Common Name replaces what the CONNECT said, password and all.
+        assert client.info.username == "device-7"
+
+    @both_versions
+    def test_no_certificate_identity_no_entry(self, make_core: CoreFactory, version: ProtocolVersion) -> None:
+        """use_identity_as_username, no usable Common Name: refused with 0x86 (3.1.1: 4), as Mosquitto."""
+        core = make_core()
+        link = FakeLink(core.config)
+        link.identity_as_username = True
+        _, client = open_connection(core, connect_packet("c", version=version, username="u"), link)
+        assert client is None
+        assert connack_code(sent(link)) == (RC.BAD_USER_NAME_OR_PASSWORD if version is V5 else 4)
+        assert core.clients == {}
+
+    @both_versions
+    def test_over_max_connections_refused(self, make_core: CoreFactory, version: ProtocolVersion) -> None:
+        """Over max_connections: "an implementation or administrative imposed limit has been exceeded",
+        CONNACK 0x97 (section 3.2.2.2, Table 3-1); 3.1.1: 3 Server unavailable (section 3.2.2.3)."""
+        core = make_core()
+        link = FakeLink(core.config)
+        link.over_connection_limit = True
+        _, client = open_connection(core, connect_packet("c", version=version), link)
+        assert client is None
+        assert connack_code(sent(link)) == (RC.QUOTA_EXCEEDED if version is V5 else 3)
+        assert core.clients == {}
 
     def test_the_first_hook_that_decides_wins(self, make_core: CoreFactory) -> None:
         """Authenticators in order: None abstains, the next one decides; none deciding: allow_anonymous."""
@@ -255,7 +281,7 @@ class TestWhoMayConnect:
         link = FakeLink(core.config)
         [received] = link.protocol.receive_data(encode(connect_packet("c"), V5))
         assert isinstance(received, Connect)
-        result = core.connect(link, received)
+        result = core.connecting(link, received)
         assert isinstance(result, Awaiting)
         result.pending.send(None)  # now waiting in the hook
         link.protocol.disconnect(RC.NORMAL_DISCONNECTION)  # the socket went away meanwhile

@@ -141,7 +141,7 @@ class TestConnect_4_12:
         link = FakeLink(core.config)
         [received] = link.protocol.receive_data(encode(connect_with(b"ok"), V5))
         assert isinstance(received, Connect)
-        result = core.connect(link, received)
+        result = core.connecting(link, received)
         assert isinstance(result, Awaiting)
         result.pending.send(None)  # now waiting in the hook
         link.protocol.disconnect(RC.NORMAL_DISCONNECTION)  # the socket went away meanwhile

@@ -30,8 +30,8 @@ from zanzara.config import Config, ListenerConfig, MqttConfig, StorageConfig
 from zanzara.mqtt.codec import encode
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
 from zanzara.mqtt.packets import ConnAck, Connect, Disconnect, Publish, Will
+from zanzara.throttle import TokenBucket
 from zanzara.transports.admission import PENDING_REFUSALS, Admission, ConnectionLimits
-from zanzara.transports.throttle import TokenBucket
 
 from brokerthread import BrokerThread
 from certs import paho_client

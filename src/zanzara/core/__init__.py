@@ -188,13 +188,14 @@ class Core:
         """Use ``store`` from now on, starting from what it held (before listeners open)."""
         restore.restore(self.state, store, snapshot)
 
-    def connect(self, link: ClientLink, packet: Connect) -> ConnectResult:
-        """Admit or refuse a CONNECT (or say which hook must be awaited first)."""
-        return _connect(self.state, link, packet)
-
-    def continue_connect(self, link: ClientLink, packet: Auth) -> ConnectResult:
-        """The client's AUTH 0x18 before CONNACK: the next step of its authentication."""
-        return enhanced_auth.continue_connect(self.state, link, packet)
+    def connecting(self, link: ClientLink, packet: Packet | PubAcks) -> ConnectResult | None:
+        """A packet before the client is admitted: CONNECT, or the AUTH 0x18 of the next step
+        of an enhanced authentication; None for anything else (what follows a refusal)."""
+        if type(packet) is Connect:
+            return _connect(self.state, link, packet)
+        if type(packet) is Auth:
+            return enhanced_auth.continue_connect(self.state, link, packet)
+        return None
 
     def handle(self, client: Client, packet: Packet | PubAcks) -> Pending | None:
         """Handle one packet of a connected client; a coroutine when a hook must be awaited."""

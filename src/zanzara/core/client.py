@@ -60,6 +60,14 @@ class ClientLink(Protocol):
         """The username is a client certificate's Common Name the TLS handshake verified."""
 
     @property
+    def certificate_username(self) -> str | None:
+        """That Common Name (None: no certificate, or none usable)."""
+
+    @property
+    def over_connection_limit(self) -> bool:
+        """The server is over ``max_connections``: the CONNECT is refused."""
+
+    @property
     def receive_maximum(self) -> int:
         """The client's Receive Maximum (65535 unless its CONNECT said less)."""
 

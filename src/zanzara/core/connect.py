@@ -1,7 +1,9 @@
 """CONNECT: validate it, then ask who the client is, then admit or refuse it.
 
-The steps of :func:`connect`: the client id (3.1's 1-23 characters, an empty
-id assigned or refused, our length cap), the will topic, the 3.x keep alive;
+The steps of :func:`connect`: the listener's verdicts (over
+``max_connections``; the certificate's Common Name as the username), the
+client id (3.1's 1-23 characters, an empty id assigned or refused, our length
+cap), the will topic, the 3.x keep alive;
 then either an MQTT 5 enhanced authentication (``enhanced_auth.py``) or the
 password hooks in order (the first that decides wins; none deciding means
 ``allow_anonymous``); then :func:`~.admission.admit`.  A result that needs a
@@ -11,6 +13,7 @@ hook is a coroutine the connection awaits with its reading paused.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from ..errors import ProtocolError
 from ..hooks import AuthResult, ClientInfo, ConnectRequest
@@ -30,6 +33,17 @@ V31 = ProtocolVersion.MQTT31
 
 def connect(state: CoreState, link: ClientLink, packet: Connect) -> ConnectResult:
     """Admit or refuse a CONNECT (or say what must be awaited first)."""
+    if link.over_connection_limit:
+        # "An implementation or administrative imposed limit has been exceeded": CONNACK 0x97
+        # (section 3.2.2.2, Table 3-1); 3.1.1: 0x03 Server unavailable.
+        link.refuse(ReasonCode.QUOTA_EXCEEDED, "too many connections")
+        return REFUSED
+    if link.identity_as_username:
+        if link.certificate_username is None:
+            # As Mosquitto: no certificate (or no usable Common Name), no entry.
+            link.refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "no client certificate Common Name")
+            return REFUSED
+        packet = replace(packet, username=link.certificate_username, password=None)
     cfg = state.config
     version = packet.protocol_version
     client_id = packet.client_id

@@ -38,22 +38,20 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine
-from dataclasses import replace
 from typing import Any, Protocol, cast
 
 from ..auth.exchange import AuthExchange
 from ..config import MqttConfig
 from ..core import Admitted, Awaiting, Challenge, Client, ConnectResult, Core, Refused
-from ..core.client import REFUSED
 from ..errors import ProtocolError
 from ..events import DisconnectReason
 from ..message import Message
 from ..mqtt.enums import ProtocolVersion, ReasonCode
-from ..mqtt.packets import Auth, ConnAck, Connect, Packet, Publish
-from ..protocol import ConnectionPhase, PubAcks, PublishEncoder, ServerProtocol
+from ..mqtt.packets import ConnAck, Packet
+from ..protocol import ConnectionPhase, Event, Hold, PublishEncoder, ServerProtocol
+from ..throttle import TokenBucket
 from .admission import Admission
 from .flusher import Flusher
-from .throttle import TokenBucket
 from .tls import peer_common_name
 
 __all__ = ["ByteTransport", "Flusher", "MqttConnection", "new_protocol"]
@@ -99,6 +97,7 @@ def new_protocol(cfg: MqttConfig) -> ServerProtocol:
         max_topic_length=cfg.max_topic_length,
         max_qos=cfg.max_qos,
         disconnect_over_receive_maximum=cfg.receive_maximum_exceeded == "disconnect",
+        max_publish_rate=cfg.max_publish_rate,
     )
 
 
@@ -116,7 +115,6 @@ class MqttConnection(asyncio.Protocol):
         "_drops_before",
         "_exceeded_noted",
         "_held",
-        "_identity",
         "_linger_budget",
         "_lingering",
         "_listener_name",
@@ -125,7 +123,6 @@ class MqttConnection(asyncio.Protocol):
         "_memory_paused",
         "_on_close",
         "_pending",
-        "_publish_bucket",
         "_reading_paused",
         "_task",
         "_timer",
@@ -137,6 +134,7 @@ class MqttConnection(asyncio.Protocol):
         "admission",
         "auth_exchange",
         "broker",
+        "certificate_username",
         "client",
         "congested",
         "flusher",
@@ -164,7 +162,7 @@ class MqttConnection(asyncio.Protocol):
         # Set by the listener (use_identity_as_username): the client certificate's
         # Common Name replaces the CONNECT's username and password.
         self.identity_as_username = False
-        self._identity: str | None = None
+        self.certificate_username: str | None = None
         self._listener_name = listener_name
         self._on_close = on_close
         self._address: str | None = None
@@ -175,7 +173,7 @@ class MqttConnection(asyncio.Protocol):
         # Our side is shut down (write_eof) and we read and discard until the client closes.
         self._lingering = False
         self._linger_budget = LINGER_BYTES
-        self._pending: deque[Packet | PubAcks] = deque()
+        self._pending: deque[Event] = deque()
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         # Why reading is paused (any of them): our inbound window is full; the broker-wide
@@ -197,16 +195,20 @@ class MqttConnection(asyncio.Protocol):
         self._write_timeout = cfg.write_timeout
         self._write_timer: asyncio.TimerHandle | None = None
         self._write_mark = 0
-        # Read limits; None (the default) costs one attribute test per read or PUBLISH.
-        now = self._loop.time()
-        self._publish_bucket = TokenBucket(cfg.max_publish_rate, now) if cfg.max_publish_rate else None
-        self._bytes_bucket = TokenBucket(cfg.max_bytes_rate, now) if cfg.max_bytes_rate else None
+        # max_bytes_rate; None (the default) costs one attribute test per read.  (The
+        # protocol times max_publish_rate: it sees the PUBLISH.)
+        rate = cfg.max_bytes_rate
+        self._bytes_bucket = TokenBucket(rate, self._loop.time()) if rate else None
 
     # -- ClientLink ---------------------------------------------------------------
 
     @property
     def address(self) -> str | None:
         return self._address
+
+    @property
+    def over_connection_limit(self) -> bool:
+        return self.admission is Admission.REFUSE
 
     @property
     def listener_name(self) -> str | None:
@@ -293,6 +295,7 @@ class MqttConnection(asyncio.Protocol):
         self._mark()
 
     def refuse(self, reason_code: int, reason: str | None = None) -> None:
+        logger.info("refusing %s: %s (0x%02x)", self.who(), reason or "refused", reason_code)
         self.protocol.refuse(reason_code, reason)
         self._mark()
 
@@ -331,7 +334,7 @@ class MqttConnection(asyncio.Protocol):
             return
         if self.identity_as_username:
             ssl_object = transport.get_extra_info("ssl_object")
-            self._identity = peer_common_name(ssl_object.getpeercert() if ssl_object else None)
+            self.certificate_username = peer_common_name(ssl_object.getpeercert() if ssl_object else None)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._address = f"{peer[0]}:{peer[1]}"
@@ -348,8 +351,8 @@ class MqttConnection(asyncio.Protocol):
             return
         now = self._loop.time()
         protocol = self.protocol
-        protocol.heard(now)
-        packets = protocol.receive_data(data)
+        publishes = protocol.publishes_received
+        packets = protocol.receive_data(data, now)
         if self._task is not None:
             self._pending.extend(packets)
             if self._bytes_bucket is not None:
@@ -362,7 +365,7 @@ class MqttConnection(asyncio.Protocol):
         else:
             self._process(packets)
             self._fail_deferred()
-        if self.flusher.over and any(type(p) is Publish for p in packets):
+        if self.flusher.over and protocol.publishes_received != publishes:
             # The buffers of full sockets hold more than max_write_buffer_total: publishers wait.
             self.flusher.hold(self)
         if protocol.inbound_full and not self._closing:
@@ -482,56 +485,36 @@ class MqttConnection(asyncio.Protocol):
 
     # -- handling -----------------------------------------------------------------
 
-    def _process(self, packets: list[Packet | PubAcks] | deque[Packet | PubAcks]) -> None:
-        for i, packet in enumerate(packets):
-            step = self._handle(packet)
+    def _process(self, events: list[Event] | deque[Event]) -> None:
+        for i, event in enumerate(events):
+            step = self._handle(event)
             if step is not None:
-                self._pending.extend(list(packets)[i + 1 :])
+                self._pending.extend(list(events)[i + 1 :])
                 self._start_task(step)
                 return
 
-    def _handle(self, packet: Packet | PubAcks) -> Coroutine[Any, Any, None] | None:
-        """Handle one packet; a coroutine when it has to wait. Never raises."""
+    def _handle(self, event: Event) -> Coroutine[Any, Any, None] | None:
+        """Handle one event of the protocol; a coroutine when it has to wait. Never raises."""
         if self._closing:
             return None  # nothing after DISCONNECT or an error is acted upon
         try:
+            if isinstance(event, Hold):
+                # Over max_publish_rate: what follows waits (reading is paused meanwhile).
+                wait = event.until - self._loop.time()
+                return asyncio.sleep(wait) if wait > 0 else None
             client = self.client
             if client is None:
-                if type(packet) is Connect:
-                    return self._connect(packet)
-                if type(packet) is Auth:  # the next round of an enhanced authentication
-                    return self._admission(self.broker.continue_connect(self, packet))
-                return None  # packets after a refused CONNECT
+                # CONNECT, or the next AUTH of an enhanced authentication; after a refusal, None.
+                result = self.broker.connecting(self, event)
+                return None if result is None else self._on_connect_result(result)
             if self.protocol.phase is ConnectionPhase.CLOSED:
                 return None
-            if self._publish_bucket is not None and type(packet) is Publish:
-                wait = self._publish_bucket.take(1, self._loop.time())
-                if wait:
-                    return self._handle_later(client, packet, wait)
-            return self.broker.handle(client, packet)
+            return self.broker.handle(client, event)
         except Exception as exc:
-            self._fail(exc, type(packet).__name__)
+            self._fail(exc, type(event).__name__)
         return None
 
-    def _connect(self, packet: Connect) -> Coroutine[Any, Any, None] | None:
-        if self.admission is Admission.REFUSE:
-            # Over max_connections: "an implementation or administrative imposed limit has
-            # been exceeded", CONNACK 0x97 (section 3.2.2.2, Table 3-1); 3.1.1: 0x03.
-            logger.info("refusing %s: too many connections", self.who())
-            self.protocol.refuse(ReasonCode.QUOTA_EXCEEDED, "too many connections")
-            self._connected(REFUSED)
-            return None
-        if self.identity_as_username:
-            if self._identity is None:
-                # As Mosquitto: no certificate (or no usable Common Name), no entry.
-                logger.info("refusing %s: no client certificate Common Name", self.who())
-                self.protocol.refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "no client certificate")
-                self._connected(REFUSED)
-                return None
-            packet = replace(packet, username=self._identity, password=None)
-        return self._admission(self.broker.connect(self, packet))
-
-    def _admission(self, result: ConnectResult) -> Coroutine[Any, Any, None] | None:
+    def _on_connect_result(self, result: ConnectResult) -> Coroutine[Any, Any, None] | None:
         if isinstance(result, Awaiting):
             return self._connect_async(result.pending)
         self._connected(result)
@@ -728,16 +711,3 @@ class MqttConnection(asyncio.Protocol):
             self._reading_paused = False
             if self.transport is not None:
                 self.transport.resume_reading()
-
-    # -- read limits -------------------------------------------------------------------
-
-    async def _handle_later(self, client: Client, packet: Packet, wait: float) -> None:
-        """Over max_publish_rate: handle ``packet`` once the rate allows (reading is paused meanwhile)."""
-        # The non-normative comment in MQTT 5.0 section 3.1.4 suggests limiting reading
-        # against denial of service; waiting here keeps every packet and their order.
-        await asyncio.sleep(wait)
-        if self._closing or self.protocol.phase is ConnectionPhase.CLOSED:
-            return
-        step = self.broker.handle(client, packet)
-        if step is not None:
-            await step
