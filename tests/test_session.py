@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zanzara.message import Message
-from zanzara.session import Delivery, DeliveryState, Session
+from zanzara.session import Delivery, DeliveryStatus, Session
 from zanzara.topic_tree import SubscriptionEntry
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ class TestPacketIdentifier_2_2_1:
         session = Session("c")
         first = out()
         pid = session.start_flight(first)
-        assert session.acknowledge(pid, DeliveryState.WAIT_PUBACK) is first
+        assert session.acknowledge(pid, 1, DeliveryStatus.SENT) is first
         for _ in range(65534):
             session.next_packet_id()
         assert session.next_packet_id() == pid
@@ -105,9 +105,9 @@ class TestDeliveryFlows_4_3:
         entry = out(qos=1)
         pid = session.start_flight(entry)
         assert entry.packet_id == pid
-        assert entry.state is DeliveryState.WAIT_PUBACK
+        assert entry.status is DeliveryStatus.SENT
         assert session.inflight == {pid: entry}
-        assert session.acknowledge(pid, DeliveryState.WAIT_PUBACK) is entry
+        assert session.acknowledge(pid, 1, DeliveryStatus.SENT) is entry
         assert session.inflight == {}
 
     def test_qos2_flight_waits_for_pubrec_then_pubcomp(self) -> None:
@@ -115,11 +115,11 @@ class TestDeliveryFlows_4_3:
         session = Session("c")
         entry = out(qos=2)
         pid = session.start_flight(entry)
-        assert entry.state is DeliveryState.WAIT_PUBREC
+        assert entry.status is DeliveryStatus.SENT
         assert session.received_pubrec(pid) is entry
-        assert entry.state is DeliveryState.WAIT_PUBCOMP
+        assert entry.status is DeliveryStatus.RELEASED
         assert session.inflight == {pid: entry}  # still in flight: the PUBREL awaits its PUBCOMP
-        assert session.acknowledge(pid, DeliveryState.WAIT_PUBCOMP) is entry
+        assert session.acknowledge(pid, 2, DeliveryStatus.RELEASED) is entry
         assert session.inflight == {}
 
     def test_ack_for_another_state_is_ignored(self) -> None:
@@ -127,10 +127,10 @@ class TestDeliveryFlows_4_3:
         session = Session("c")
         entry = out(qos=2)
         pid = session.start_flight(entry)
-        assert session.acknowledge(pid, DeliveryState.WAIT_PUBACK) is None
-        assert session.acknowledge(pid, DeliveryState.WAIT_PUBCOMP) is None
+        assert session.acknowledge(pid, 1, DeliveryStatus.SENT) is None
+        assert session.acknowledge(pid, 2, DeliveryStatus.RELEASED) is None
         assert session.inflight == {pid: entry}
-        assert entry.state is DeliveryState.WAIT_PUBREC
+        assert entry.status is DeliveryStatus.SENT
 
     def test_pubrec_for_a_qos1_flight_is_ignored(self) -> None:
         """[MQTT-4.3.2-3] a QoS 1 PUBLISH is acknowledged by PUBACK only: a PUBREC changes nothing."""
@@ -138,7 +138,7 @@ class TestDeliveryFlows_4_3:
         entry = out(qos=1)
         pid = session.start_flight(entry)
         assert session.received_pubrec(pid) is None
-        assert entry.state is DeliveryState.WAIT_PUBACK
+        assert entry.status is DeliveryStatus.SENT
 
     def test_second_pubrec_is_not_a_new_step(self) -> None:
         """[MQTT-4.3.3-6] once the PUBREL is sent the PUBLISH is not re-sent: the flight stays at PUBCOMP."""
@@ -147,13 +147,13 @@ class TestDeliveryFlows_4_3:
         pid = session.start_flight(entry)
         session.received_pubrec(pid)
         assert session.received_pubrec(pid) is None
-        assert entry.state is DeliveryState.WAIT_PUBCOMP
+        assert entry.status is DeliveryStatus.RELEASED
 
     def test_unknown_packet_id_is_ignored(self) -> None:
         """[MQTT-2.2.1-5] an acknowledgement names the id of a PUBLISH sent: any other id matches nothing."""
         session = Session("c")
         session.start_flight(out())
-        assert session.acknowledge(999, DeliveryState.WAIT_PUBACK) is None
+        assert session.acknowledge(999, 1, DeliveryStatus.SENT) is None
         assert session.received_pubrec(999) is None
         assert len(session.inflight) == 1
 
@@ -163,7 +163,7 @@ class TestDeliveryFlows_4_3:
         entries = [out(b"%d" % i) for i in range(5)]
         for entry in entries:
             session.start_flight(entry)
-        session.acknowledge(entries[2].packet_id, DeliveryState.WAIT_PUBACK)
+        session.acknowledge(entries[2].packet_id, 1, DeliveryStatus.SENT)
         assert list(session.inflight.values()) == [entries[0], entries[1], entries[3], entries[4]]
 
     def test_window_closes_at_max_inflight(self) -> None:
@@ -173,7 +173,7 @@ class TestDeliveryFlows_4_3:
         first = session.start_flight(out())
         session.start_flight(out())
         assert not session.window_open()
-        session.acknowledge(first, DeliveryState.WAIT_PUBACK)
+        session.acknowledge(first, 1, DeliveryStatus.SENT)
         assert session.window_open()
 
 

@@ -26,18 +26,39 @@ from enum import StrEnum
 from .message import Message
 from .topic_tree import SubscriptionEntry
 
-__all__ = ["Delivery", "DeliveryState", "Session"]
+__all__ = ["Delivery", "DeliveryStatus", "Session"]
 
 NEVER_EXPIRES = 0xFFFFFFFF  # section 3.1.2.11.2: the session expiry interval meaning "does not expire"
 
 
-class DeliveryState(StrEnum):
-    """Where an outgoing message is in its flow (a str: stores write it as it is)."""
+class DeliveryStatus(StrEnum):
+    """Where one message stands for one recipient, from queued to its end, in the order of the steps.
 
-    QUEUED = "queued"
-    WAIT_PUBACK = "wait_puback"
-    WAIT_PUBREC = "wait_pubrec"
-    WAIT_PUBCOMP = "wait_pubcomp"
+    One enum for a delivery's whole life: a :class:`Delivery` under way is
+    QUEUED, SENT or RELEASED (what a restart resumes from); a receipt
+    (``storage.Receipt``) is QUEUED, SENT, ACKNOWLEDGED, EXPIRED or DROPPED.
+    RELEASED is the second half of the QoS 2 flow, which a receipt shows as
+    SENT until the PUBCOMP.  A str: stores write it as it is.
+    """
+
+    QUEUED = "queued"  # waiting in the session's queue (offline, or behind a full window)
+    SENT = "sent"  # PUBLISH written, waiting for its PUBACK (QoS 1) or PUBREC (QoS 2)
+    RELEASED = "released"  # QoS 2: PUBREC received and PUBREL sent, waiting for the PUBCOMP
+    ACKNOWLEDGED = "acknowledged"  # PUBACK (QoS 1) or PUBCOMP (QoS 2) received
+    EXPIRED = "expired"  # its message expiry passed before delivery
+    DROPPED = "dropped"  # removed by a quota, a collapse key, a session end, ... (see reason)
+
+    @classmethod
+    def _missing_(cls, value: object) -> DeliveryStatus | None:
+        # Queue rows written before 2026-12 name the packet awaited (zanzara 0.x stores).
+        return _LEGACY_STATES.get(value) if isinstance(value, str) else None
+
+
+_LEGACY_STATES = {
+    "wait_puback": DeliveryStatus.SENT,
+    "wait_pubrec": DeliveryStatus.SENT,
+    "wait_pubcomp": DeliveryStatus.RELEASED,
+}
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -49,7 +70,7 @@ class Delivery:
     retain: bool
     subscription_ids: tuple[int, ...] = ()
     packet_id: int = 0
-    state: DeliveryState = DeliveryState.QUEUED
+    status: DeliveryStatus = DeliveryStatus.QUEUED
     # The delivery receipt (storage.Receipt) is built from what follows, when it is written:
     # the recipient, the wall-clock time of each step, and why it expired, was dropped or refused.
     client_id: str
@@ -200,14 +221,15 @@ class Session:
         """Give ``out`` a packet id and put it in flight; returns the packet id."""
         pid = self.next_packet_id()
         out.packet_id = pid
-        out.state = DeliveryState.WAIT_PUBACK if out.qos == 1 else DeliveryState.WAIT_PUBREC
+        out.status = DeliveryStatus.SENT
         self.inflight[pid] = out
         return pid
 
-    def acknowledge(self, packet_id: int, state: DeliveryState) -> Delivery | None:
-        """Complete the flight of ``packet_id`` if it is in ``state``; None if not."""
+    def acknowledge(self, packet_id: int, qos: int, status: DeliveryStatus) -> Delivery | None:
+        """Complete the flight of ``packet_id`` if it is a QoS ``qos`` delivery in ``status``;
+        None if not (the PUBACK of a QoS 1 message is (1, SENT), a PUBCOMP (2, RELEASED))."""
         out = self.inflight.get(packet_id)
-        if out is None or out.state is not state:
+        if out is None or out.status is not status or out.qos != qos:
             return None
         del self.inflight[packet_id]
         return out
@@ -215,9 +237,9 @@ class Session:
     def received_pubrec(self, packet_id: int) -> Delivery | None:
         """QoS 2 step 2: the message is now owned by the receiver (section 4.3.3)."""
         out = self.inflight.get(packet_id)
-        if out is None or out.state is not DeliveryState.WAIT_PUBREC:
+        if out is None or out.status is not DeliveryStatus.SENT or out.qos != 2:
             return None
-        out.state = DeliveryState.WAIT_PUBCOMP
+        out.status = DeliveryStatus.RELEASED
         return out
 
     def reset(self) -> list[Delivery]:

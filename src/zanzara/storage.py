@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from enum import StrEnum
 from operator import attrgetter
 from typing import NamedTuple, Protocol
 
 from .message import Message
 from .mqtt.packets import Will
-from .session import Delivery, DeliveryState
+from .session import Delivery, DeliveryStatus
 from .topic_tree import SubscriptionEntry
 
 __all__ = [
@@ -65,7 +64,7 @@ class QueueRecord:
     qos: int
     retain: bool
     subscription_ids: tuple[int, ...] = ()
-    state: DeliveryState = DeliveryState.QUEUED
+    status: DeliveryStatus = DeliveryStatus.QUEUED
     packet_id: int = 0
 
     @classmethod
@@ -76,7 +75,7 @@ class QueueRecord:
             qos=delivery.qos,
             retain=delivery.retain,
             subscription_ids=delivery.subscription_ids,
-            state=delivery.state,
+            status=delivery.status,
             packet_id=delivery.packet_id,
         )
 
@@ -88,7 +87,7 @@ class QueueRecord:
             retain=self.retain,
             subscription_ids=self.subscription_ids,
             packet_id=self.packet_id,
-            state=self.state,
+            status=self.status,
             client_id=client_id,
         )
 
@@ -103,16 +102,6 @@ class Snapshot:
     queues: dict[str, list[QueueRecord]] = field(default_factory=dict)
     incoming: dict[str, set[int]] = field(default_factory=dict)
     retained: list[Message] = field(default_factory=list)
-
-
-class DeliveryStatus(StrEnum):
-    """Where a delivery stands, in the order of its steps (a str: a Receipt is a database row as it is)."""
-
-    QUEUED = "queued"  # waiting in the session's queue (offline, or behind a full window)
-    SENT = "sent"  # PUBLISH written to the client, not acknowledged yet
-    ACKNOWLEDGED = "acknowledged"  # PUBACK (QoS 1) or PUBCOMP (QoS 2) received
-    EXPIRED = "expired"  # its message expiry passed before delivery
-    DROPPED = "dropped"  # removed by a quota, a collapse key, a session end, ... (see reason)
 
 
 class Receipt(NamedTuple):
@@ -198,7 +187,7 @@ class Store(Protocol):
         """Store the message (once) and this session's reference to it."""
 
     def outgoing_update(
-        self, client_id: str, message_id: str, state: DeliveryState, packet_id: int
+        self, client_id: str, message_id: str, status: DeliveryStatus, packet_id: int
     ) -> None: ...
     def outgoing_delete(self, client_id: str, message_id: str) -> None: ...
 

@@ -14,7 +14,7 @@ from zanzara.ids import first_message_id
 from zanzara.message import Message
 from zanzara.mqtt.packets import Will
 from zanzara.mqtt.properties import Properties
-from zanzara.session import Delivery, DeliveryState
+from zanzara.session import Delivery
 from zanzara.storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot, Store
 from zanzara.topic_tree import SubscriptionEntry
 
@@ -119,8 +119,8 @@ class StoreContract:
         for rec in records:
             store.outgoing_enqueue("a", rec)
         store.outgoing_enqueue("b", records[5])
-        store.outgoing_update("a", "m0002", DeliveryState.WAIT_PUBACK, 17)
-        store.outgoing_update("a", "m0001", DeliveryState.WAIT_PUBCOMP, 18)
+        store.outgoing_update("a", "m0002", DeliveryStatus.SENT, 17)
+        store.outgoing_update("a", "m0001", DeliveryStatus.RELEASED, 18)
         store.outgoing_delete("a", "m0010")
         await store.commit()
         store, snap = await self.restart(backend, store)
@@ -128,13 +128,13 @@ class StoreContract:
         expected_ids = [r.message.message_id for r in records if r.message.message_id != "m0010"]
         assert [r.message.message_id for r in queue] == expected_ids
         assert queue[0].message == rich
-        assert (queue[0].state, queue[0].packet_id, queue[0].subscription_ids) == (
-            DeliveryState.WAIT_PUBCOMP,
+        assert (queue[0].status, queue[0].packet_id, queue[0].subscription_ids) == (
+            DeliveryStatus.RELEASED,
             18,
             (3, 9),
         )
-        assert (queue[1].state, queue[1].packet_id) == (DeliveryState.WAIT_PUBACK, 17)
-        assert all(r.state is DeliveryState.QUEUED and r.packet_id == 0 for r in queue[2:])
+        assert (queue[1].status, queue[1].packet_id) == (DeliveryStatus.SENT, 17)
+        assert all(r.status is DeliveryStatus.QUEUED and r.packet_id == 0 for r in queue[2:])
         assert queue[5].message == msg(6)
         assert [r.message.message_id for r in snap.queues["b"]] == ["m0006"]
         await store.close()
@@ -327,26 +327,26 @@ class StoreContract:
             for n in (1, 2, 3):
                 store.outgoing_enqueue(cid, QueueRecord(message=msg(n), qos=2, retain=False))
         await store.commit()
-        store.outgoing_update("a", "m0001", DeliveryState.WAIT_PUBREC, 11)
-        store.outgoing_update("a", "m0001", DeliveryState.WAIT_PUBCOMP, 11)
+        store.outgoing_update("a", "m0001", DeliveryStatus.SENT, 11)
+        store.outgoing_update("a", "m0001", DeliveryStatus.RELEASED, 11)
         store.outgoing_delete("a", "m0002")
-        store.outgoing_update("a", "m0002", DeliveryState.WAIT_PUBREC, 12)  # stale: it is gone
-        store.outgoing_update("b", "m0003", DeliveryState.WAIT_PUBREC, 13)
-        store.outgoing_update("b", "m0003", DeliveryState.QUEUED, 0)  # back to the queue (reconnect)
+        store.outgoing_update("a", "m0002", DeliveryStatus.SENT, 12)  # stale: it is gone
+        store.outgoing_update("b", "m0003", DeliveryStatus.SENT, 13)
+        store.outgoing_update("b", "m0003", DeliveryStatus.QUEUED, 0)  # back to the queue (reconnect)
         store.outgoing_enqueue("b", QueueRecord(message=msg(4), qos=1, retain=True, subscription_ids=(3,)))
-        store.outgoing_update("b", "m0004", DeliveryState.WAIT_PUBACK, 14)
+        store.outgoing_update("b", "m0004", DeliveryStatus.SENT, 14)
         store.outgoing_delete("b", "m0001")
         await store.commit()
         store, snap = await self.restart(backend, store)
         got = {
-            cid: [(r.message.message_id, r.state, r.packet_id, r.retain, r.subscription_ids) for r in q]
+            cid: [(r.message.message_id, r.status, r.packet_id, r.retain, r.subscription_ids) for r in q]
             for cid, q in snap.queues.items()
         }
-        s = DeliveryState
+        s = DeliveryStatus
         assert got == {
-            "a": [("m0001", s.WAIT_PUBCOMP, 11, False, ()), ("m0003", s.QUEUED, 0, False, ())],
+            "a": [("m0001", s.RELEASED, 11, False, ()), ("m0003", s.QUEUED, 0, False, ())],
             "b": [("m0002", s.QUEUED, 0, False, ()), ("m0003", s.QUEUED, 0, False, ()),
-                  ("m0004", s.WAIT_PUBACK, 14, True, (3,))],
+                  ("m0004", s.SENT, 14, True, (3,))],
         }  # fmt: skip
         assert await backend.count_messages(store) == 4
         await store.close()

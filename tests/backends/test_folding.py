@@ -5,7 +5,7 @@ from __future__ import annotations
 from zanzara.backends.folding import Delete, FoldedSessionDelete, Put, fold
 from zanzara.backends.holders import Holders
 from zanzara.backends.ops import IncomingPut, OutgoingDelete, OutgoingEnqueue, OutgoingUpdate, SessionDelete
-from zanzara.session import DeliveryState
+from zanzara.session import DeliveryStatus
 from zanzara.storage import QueueRecord
 
 from .contract import msg
@@ -22,16 +22,16 @@ def test_an_entry_added_and_removed_in_one_batch_is_not_written() -> None:
         [
             enqueue("a", 1),
             enqueue("b", 1),
-            OutgoingUpdate("a", "m0001", DeliveryState.WAIT_PUBACK, 5),
+            OutgoingUpdate("a", "m0001", DeliveryStatus.SENT, 5),
             OutgoingDelete("a", "m0001"),
             OutgoingDelete("c", "m0009"),  # must be written
-            OutgoingUpdate("b", "m0001", DeliveryState.WAIT_PUBACK, 6),
+            OutgoingUpdate("b", "m0001", DeliveryStatus.SENT, 6),
         ],
         holders,
     )
     assert list(folded.queues["a"]) == []
     put = folded.queues["b"]["m0001"]
-    assert isinstance(put, Put) and (put.state, put.packet_id) == (DeliveryState.WAIT_PUBACK, 6)
+    assert isinstance(put, Put) and (put.status, put.packet_id) == (DeliveryStatus.SENT, 6)
     assert isinstance(folded.queues["c"]["m0009"], Delete)
     assert list(folded.new_messages) == ["m0001"]  # still held by b
     assert folded.freed_messages == {"m0009"}
@@ -61,15 +61,15 @@ def test_updates_fold_into_the_last_state_and_none_after_a_delete() -> None:
     holders.hold("m0002", "a")
     folded = fold(
         [
-            OutgoingUpdate("a", "m0001", DeliveryState.WAIT_PUBREC, 3),
-            OutgoingUpdate("a", "m0001", DeliveryState.WAIT_PUBCOMP, 3),
+            OutgoingUpdate("a", "m0001", DeliveryStatus.SENT, 3),
+            OutgoingUpdate("a", "m0001", DeliveryStatus.RELEASED, 3),
             OutgoingDelete("a", "m0002"),
-            OutgoingUpdate("a", "m0002", DeliveryState.WAIT_PUBACK, 4),
+            OutgoingUpdate("a", "m0002", DeliveryStatus.SENT, 4),
             IncomingPut("a", 9),
         ],
         holders,
     )
     # An entry's last update is kept as that operation.
-    assert folded.queues["a"]["m0001"] == OutgoingUpdate("a", "m0001", DeliveryState.WAIT_PUBCOMP, 3)
+    assert folded.queues["a"]["m0001"] == OutgoingUpdate("a", "m0001", DeliveryStatus.RELEASED, 3)
     assert isinstance(folded.queues["a"]["m0002"], Delete)
     assert folded.ordered == [IncomingPut("a", 9)]

@@ -14,7 +14,7 @@ import pytest
 from zanzara.backends.sqlite import WRITER_NICENESS, SqliteStore
 from zanzara.message import Message
 from zanzara.session import Delivery
-from zanzara.storage import DeliveryStatus, Receipt, Store
+from zanzara.storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Store
 
 from .contract import Backend, StoreContract, msg
 
@@ -126,6 +126,35 @@ async def test_a_version_1_database_is_rebuilt_to_the_current_schema(tmp_path: P
         assert all("WITHOUT ROWID" in tables[t] for t in ("queue", "receipts", "subscriptions", "incoming"))
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert not indexes & {"queue_message", "receipts_updated"}
+
+
+async def test_queue_rows_naming_the_awaited_packet_resume_their_flow(tmp_path: Path) -> None:
+    """Rows written before the one delivery-status enum said "wait_puback", "wait_pubrec" or
+    "wait_pubcomp": they are read as SENT (the PUBLISH is resent, DUP) or RELEASED (the PUBREL is)."""
+    path = tmp_path / "z.db"
+    store = SqliteStore(path)
+    await store.open()
+    store.session_put(SessionRecord(client_id="dev", expiry_interval=100))
+    for n, qos in ((1, 1), (2, 2), (3, 2), (4, 1)):
+        store.outgoing_enqueue("dev", QueueRecord(message=msg(n), qos=qos, retain=False))
+    await store.commit()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        for mid, state, pid in (
+            ("m0001", "wait_puback", 1),
+            ("m0002", "wait_pubrec", 2),
+            ("m0003", "wait_pubcomp", 3),
+        ):
+            db.execute("UPDATE queue SET state = ?, packet_id = ? WHERE message_id = ?", (state, pid, mid))
+    store = SqliteStore(path)
+    snap = await store.open()
+    assert [(r.message.message_id, r.status, r.packet_id) for r in snap.queues["dev"]] == [
+        ("m0001", DeliveryStatus.SENT, 1),
+        ("m0002", DeliveryStatus.SENT, 2),
+        ("m0003", DeliveryStatus.RELEASED, 3),
+        ("m0004", DeliveryStatus.QUEUED, 0),
+    ]
+    await store.close()
 
 
 async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from zanzara.hooks import ClientInfo
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
 from zanzara.mqtt.packets import PubAck, PubComp, Publish, PubRec
 from zanzara.mqtt.properties import Properties
-from zanzara.session import DeliveryState
+from zanzara.session import DeliveryStatus
 
 from .conftest import (
     RC,
@@ -132,7 +132,7 @@ class TestToTheClient_4_3_2:
         subscribe(core, sub, "t", qos=1)
         core.publish("t", b"x", qos=1)
         sent(sub.link)
-        assert sub.session.inflight[1].state is DeliveryState.WAIT_PUBACK
+        assert sub.session.inflight[1].status is DeliveryStatus.SENT
         receive(core, sub, PubAck(packet_id=1))
         assert sub.session.inflight == {}
         assert sent(sub.link) == []

@@ -15,7 +15,7 @@ from zanzara.core import Core
 from zanzara.hooks import ClientInfo
 from zanzara.mqtt.enums import ProtocolVersion, ReasonCode
 from zanzara.mqtt.packets import PubAck, PubComp, Publish, PubRec, PubRel
-from zanzara.session import DeliveryState
+from zanzara.session import DeliveryStatus
 
 from .conftest import (
     RC,
@@ -139,10 +139,10 @@ class TestToTheClient_4_3_3:
         subscribe(core, sub, "t", qos=2)
         core.publish("t", b"x", qos=2)
         assert sent(sub.link) == [message("t", b"x", qos=2, packet_id=1)]
-        assert sub.session.inflight[1].state is DeliveryState.WAIT_PUBREC
+        assert sub.session.inflight[1].status is DeliveryStatus.SENT
         receive(core, sub, PubRec(packet_id=1))
         assert sent(sub.link) == [PubRel(packet_id=1)]
-        assert sub.session.inflight[1].state is DeliveryState.WAIT_PUBCOMP
+        assert sub.session.inflight[1].status is DeliveryStatus.RELEASED
         receive(core, sub, PubComp(packet_id=1))
         assert sub.session.inflight == {}
         assert sent(sub.link) == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from ..message import Message
-from ..session import Delivery, DeliveryState
+from ..session import Delivery
 from ..storage import DeliveryStatus, QueueRecord, SessionRecord
 from ..topic_tree import SubscriptionEntry
 from .batch import BatchWriter
@@ -68,8 +68,10 @@ class BatchedStore:
         self._seq += 1
         self._writer.add(OutgoingEnqueue(client_id, record, self._seq))
 
-    def outgoing_update(self, client_id: str, message_id: str, state: DeliveryState, packet_id: int) -> None:
-        self._writer.add(OutgoingUpdate(client_id, message_id, state, packet_id))
+    def outgoing_update(
+        self, client_id: str, message_id: str, status: DeliveryStatus, packet_id: int
+    ) -> None:
+        self._writer.add(OutgoingUpdate(client_id, message_id, status, packet_id))
 
     def outgoing_delete(self, client_id: str, message_id: str) -> None:
         self._writer.add(OutgoingDelete(client_id, message_id))

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..message import Message
-from ..session import DeliveryState
+from ..session import DeliveryStatus
 from ..storage import QueueRecord
 from .holders import Holders
 from .ops import (
@@ -52,7 +52,7 @@ class Put:
 
     record: QueueRecord
     seq: int
-    state: DeliveryState  # the record's, or a later update's
+    status: DeliveryStatus  # the record's, or a later update's
     packet_id: int
     # (An entry's last update in the batch is kept as that OutgoingUpdate itself:
     # folding allocates nothing for it.)
@@ -124,7 +124,7 @@ class Folded:
         entries = self.queues.get(cid)
         if entries is None:
             entries = self.queues[cid] = {}
-        entries[mid] = Put(rec, op.seq, rec.state, rec.packet_id)
+        entries[mid] = Put(rec, op.seq, rec.status, rec.packet_id)
 
     def _session_delete(self, cid: str, holders: Holders) -> None:
         # A delete drops what came before it for that client: its queue's effects go, and what
@@ -179,7 +179,7 @@ def fold(ops: list[Op], holders: Holders) -> Folded:
             if effect is None or type(effect) is OutgoingUpdate:
                 entries[mid] = op
             elif type(effect) is Put:
-                effect.state, effect.packet_id = op.state, op.packet_id
+                effect.status, effect.packet_id = op.status, op.packet_id
             # after a delete there is nothing to update
         elif type(op) is OutgoingEnqueue:
             out._enqueue(op, holders)

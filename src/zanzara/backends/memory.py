@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from ..message import Message
-from ..session import Delivery, DeliveryState
+from ..session import Delivery
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 
@@ -89,7 +89,9 @@ class MemoryStore:
         if mid is not None:
             self.data.queues.setdefault(client_id, {})[mid] = record
 
-    def outgoing_update(self, client_id: str, message_id: str, state: DeliveryState, packet_id: int) -> None:
+    def outgoing_update(
+        self, client_id: str, message_id: str, status: DeliveryStatus, packet_id: int
+    ) -> None:
         queue = self.data.queues.get(client_id)
         if queue is not None and (r := queue.get(message_id)) is not None:
             # Not dataclasses.replace, which costs 5x as much, once per message sent.
@@ -98,7 +100,7 @@ class MemoryStore:
                 qos=r.qos,
                 retain=r.retain,
                 subscription_ids=r.subscription_ids,
-                state=state,
+                status=status,
                 packet_id=packet_id,
             )
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import final
 
 from ..message import Message
-from ..session import DeliveryState
+from ..session import DeliveryStatus
 from ..storage import QueueRecord, SessionRecord
 from ..topic_tree import SubscriptionEntry
 
@@ -97,12 +97,12 @@ class OutgoingEnqueue:
 @dataclass(slots=True)
 @final
 class OutgoingUpdate:
-    """A queue entry's new state and packet id (sent, PUBREC received), so that a restart resumes
+    """A queue entry's new status and packet id (sent, released), so that a restart resumes
     its flow where it stood."""
 
     client_id: str
     message_id: str
-    state: DeliveryState
+    status: DeliveryStatus
     packet_id: int
 
 

@@ -54,7 +54,6 @@ from ..message import Message
 from ..mqtt.codec import decode_properties, encode_properties
 from ..mqtt.enums import PacketType
 from ..mqtt.properties import EMPTY_PROPERTIES
-from ..session import DeliveryState
 from ..storage import DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot, overtaken
 from ..topic_tree import SubscriptionEntry
 from .batched import BatchedStore
@@ -247,7 +246,7 @@ class RedisStore(BatchedStore):
                         qos=qos,
                         retain=retain,
                         subscription_ids=tuple(sub_ids),
-                        state=DeliveryState(state),
+                        status=DeliveryStatus(state),
                         packet_id=packet_id,
                     )
                 )
@@ -425,12 +424,12 @@ class RedisStore(BatchedStore):
                     static = statics[key] = json.dumps([rec.qos, rec.retain, list(rec.subscription_ids)])
                 scores += (effect.seq, mid)
                 fields += (mid, static)
-                state, packet_id = effect.state, effect.packet_id
+                state, packet_id = effect.status, effect.packet_id
             elif type(effect) is OutgoingUpdate:  # the entry's last update
-                state, packet_id = effect.state, effect.packet_id
+                state, packet_id = effect.status, effect.packet_id
             else:
                 continue
-            if state is DeliveryState.QUEUED:
+            if state is DeliveryStatus.QUEUED:
                 landed.append(mid)
             else:
                 flights += (mid, f'["{state}",{packet_id}]')  # JSON; json.dumps costs ten times as much

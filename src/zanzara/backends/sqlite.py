@@ -35,7 +35,7 @@ from ..message import Message
 from ..mqtt.codec import decode_properties, encode_properties
 from ..mqtt.enums import PacketType
 from ..mqtt.properties import EMPTY_PROPERTIES
-from ..session import Delivery, DeliveryState
+from ..session import Delivery
 from ..storage import LATER_STEP_TIMES, DeliveryStatus, QueueRecord, Receipt, SessionRecord, Snapshot
 from ..topic_tree import SubscriptionEntry
 from .batched import BatchedStore
@@ -270,7 +270,7 @@ class SqliteStore(BatchedStore):
                     qos=qos,
                     retain=bool(retain),
                     subscription_ids=tuple(json.loads(sub_ids)),
-                    state=DeliveryState(state),
+                    status=DeliveryStatus(state),
                     packet_id=pid,
                 )
             )
@@ -446,9 +446,9 @@ def _queue_statements(queues: dict[str, dict[str, Effect]]) -> list[Statement]:
                 rec = effect.record
                 sub_ids = json.dumps(rec.subscription_ids) if rec.subscription_ids else "[]"
                 puts.append((cid, mid, effect.seq, rec.qos, int(rec.retain), sub_ids,
-                             effect.state, effect.packet_id))  # fmt: skip
+                             effect.status, effect.packet_id))  # fmt: skip
             elif type(effect) is OutgoingUpdate:  # the entry's last update
-                updates.append((effect.state, effect.packet_id, mid, cid))
+                updates.append((effect.status, effect.packet_id, mid, cid))
     plan: list[Statement] = []
     if puts:
         plan.append(("INSERT OR REPLACE INTO queue VALUES (?,?,?,?,?,?,?,?)", puts))

@@ -15,7 +15,7 @@ from ..errors import ProtocolViolation
 from ..mqtt import reason_codes
 from ..mqtt.enums import ProtocolVersion, ReasonCode
 from ..mqtt.packets import PubAck, PubComp, PubRec, PubRel
-from ..session import Delivery, DeliveryState
+from ..session import Delivery, DeliveryStatus
 from . import deliveries
 from .client import Client
 from .commits import ack_after_commit
@@ -35,7 +35,7 @@ def handle_pubacks(state: CoreState, client: Client, packets: list[PubAck]) -> N
     session = client.session
     done = []
     for packet in packets:
-        out = session.acknowledge(packet.packet_id, DeliveryState.WAIT_PUBACK)
+        out = session.acknowledge(packet.packet_id, 1, DeliveryStatus.SENT)
         if out is not None:
             if reason_codes.is_failure(packet.reason_code):
                 _refused(out, packet)
@@ -56,7 +56,7 @@ def handle_pubrec(state: CoreState, client: Client, packet: PubRec) -> None:
     if reason_codes.is_failure(packet.reason_code):
         # MQTT 5 section 4.3.3: a PUBREC with a reason code of 0x80 or more ends the flow
         # (no PUBREL); the message is not resent, and its receipt says the client refused it.
-        done = session.acknowledge(packet.packet_id, DeliveryState.WAIT_PUBREC)
+        done = session.acknowledge(packet.packet_id, 2, DeliveryStatus.SENT)
         if done is not None:
             _refused(done, packet)
             deliveries.completed(state, client, [done])
@@ -75,7 +75,7 @@ def handle_pubrec(state: CoreState, client: Client, packet: PubRec) -> None:
                 )
             )
             return
-        if waiting.state is not DeliveryState.WAIT_PUBCOMP:
+        if waiting.status is not DeliveryStatus.RELEASED:
             # A PUBREC for a QoS 1 message: answering PUBREL would start a QoS 2 exchange
             # the client never began.
             raise _wrong_ack(packet, waiting)
@@ -84,7 +84,7 @@ def handle_pubrec(state: CoreState, client: Client, packet: PubRec) -> None:
         return
     store = state.persisted(session)
     if store is not None and out.message.message_id:
-        store.outgoing_update(session.client_id, out.message.message_id, out.state, out.packet_id)
+        store.outgoing_update(session.client_id, out.message.message_id, out.status, out.packet_id)
         # MQTT 5 section 4.3.3: once the PUBREL is sent, the PUBLISH must never be sent again.
         # So the PUBREL waits for the "PUBREC received" state to be durable: after a crash
         # the broker resends the PUBREL, not the PUBLISH the client already released (which
@@ -96,7 +96,7 @@ def handle_pubrec(state: CoreState, client: Client, packet: PubRec) -> None:
 
 def handle_pubcomp(state: CoreState, client: Client, packet: PubComp) -> None:
     session = client.session
-    out = session.acknowledge(packet.packet_id, DeliveryState.WAIT_PUBCOMP)
+    out = session.acknowledge(packet.packet_id, 2, DeliveryStatus.RELEASED)
     if out is not None:
         if reason_codes.is_failure(packet.reason_code):
             _refused(out, packet)
@@ -115,7 +115,9 @@ def _wrong_ack(packet: PubAck | PubRec | PubComp, out: Delivery) -> ProtocolViol
     DISCONNECT 0x82, 3.1.1 close [MQTT-4.8.0-1] (as Mosquitto does).
     """
     got = type(packet).__name__.upper()
-    return ProtocolViolation(f"{got} for packet id {packet.packet_id}, which is in {out.state.value}")
+    return ProtocolViolation(
+        f"{got} for packet id {packet.packet_id}, which is {out.status.value} (QoS {out.qos})"
+    )
 
 
 def _refused(out: Delivery, packet: PubAck | PubRec | PubComp) -> None:

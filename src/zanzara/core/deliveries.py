@@ -17,7 +17,7 @@ from ..events import Delivered, Dropped
 from ..message import Message
 from ..mqtt.packets import PubRel
 from ..protocol import PublishEncoder
-from ..session import Delivery, DeliveryState, Session
+from ..session import Delivery, Session
 from ..storage import DeliveryStatus, QueueRecord
 from .client import Client
 from .state import CoreState
@@ -190,7 +190,7 @@ def pump(state: CoreState, client: Client) -> None:
             if step is not None:
                 step(DeliveryStatus.SENT, out)
             if persist is not None:
-                persist.outgoing_update(cid, mid, out.state, pid)
+                persist.outgoing_update(cid, mid, out.status, pid)
         _sent(
             state,
             client,
@@ -204,7 +204,7 @@ def resend_inflight(state: CoreState, client: Client) -> None:
     now = state.clock()
     link = client.link
     for pid, out in list(client.session.inflight.items()):
-        if out.state is DeliveryState.WAIT_PUBCOMP:
+        if out.status is DeliveryStatus.RELEASED:
             link.send(PubRel(packet_id=pid))
         else:
             sent = link.send_message(

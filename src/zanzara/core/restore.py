@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from ..session import NEVER_EXPIRES, DeliveryState, Session
+from ..session import NEVER_EXPIRES, DeliveryStatus, Session
 from ..storage import Snapshot, Store
 from . import deliveries, lifecycle, routing
 from .state import CoreState
@@ -70,7 +70,7 @@ def _queues(state: CoreState, snapshot: Snapshot) -> None:
             continue
         for qrec in records:
             out = qrec.delivery(cid)
-            if qrec.state is DeliveryState.QUEUED:
+            if qrec.status is DeliveryStatus.QUEUED:
                 # A quota lowered since the last run drops (and unstores) the excess now.
                 for lost, why in owner.enqueue(out):
                     deliveries.dropped(state, owner, lost, why)
