@@ -15,11 +15,9 @@ Flow control, both ways, never drops the connection:
   PUBREC (a store commit), reading pauses; TCP slows the client.  Read limits
   (``max_bytes_rate``, ``max_publish_rate``) pause the same way.  Keep-alive
   does not count time we spent not reading.
-- Out: once the socket is full, what waits for it is counted; beyond
-  ``mqtt.max_write_buffer`` the connection is *congested*: QoS 0 messages to
-  it are dropped and QoS 1/2 ones wait in its session queue until it drains.
-  A socket that takes nothing for ``mqtt.write_timeout`` seconds is dropped.
-  Only the broker-wide ``max_write_buffer_total`` pauses publishers.
+- Out: a full socket slows nobody but its own client (congestion,
+  ``write_timeout``; see ``backpressure.py``, mixed in here).  Only the
+  broker-wide ``max_write_buffer_total`` pauses publishers.
 
 When the broker ends a connection it closes the way HTTP servers do (a
 lingering close): after the last packet it shuts down its writing side and
@@ -51,6 +49,7 @@ from ..mqtt.packets import ConnAck, Packet
 from ..protocol import ConnectionPhase, Event, Hold, PublishEncoder, ServerProtocol
 from ..throttle import TokenBucket
 from .admission import Admission
+from .backpressure import WriteFlowControl
 from .flusher import Flusher
 from .tls import peer_common_name
 
@@ -101,7 +100,7 @@ def new_protocol(cfg: MqttConfig) -> ServerProtocol:
     )
 
 
-class MqttConnection(asyncio.Protocol):
+class MqttConnection(WriteFlowControl, asyncio.Protocol):
     """A client connection; implements the broker's ``ClientLink``."""
 
     # Slots, not a __dict__: CPython 3.11 specializes attribute access only for instances
@@ -112,14 +111,11 @@ class MqttConnection(asyncio.Protocol):
         "_bytes_bucket",
         "_closing",
         "_dirty",
-        "_drops_before",
         "_exceeded_noted",
-        "_held",
         "_linger_budget",
         "_lingering",
         "_listener_name",
         "_loop",
-        "_max_write_buffer",
         "_memory_paused",
         "_on_close",
         "_pending",
@@ -127,16 +123,11 @@ class MqttConnection(asyncio.Protocol):
         "_task",
         "_timer",
         "_window_full",
-        "_write_mark",
-        "_write_paused",
-        "_write_timeout",
-        "_write_timer",
         "admission",
         "auth_exchange",
         "broker",
         "certificate_username",
         "client",
-        "congested",
         "flusher",
         "identity_as_username",
         "protocol",
@@ -182,19 +173,9 @@ class MqttConnection(asyncio.Protocol):
         self._window_full = False
         self._memory_paused = False
         self._exceeded_noted = False  # over receive_maximum: counted and logged once
-        # Output: the socket is full (the transport said pause_writing); _held is what this
-        # connection counts in the flusher's broker-wide sum meanwhile.
-        self._write_paused = False
-        self._held = 0
-        self._max_write_buffer = cfg.max_write_buffer
-        # Over max_write_buffer: QoS 0 to this client is dropped, QoS 1/2 waits in its queue.
-        self.congested = False
+        self._init_write_flow(cfg)
         # The enhanced authentication in progress (MQTT 5 section 4.12): it goes with the connection.
         self.auth_exchange: AuthExchange | None = None
-        self._drops_before = 0
-        self._write_timeout = cfg.write_timeout
-        self._write_timer: asyncio.TimerHandle | None = None
-        self._write_mark = 0
         # max_bytes_rate; None (the default) costs one attribute test per read.  (The
         # protocol times max_publish_rate: it sees the PUBLISH.)
         rate = cfg.max_bytes_rate
@@ -262,13 +243,6 @@ class MqttConnection(asyncio.Protocol):
             self._dirty = True
             self.flusher.mark(self)
         return True
-
-    def _hold(self, size: int) -> None:
-        """``size`` more bytes wait for our full socket: count them, congest beyond the limit."""
-        self._held += size
-        self.flusher.grow(size)
-        if self._held > self._max_write_buffer and not self.congested:
-            self._congest()
 
     @property
     def receive_maximum(self) -> int:
@@ -397,15 +371,11 @@ class MqttConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._cancel_timer()
-        self._cancel_write_timer()
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        flusher = self.flusher
-        if self._held:
-            flusher.shrink(self._held)
-            self._held = 0
-        flusher.forget(self)
+        self._release_held()
+        self.flusher.forget(self)
         # Nothing can be written any more: a flush already scheduled skips this connection.
         self.transport = None
         self._release_client()
@@ -421,67 +391,6 @@ class MqttConnection(asyncio.Protocol):
                 self.broker.disconnected(client)
             except Exception:
                 logger.exception("disconnect of %s failed", client.info.client_id)
-
-    def pause_writing(self) -> None:
-        """The socket is full (over the transport's high-water mark): count what waits for it."""
-        self._write_paused = True
-        transport = self.transport
-        size = transport.get_write_buffer_size() if transport is not None else 0
-        self._held = size
-        self.flusher.grow(size)
-        if self._write_timeout and self._write_timer is None:
-            self._write_mark = size
-            self._write_timer = self._loop.call_later(self._write_timeout, self._check_write)
-
-    def resume_writing(self) -> None:
-        """The socket drained (under the low-water mark): stop counting, send what waited."""
-        self._write_paused = False
-        self._cancel_write_timer()
-        if self._held:
-            held, self._held = self._held, 0
-            self.flusher.shrink(held)
-        if self.congested:
-            self.congested = False
-            client = self.client
-            if client is not None:
-                dropped = client.messages_dropped - self._drops_before
-                logger.info("%s reads again; %d QoS 0 messages to it were dropped", self.who(), dropped)
-                if client.session.queued:
-                    self.broker.pump(client)
-
-    def _congest(self) -> None:
-        self.congested = True
-        client = self.client
-        self._drops_before = client.messages_dropped if client is not None else 0
-        logger.warning(
-            "%s is not reading: %d bytes wait for it (max_write_buffer %d); "
-            "QoS 0 messages to it are dropped and QoS 1/2 queued until it drains",
-            self.who(),
-            self._held,
-            self._max_write_buffer,
-        )
-
-    def _check_write(self) -> None:
-        """write_timeout: a full socket that took nothing since the last look loses its client."""
-        self._write_timer = None
-        transport = self.transport
-        if not self._write_paused or transport is None or self._lingering:
-            return
-        size = transport.get_write_buffer_size()
-        if size < self._write_mark:
-            self._write_mark = size  # it took something: look again later
-            self._write_timer = self._loop.call_later(self._write_timeout, self._check_write)
-            return
-        if self.client is not None:
-            # Not a clean disconnect: the will is published, a persistent session kept.
-            self.client.disconnect_reason = DisconnectReason.WRITE_TIMEOUT
-        logger.info("closing %s: its socket took nothing for %.0f s", self.who(), self._write_timeout)
-        self.abort()
-
-    def _cancel_write_timer(self) -> None:
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
 
     # -- handling -----------------------------------------------------------------
 
@@ -635,13 +544,7 @@ class MqttConnection(asyncio.Protocol):
         if out:
             transport.write(out[0] if len(out) == 1 else b"".join(out))
             if self._write_paused:
-                # What waited in our list is in the transport's buffer now, and some may be sent.
-                size = transport.get_write_buffer_size()
-                if size > self._held:
-                    self.flusher.grow(size - self._held)
-                elif size < self._held:
-                    self.flusher.shrink(self._held - size)
-                self._held = size
+                self._recount_held(transport)
         if self._closing:
             self._close(transport)
 
