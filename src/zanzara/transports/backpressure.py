@@ -29,7 +29,7 @@ from ..events import DisconnectReason
 
 if TYPE_CHECKING:
     from ..core import Client, Core
-    from .connection import ByteTransport
+    from .byte_transport import ByteTransport
     from .flusher import Flusher
 
 __all__ = ["WriteFlowControl"]

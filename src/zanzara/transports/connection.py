@@ -36,7 +36,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from ..auth.exchange import AuthExchange
 from ..config import MqttConfig
@@ -50,6 +50,7 @@ from ..protocol import ConnectionPhase, Event, Hold, PublishEncoder, ServerProto
 from ..throttle import TokenBucket
 from .admission import Admission
 from .backpressure import WriteFlowControl
+from .byte_transport import ByteTransport
 from .flusher import Flusher
 from .tls import peer_common_name
 
@@ -60,30 +61,6 @@ logger = logging.getLogger(__name__)
 # The lingering close: how long, and how many bytes, we read and discard after our last packet.
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1024 * 1024
-
-
-class ByteTransport(Protocol):
-    """What a connection needs from its transport: the subset of ``asyncio.Transport`` it uses."""
-
-    def write(self, data: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-    def abort(self) -> None: ...
-
-    def is_closing(self) -> bool: ...
-
-    def can_write_eof(self) -> bool: ...
-
-    def write_eof(self) -> None: ...
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def get_write_buffer_size(self) -> int: ...
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
 
 
 def new_protocol(cfg: MqttConfig) -> ServerProtocol:
