@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from zanzara.config import Config, ListenerConfig, MqttConfig, config_from_dict, load_config
+from zanzara.config import (
+    AdminConfig,
+    AdminToken,
+    Config,
+    ListenerConfig,
+    MqttConfig,
+    config_from_dict,
+    load_config,
+)
 from zanzara.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "zanzara.example.toml"
@@ -106,7 +114,7 @@ def _documented_keys(text: str) -> set[str]:
     return set(keys) | set(tables)
 
 
-@pytest.mark.parametrize("model", [Config, ListenerConfig, MqttConfig])
+@pytest.mark.parametrize("model", [Config, ListenerConfig, MqttConfig, AdminConfig, AdminToken])
 def test_example_file_documents_every_key(model: type[BaseModel]) -> None:
     missing = set(model.model_fields) - _documented_keys(EXAMPLE.read_text(encoding="utf-8"))
     assert not missing, f"keys missing from {EXAMPLE.name}: {sorted(missing)}"
@@ -405,3 +413,38 @@ def test_ws_path_must_be_absolute() -> None:
     assert_config_error(
         {"listeners": [{"protocol": "ws", "path": "mqtt"}]}, "listeners.0.path", "must start with '/'"
     )
+
+
+# --- [admin] --------------------------------------------------------------------------------------
+
+
+def test_admin_beyond_loopback_needs_tokens() -> None:
+    """Anyone who reaches the admin API could publish and kick clients: no tokens, no start."""
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"admin": {"host": "0.0.0.0"}})
+    assert info.value.field == "admin.tokens"
+    assert "admin.host = '0.0.0.0'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "admin",
+    [
+        {"host": "127.0.0.1"},
+        {"host": "::1"},
+        {"host": "localhost"},
+        {"host": "0.0.0.0", "port": 0},  # off
+        {"host": "0.0.0.0", "token_file": "tokens"},
+        {"host": "0.0.0.0", "tokens": [{"token": "x" * 16, "scope": "admin"}]},
+    ],
+)
+def test_admin_without_tokens_on_loopback_or_with_them_anywhere(admin: dict[str, object]) -> None:
+    assert config_from_dict({"admin": admin}).admin.host == admin["host"]
+
+
+def test_admin_token_is_long_and_its_scope_known() -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"admin": {"tokens": [{"token": "short"}]}})
+    assert info.value.field == "admin.tokens.0.token"
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"admin": {"tokens": [{"token": "x" * 16, "scope": "root"}]}})
+    assert info.value.field == "admin.tokens.0.scope"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import ipaddress
 import os
 import tomllib
 import typing
@@ -42,6 +43,9 @@ from .mqtt.topics import validate_topic_filter
 
 __all__ = [
     "DEFAULT_PORTS",
+    "AdminConfig",
+    "AdminScope",
+    "AdminToken",
     "Config",
     "ListenerConfig",
     "ListenerProtocol",
@@ -61,6 +65,8 @@ ListenerProtocol = Literal["mqtt", "ws"]
 TlsVersion = Literal["1.2", "1.3"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["text", "json"]
+# What an admin API token may do: read < publish < admin (each includes the ones before it).
+AdminScope = Literal["read", "publish", "admin"]
 
 _UINT16_MAX = 0xFFFF
 _UINT32_MAX = 0xFFFFFFFF
@@ -393,6 +399,52 @@ class StorageConfig(_Section):
     lease: float = Field(default=5.0, ge=1.0, le=300.0)
 
 
+class AdminToken(_Section):
+    """A bearer token of the admin API ([[admin.tokens]]) and what it may do."""
+
+    # At least 16 characters: a token is a password that never goes through a slow hash.
+    token: str = Field(min_length=16)
+    scope: AdminScope = "read"
+    # Who holds it, for the logs (the token itself is never logged).
+    name: str | None = Field(default=None, min_length=1)
+
+
+class AdminConfig(_Section):
+    """The HTTP admin API, the Prometheus metrics and the dashboard ([admin])."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    # 0 turns the admin API off.
+    port: int = Field(default=18083, ge=0, le=_UINT16_MAX)
+    tokens: tuple[AdminToken, ...] = Field(default=(), strict=False)
+    # One token a line: "SCOPE TOKEN [NAME]" ('#' starts a comment); re-read on SIGHUP.
+    token_file: str | None = Field(default=None, min_length=1)
+    # Largest request body accepted (bytes); more is answered 413.
+    max_body: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Events a /api/v1/events reader may fall behind by before it misses some (counted).
+    events_buffer: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _tokens_beyond_loopback(self) -> Self:
+        # Anyone who can reach a non-loopback address could publish and kick clients.
+        if self.port and not self.tokens and self.token_file is None and not _loopback(self.host):
+            raise ConfigError(
+                "admin.tokens",
+                f"required when the admin API listens beyond this machine (admin.host = {self.host!r}): "
+                'set admin.tokens or admin.token_file, or admin.host = "127.0.0.1"',
+            )
+        return self
+
+
+def _loopback(host: str) -> bool:
+    """True for localhost and loopback addresses; a host name is assumed to reach further."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Config(_Section):
     """The whole broker configuration (the root of the TOML file)."""
 
@@ -404,6 +456,7 @@ class Config(_Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     push: PushConfig = Field(default_factory=PushConfig)
+    admin: AdminConfig = Field(default_factory=AdminConfig)
     # True here, so that an embedded Broker() keeps working; a configuration
     # file that declares [[listeners]] without this key gets False instead
     # (see _file_defaults), as in Mosquitto 2.
