@@ -25,6 +25,7 @@ from .backends.redis import RedisStore
 from .backends.sqlite import SqliteStore
 from .config import Config, ListenerConfig, MqttConfig
 from .core import Core, PublishResult
+from .core.service import SessionView
 from .errors import ConfigError, StoreError
 from .events import Event
 from .hooks import Authenticator, EnhancedAuthenticator, PublishAuthorizer, SubscribeAuthorizer
@@ -89,6 +90,7 @@ class Broker:
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self._started = False
+        self._stopping = False
         self._store: Store | None = None
 
     # -- hooks and events ---------------------------------------------------------
@@ -252,6 +254,7 @@ class Broker:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Graceful shutdown: stop accepting, DISCONNECT everyone (v5: 0x8B), flush, close."""
+        self._stopping = True
         for listener in self.listeners:
             await listener.stop()
         self.listeners.clear()
@@ -290,13 +293,19 @@ class Broker:
         priority: int | None = None,
         collapse_key: str | None = None,
         ttl: int | None = None,
+        client_ids: Iterable[str] | None = None,
+        dry_run: bool = False,
         wait: bool = True,
     ) -> PublishResult:
         """Publish as the broker.
 
         ``priority`` (0-255, higher first), ``collapse_key`` (replaces a queued message
         with the same key) and ``ttl`` (seconds) shape how offline sessions get it.
-        Returns the message id (QoS 1/2) for :meth:`receipts`, and the match count.
+        ``client_ids`` restricts delivery to those sessions among the matching ones
+        (targeted push; such a message cannot be retained).  ``dry_run`` checks the
+        arguments and counts the matching sessions, publishing nothing.
+        Returns the message id (QoS 1/2) for :meth:`receipts`, how many sessions matched,
+        and of those how many were sent it now and how many queued it.
 
         QoS 1 and 2 keep the promise of a PUBACK: the call returns once the message, the
         queue entries of every persistent session it goes to, and the retained message
@@ -327,12 +336,53 @@ class Broker:
             priority=priority,
             collapse_key=collapse_key,
             ttl=ttl,
+            client_ids=None if client_ids is None else frozenset(client_ids),
+            dry_run=dry_run,
         )
         store = self.core.store
-        if wait and qos and store is not None:
+        if wait and qos and not dry_run and store is not None:
             # The message's writes were recorded while it was routed: this commit holds them.
             await _committed(store, topic, result)
         return result
+
+    async def committed(self) -> None:
+        """Wait until everything published so far is in the store (after ``wait=False``
+        publishes: one commit for many).  Raises :class:`~zanzara.StoreError` if it failed."""
+        store = self.core.store
+        if store is not None:
+            await asyncio.shield(store.commit())
+
+    # -- the operator's tools: the core's service layer, for embedders and the admin API --------
+
+    @property
+    def ready(self) -> bool:
+        """The store is loaded and every listener is up (and the broker is not stopping)."""
+        return (
+            self._started
+            and self._store is not None
+            and not self._stopping
+            and (len(self.listeners) == len(self.config.listeners))
+        )
+
+    def session(self, client_id: str) -> SessionView | None:
+        """A snapshot of one session and its client (None: no such session)."""
+        return self.core.session(client_id)
+
+    def kick(self, client_id: str, *, with_will: bool = True) -> bool:
+        """Disconnect a client (v5: DISCONNECT 0x98); False if it is not connected."""
+        return self.core.kick(client_id, with_will=with_will)
+
+    def end_session(self, client_id: str, *, with_will: bool = False) -> bool:
+        """Kick the client and forget its session, queue and subscriptions; False if none."""
+        return self.core.end_session(client_id, with_will=with_will)
+
+    def subscribe(self, client_id: str, topic_filter: str, *, qos: int = 0) -> bool:
+        """Subscribe a session from the server side; False if there is no such session."""
+        return self.core.subscribe(client_id, topic_filter, qos=qos)
+
+    def unsubscribe(self, client_id: str, topic_filter: str) -> bool:
+        """Remove one subscription of a session; False if it had none."""
+        return self.core.unsubscribe(client_id, topic_filter)
 
     async def receipts(self, message_id: str) -> list[Receipt]:
         """Per recipient: when the message was queued, sent and acknowledged, or why not."""

@@ -49,6 +49,7 @@ class DisconnectReason(StrEnum):
     NOT_AUTHORIZED = "not_authorized"  # a re-authentication failed
     WRITE_TIMEOUT = "write_timeout"  # its full socket took nothing for mqtt.write_timeout
     STORE_FAILURE = "store_failure"  # an acknowledgement could not be made durable
+    KICKED = "kicked"  # an operator disconnected it (admin API, Broker.kick)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

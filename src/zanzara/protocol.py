@@ -144,7 +144,11 @@ class ServerProtocol:
         self._out: list[bytes] = []
         # max_publish_rate (0: none): PUBLISH over it are preceded by a Hold.
         self._publish_bucket = TokenBucket(max_publish_rate, 0.0) if max_publish_rate else None
+        # Traffic of this connection (the admin API shows it per client).
         self.publishes_received = 0
+        self.publishes_sent = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
 
     # -- input ------------------------------------------------------------------
 
@@ -168,6 +172,7 @@ class ServerProtocol:
             return []
         if now is not None:
             self.last_heard = now
+        self.bytes_received += len(data)
         self.reader.feed(data)
         packets: list[Event] = []
         try:
@@ -446,6 +451,7 @@ class ServerProtocol:
             return 0
         if self.phase is not ConnectionPhase.CLOSED:  # [MQTT-3.14.4-1], as in send_bytes
             self._out.append(data)
+        self.publishes_sent += 1
         return size
 
     def send_message(
@@ -464,11 +470,14 @@ class ServerProtocol:
         if not self.send_bytes(data):
             self.forget_alias(message.topic)
             return 0
+        self.publishes_sent += 1
         return len(data)
 
     def data_to_send(self) -> list[bytes]:
         out = self._out
-        self._out = []
+        if out:
+            self._out = []
+            self.bytes_sent += sum(map(len, out))
         return out
 
     # -- errors -----------------------------------------------------------------

@@ -133,6 +133,11 @@ class Session:
     def queued(self) -> int:
         return self._queued
 
+    @property
+    def queued_bytes(self) -> int:
+        """Payload bytes waiting in the queue (what ``max_queued_bytes`` counts)."""
+        return self._queued_bytes
+
     def window_open(self) -> bool:
         return len(self.inflight) < self.max_inflight
 

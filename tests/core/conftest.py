@@ -33,6 +33,7 @@ import pytest
 from zanzara.auth.exchange import AuthExchange
 from zanzara.config import MqttConfig, PushConfig
 from zanzara.core import Admitted, Awaiting, Challenge, Client, ConnectResult, Core, Refused
+from zanzara.core.client import Traffic
 from zanzara.errors import ProtocolError
 from zanzara.message import Message
 from zanzara.mqtt.codec import Reader, encode
@@ -172,6 +173,11 @@ class FakeLink:
     @property
     def is_open(self) -> bool:
         return self.protocol.phase is ConnectionPhase.CONNECTED
+
+    @property
+    def traffic(self) -> Traffic:
+        p = self.protocol
+        return Traffic(p.publishes_received, p.publishes_sent, p.bytes_received, p.bytes_sent)
 
     def send_publish(
         self, encoder: PublishEncoder, qos: int, retain: bool, sub_ids: tuple[int, ...], packet_id: int = 0

@@ -41,6 +41,7 @@ from ..hooks import (
     PublishAuthorizer,
     SubscribeAuthorizer,
 )
+from ..message import Message
 from ..mqtt.enums import PacketType
 from ..mqtt.packets import (
     Auth,
@@ -61,7 +62,7 @@ from ..mqtt.properties import EMPTY_PROPERTIES, Properties
 from ..protocol import PubAcks
 from ..session import Session
 from ..storage import Snapshot, Store
-from . import acks, deliveries, enhanced_auth, lifecycle, publish, restore, routing, subscribe
+from . import acks, deliveries, enhanced_auth, lifecycle, publish, restore, routing, service, subscribe
 from .client import Admitted, Awaiting, Challenge, Client, ClientLink, ConnectResult, Refused
 from .connect import connect as _connect
 from .publish import PublishResult
@@ -225,8 +226,10 @@ class Core:
         priority: int | None = None,
         collapse_key: str | None = None,
         ttl: int | None = None,
+        client_ids: frozenset[str] | None = None,
+        dry_run: bool = False,
     ) -> PublishResult:
-        """Publish from the server side (embedded API, admin API)."""
+        """Publish from the server side (embedded API, admin API); see :func:`.publish.publish`."""
         return publish.publish(
             self.state,
             topic,
@@ -237,7 +240,92 @@ class Core:
             priority=priority,
             collapse_key=collapse_key,
             ttl=ttl,
+            client_ids=client_ids,
+            dry_run=dry_run,
         )
+
+    # -- the operator's tools (core/service.py) -------------------------------------------------
+
+    def session(self, client_id: str) -> service.SessionView | None:
+        """A snapshot of one session and its client; None if there is no such session."""
+        session = self.state.sessions.get(client_id)
+        return None if session is None else service.session_view(self.state, session)
+
+    def list_sessions(
+        self,
+        *,
+        prefix: str = "",
+        username: str | None = None,
+        connected: bool | None = None,
+        listener: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[service.SessionView], str | None]:
+        """A page of sessions by client id and the cursor of the next one (see core/service.py)."""
+        return service.list_sessions(
+            self.state,
+            prefix=prefix,
+            username=username,
+            connected=connected,
+            listener=listener,
+            after=after,
+            limit=limit,
+        )
+
+    def list_subscriptions(
+        self, *, topic_filter: str | None = None, client_id: str | None = None
+    ) -> list[service.SubscriptionView]:
+        return service.list_subscriptions(self.state, topic_filter=topic_filter, client_id=client_id)
+
+    def queue(self, client_id: str) -> list[service.QueuedView] | None:
+        return service.queue_of(self.state, client_id)
+
+    def purge_queue(self, client_id: str) -> int | None:
+        return service.purge_queue(self.state, client_id)
+
+    def kick(self, client_id: str, *, with_will: bool = True) -> bool:
+        return service.kick(self.state, client_id, with_will=with_will)
+
+    def end_session(self, client_id: str, *, with_will: bool = False) -> bool:
+        return service.end_session(self.state, client_id, with_will=with_will)
+
+    def subscribe(
+        self,
+        client_id: str,
+        topic_filter: str,
+        *,
+        qos: int = 0,
+        no_local: bool = False,
+        retain_as_published: bool = False,
+    ) -> bool:
+        return service.subscribe(
+            self.state,
+            client_id,
+            topic_filter,
+            qos=qos,
+            no_local=no_local,
+            retain_as_published=retain_as_published,
+        )
+
+    def unsubscribe(self, client_id: str, topic_filter: str) -> bool:
+        return service.unsubscribe(self.state, client_id, topic_filter)
+
+    def retained(self, topic_filter: str = "#") -> list[Message]:
+        """The retained messages whose topics match ``topic_filter``, by topic."""
+        return sorted((m for _, m in self.state.retained.match(topic_filter)), key=lambda m: m.topic)
+
+    def retained_message(self, topic: str) -> Message | None:
+        return self.state.retained.get(topic)
+
+    def delete_retained(self, topic: str) -> bool:
+        """Clear the retained message of ``topic`` (as an empty retained PUBLISH would)."""
+        if self.state.retained.get(topic) is None:
+            return False
+        self.state.retained.delete(topic)
+        store = self.state.store
+        if store is not None:
+            store.retained_delete(topic)
+        return True
 
     async def close(self) -> None:
         """Stop every timer and the event listeners."""

@@ -96,7 +96,16 @@ def admit(
     lifecycle.persist(state, session, packet.will)
     session.max_inflight = min(cfg.max_inflight_messages, link.receive_maximum)
 
-    client = Client(link=link, session=session, info=info, version=version, will=packet.will)
+    client = Client(
+        link=link,
+        session=session,
+        info=info,
+        version=version,
+        will=packet.will,
+        keep_alive=keep_alive,
+        clean_start=packet.clean_start,
+        connected_at=state.clock(),
+    )
     state.clients[client_id] = client
     state.stats.connections_total += 1
     link.accept(ConnAck(session_present=session_present, properties=connack_props), keep_alive)

@@ -32,6 +32,7 @@ __all__ = [
     "ClientLink",
     "ConnectResult",
     "Refused",
+    "Traffic",
 ]
 
 
@@ -83,6 +84,10 @@ class ClientLink(Protocol):
     def is_open(self) -> bool:
         """Accepted (CONNACK sent) and neither failed nor closed."""
 
+    @property
+    def traffic(self) -> Traffic:
+        """What went through this connection so far."""
+
     def send(self, packet: Packet) -> None: ...
 
     def send_publish(
@@ -119,6 +124,16 @@ class ClientLink(Protocol):
         """Flush what is queued, then close the connection."""
 
 
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """What went through one connection: PUBLISH packets and bytes, each way."""
+
+    messages_received: int = 0
+    messages_sent: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+
+
 @dataclass(slots=True, eq=False)
 class Client:
     """A connected client: its connection, session and will."""
@@ -131,6 +146,10 @@ class Client:
     disconnect_reason: DisconnectReason = DisconnectReason.CONNECTION_LOST
     # QoS 0 messages dropped because the client did not read them in time.
     messages_dropped: int = 0
+    # What its CONNECT said and when it was accepted (wall clock), for the admin API.
+    keep_alive: int = 0
+    clean_start: bool = True
+    connected_at: float = 0.0
     # Acknowledgements waiting for a store commit, in order: (commit, action, argument on
     # success, argument on failure or None); later ones queue behind them.
     pending_acks: deque[tuple[asyncio.Future[None], Callable[[Any], None], Any, Any]] = field(

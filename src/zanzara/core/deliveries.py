@@ -39,16 +39,19 @@ logger = logging.getLogger(__name__)
 
 def send_qos0(
     state: CoreState, client: Client, encoder: PublishEncoder, retain: bool, sub_ids: tuple[int, ...]
-) -> None:
-    """A QoS 0 message to a connected client: sent now, or dropped if its socket is congested."""
+) -> bool:
+    """A QoS 0 message to a connected client: sent now (True), or dropped if its socket is
+    congested or the message too large for it."""
     link = client.link
     if link.congested:
         _drop_for_slowness(state, client, encoder.message)
-        return
+        return False
     if link.send_publish(encoder, 0, retain, sub_ids):
         state.stats.messages_sent += 1
         if state.events.active:
             state.events.emit(Delivered(client_id=client.info.client_id, message=encoder.message, qos=0))
+        return True
+    return False
 
 
 def _drop_for_slowness(state: CoreState, client: Client, message: Message) -> None:
@@ -70,11 +73,11 @@ def deliver(
     qos: int,
     retain: bool,
     sub_ids: tuple[int, ...],
-) -> None:
-    """A QoS 1/2 message to a session: in flight now if it can go, else queued."""
+) -> bool:
+    """A QoS 1/2 message to a session: in flight now if it can go (True), else queued."""
     session = client.session if client is not None else state.sessions.get(client_id)
     if session is None:
-        return
+        return False
     now = encoder.now
     out = Delivery(
         message=encoder.message,
@@ -99,13 +102,14 @@ def deliver(
         if state.track_deliveries:
             _note(state, DeliveryStatus.SENT, out)
         _sent(state, client, out, client.link.send_publish(encoder, qos, retain, sub_ids, pid))
-        return
+        return True
     if store is not None:
         store.outgoing_enqueue(session.client_id, QueueRecord.of(out))
     if state.track_deliveries:
         _note(state, DeliveryStatus.QUEUED, out)
     for lost, why in session.enqueue(out):
         dropped(state, session, lost, why)
+    return False
 
 
 def _sent(state: CoreState, client: Client, out: Delivery, sent: bool) -> None:

@@ -43,10 +43,14 @@ _UNSTORED = Properties(reason_string="store unavailable")
 class PublishResult:
     """What a server-side publish did."""
 
-    # Look delivery receipts up with it; None for QoS 0 messages (not tracked).
+    # Look delivery receipts up with it; None for QoS 0 messages (not tracked) and dry runs.
     message_id: str | None
-    # How many subscriptions (clients and shared groups) the message matched.
+    # How many sessions the message matched (a shared group counts once: one member gets it).
     matched: int
+    # Of those: sent now (connected, and room in flight), and queued for later (QoS 1/2).
+    # The rest got nothing: QoS 0 to an offline or too slow client, or the message expired.
+    sent: int = 0
+    queued: int = 0
 
 
 def handle_publish(state: CoreState, client: Client, packet: Publish) -> Pending | None:
@@ -150,8 +154,12 @@ def publish(
     priority: int | None = None,
     collapse_key: str | None = None,
     ttl: int | None = None,
+    client_ids: frozenset[str] | None = None,
+    dry_run: bool = False,
 ) -> PublishResult:
-    """Publish from the server side (embedded API, admin API)."""
+    """Publish from the server side (embedded API, admin API); only to the sessions of
+    ``client_ids`` among the matching ones when given (targeted push: not retained); with
+    ``dry_run`` everything is checked and the matches counted, and nothing published."""
     cfg = state.config
     try:
         validate_topic_name(topic, max_levels=cfg.max_topic_levels, max_length=cfg.max_topic_length)
@@ -161,6 +169,11 @@ def publish(
         raise InvalidArgument(f"qos must be 0, 1 or 2, not {qos!r}")
     if priority is not None and not 0 <= priority <= 255:
         raise InvalidArgument(f"priority must be 0..255, not {priority!r}")
+    if ttl is not None and not 1 <= ttl <= 0xFFFFFFFF:
+        raise InvalidArgument(f"ttl must be 1..4294967295 seconds, not {ttl!r}")
+    if client_ids is not None and retain:
+        # A retained message is for every future subscriber: it cannot be targeted.
+        raise InvalidArgument("a targeted publish (client_ids) cannot be retained")
     message = make_message(
         state,
         topic,
@@ -173,5 +186,6 @@ def publish(
         collapse_key=collapse_key,
         ttl=ttl,
     )
-    matched = routing.route(state, message)
-    return PublishResult(message_id=message.message_id, matched=matched)
+    reach = routing.route_counted(state, message, client_ids, dry_run=dry_run)
+    message_id = None if dry_run else message.message_id
+    return PublishResult(message_id, reach.matched, reach.sent, reach.queued)

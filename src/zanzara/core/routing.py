@@ -12,6 +12,8 @@ target and one member of each shared group.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..events import Published
 from ..message import Message
 from ..protocol import PublishEncoder
@@ -20,7 +22,7 @@ from . import deliveries
 from .plan import Plan, Target
 from .state import CoreState
 
-__all__ = ["invalidate", "route"]
+__all__ = ["Reach", "invalidate", "route", "route_counted"]
 
 # Plans are cached per topic up to this many, for topics up to this long (as the tree's cache).
 MAX_PLANS = 50_000
@@ -32,19 +34,10 @@ def invalidate(state: CoreState) -> None:
     state.plans.clear()
 
 
-def route(state: CoreState, message: Message) -> int:  # noqa: C901 - the fan-out hot path: per-target steps inlined, a call per delivery costs
+def route(state: CoreState, message: Message) -> int:
     """Store if retained, then route to every matching session; returns the match count."""
     if message.retain:
-        store = state.store
-        if message.payload:
-            state.retained.set(message.topic, message)
-            if store is not None:
-                store.retained_put(message)
-        else:
-            # [MQTT-3.3.1-6] an empty retained message clears the topic and is not stored.
-            state.retained.delete(message.topic)
-            if store is not None:
-                store.retained_delete(message.topic)
+        _retain(state, message)
     if state.events.active:
         state.events.emit(Published(client_id=message.sender, message=message))
     matches = state.subscriptions.match(message.topic)
@@ -96,6 +89,112 @@ def route(state: CoreState, message: Message) -> int:  # noqa: C901 - the fan-ou
         else:
             deliver(state, entry.client_id, client, encoder, qos, False, sub_ids)
     return len(targets) + len(plan.groups)
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Where a server-side publish went: sessions matched, of which sent now and queued."""
+
+    matched: int = 0
+    sent: int = 0
+    queued: int = 0
+
+
+def route_counted(
+    state: CoreState, message: Message, only: frozenset[str] | None = None, *, dry_run: bool = False
+) -> Reach:
+    """Route as :func:`route` does, counting per session, for the admin API's push: only to the
+    sessions in ``only`` when given (targeted push; shared groups pick among those), and with
+    ``dry_run`` nothing is published, only matched sessions are counted.
+
+    Apart from :func:`route` so that the per-delivery loop clients' PUBLISH go through keeps no
+    counting or filtering of its own.
+    """
+    if not dry_run and message.retain:
+        _retain(state, message)
+    plan = _plan_for(state, message.topic)
+    targets = [t for t in plan.targets if only is None or t.client_id in only]
+    clients = state.clients
+    picks = []
+    may_receive = state.may_receive
+    for group in plan.groups:
+        if only is None:
+            entry = group.pick(clients.__contains__)
+        else:
+            # Targeted: one of the group's members among ``only``, a connected one if any.
+            members = [e for e in group.members if e.client_id in only]
+            entry = next((e for e in members if e.client_id in clients), members[0] if members else None)
+        if entry is None or (may_receive is not None and not may_receive(entry.client_id, message.topic)):
+            continue
+        picks.append(entry)
+    matched = len(targets) + len(picks)
+    if dry_run:
+        return Reach(matched)
+    if state.events.active:
+        state.events.emit(Published(client_id=message.sender, message=message))
+    now = state.clock()
+    if not matched or message.expired(now):
+        return Reach(matched)
+    encoder = PublishEncoder(message, now)
+    sent = queued = 0
+    for target in targets:
+        if target.entries:
+            entries = target.entries
+            qos = min(message.qos, max(e.qos for e in entries))
+            retain = message.retain and any(e.retain_as_published for e in entries)
+            sub_ids = tuple(sorted({e.subscription_id for e in entries if e.subscription_id}))
+        else:
+            qos = min(message.qos, target.qos)
+            retain = message.retain and target.retain_as_published
+            sub_ids = target.subscription_ids
+        now_sent = _deliver_one(state, target.client_id, encoder, qos, retain, sub_ids)
+        sent += now_sent is True
+        queued += now_sent is False
+    for entry in picks:
+        sub_ids = (entry.subscription_id,) if entry.subscription_id else ()
+        now_sent = _deliver_one(state, entry.client_id, encoder, min(message.qos, entry.qos), False, sub_ids)
+        sent += now_sent is True
+        queued += now_sent is False
+    return Reach(matched, sent, queued)
+
+
+def _deliver_one(
+    state: CoreState,
+    client_id: str,
+    encoder: PublishEncoder,
+    qos: int,
+    retain: bool,
+    sub_ids: tuple[int, ...],
+) -> bool | None:
+    """True: sent now; False: queued; None: neither (QoS 0 to an offline or congested client)."""
+    client = state.clients.get(client_id)
+    if qos == 0:
+        if client is None:
+            return None
+        return True if deliveries.send_qos0(state, client, encoder, retain, sub_ids) else None
+    if client is None and client_id not in state.sessions:
+        return None
+    return deliveries.deliver(state, client_id, client, encoder, qos, retain, sub_ids)
+
+
+def _plan_for(state: CoreState, topic: str) -> Plan:
+    """The cached plan of ``topic`` (:func:`route` inlines this)."""
+    matches = state.subscriptions.match(topic)
+    cached = state.plans.get(topic)
+    return cached[1] if cached is not None and cached[0] is matches else _make_plan(state, topic, matches)
+
+
+def _retain(state: CoreState, message: Message) -> None:
+    store = state.store
+    if message.payload:
+        state.retained.set(message.topic, message)
+        if store is not None:
+            store.retained_put(message)
+    else:
+        # [MQTT-3.3.1-6] an empty retained message clears the topic and is not stored.
+        state.retained.delete(message.topic)
+        if store is not None:
+            store.retained_delete(message.topic)
 
 
 def _deliver_overlapping(state: CoreState, target: Target, encoder: PublishEncoder) -> None:

@@ -41,6 +41,7 @@ from typing import Any, cast
 from ..auth.exchange import AuthExchange
 from ..config import MqttConfig
 from ..core import Admitted, Awaiting, Challenge, Client, ConnectResult, Core, Refused
+from ..core.client import Traffic
 from ..errors import ProtocolError
 from ..events import DisconnectReason
 from ..message import Message
@@ -236,6 +237,11 @@ class MqttConnection(WriteFlowControl, asyncio.Protocol):
     @property
     def is_open(self) -> bool:
         return self.protocol.phase is ConnectionPhase.CONNECTED
+
+    @property
+    def traffic(self) -> Traffic:
+        p = self.protocol
+        return Traffic(p.publishes_received, p.publishes_sent, p.bytes_received, p.bytes_sent)
 
     def fits(self, packet: Packet) -> bool:
         return self.protocol.fits(packet)
