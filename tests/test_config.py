@@ -16,7 +16,9 @@ from zanzara.config import (
     ListenerConfig,
     MqttConfig,
     config_from_dict,
+    environment_overrides,
     load_config,
+    merge_overrides,
 )
 from zanzara.errors import ConfigError
 
@@ -448,3 +450,103 @@ def test_admin_token_is_long_and_its_scope_known() -> None:
     with pytest.raises(ConfigError) as info:
         config_from_dict({"admin": {"tokens": [{"token": "x" * 16, "scope": "root"}]}})
     assert info.value.field == "admin.tokens.0.scope"
+
+
+# --- environment overrides (ZANZARA_<SECTION>__<KEY>) ------------------------------------------------
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[mqtt]\nmax_inflight_messages = 10\nmax_qos = 1\n[storage]\nbackend = "memory"\n')
+    environ = {
+        "ZANZARA_MQTT__MAX_INFLIGHT_MESSAGES": "50",
+        "ZANZARA_LOG_LEVEL": "debug",
+        "ZANZARA_STORAGE__BACKEND": "redis",
+        "ZANZARA_MQTT__RETAIN_AVAILABLE": "false",
+        "ZANZARA_PUSH__DEFAULT_TTL": "3600",
+        "HOME": "/root",  # not ours: ignored
+    }
+    config = load_config(path, environ)
+    assert config.mqtt.max_inflight_messages == 50
+    assert config.mqtt.max_qos == 1  # the file's, where no variable says otherwise
+    assert config.log_level == "debug"
+    assert config.storage.backend == "redis"
+    assert config.mqtt.retain_available is False
+    assert config.push.default_ttl == 3600
+
+
+def test_environment_without_a_file() -> None:
+    config = load_config(None, {"ZANZARA_SHUTDOWN_GRACE": "0.5", "ZANZARA_DATA_DIR": "/var/lib/zanzara"})
+    assert config.shutdown_grace == 0.5
+    assert config.sqlite_path == "/var/lib/zanzara/zanzara.db"
+    assert load_config(None, {}) == Config()
+
+
+def test_environment_values_are_toml_where_they_parse() -> None:
+    [override] = environment_overrides({"ZANZARA_LISTENERS": '[{port = 1884}, {protocol = "ws", port = 0}]'})
+    assert override.value == [{"port": 1884}, {"protocol": "ws", "port": 0}]
+    config = load_config(None, {"ZANZARA_LISTENERS": '[{port = 1884}, {protocol = "ws", port = 0}]'})
+    assert [(lc.protocol, lc.port) for lc in config.listeners] == [("mqtt", 1884), ("ws", 0)]
+    # Listeners given in the environment are what a file would declare: anonymous access then needs asking.
+    assert config.allow_anonymous is False
+
+
+def test_environment_text_stays_text_where_only_text_is_taken() -> None:
+    config = load_config(
+        None,
+        {
+            "ZANZARA_STORAGE__PREFIX": "123",  # would parse as a number, but prefix is text
+            "ZANZARA_STORAGE__URL": "redis://10.0.0.1:6380/2",  # not TOML at all
+            "ZANZARA_ADMIN__HOST": '"localhost"',  # a TOML string is taken without its quotes
+        },
+    )
+    assert config.storage.prefix == "123"
+    assert config.storage.url == "redis://10.0.0.1:6380/2"
+    assert config.admin.host == "localhost"
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        ({"ZANZARA_MQTT__MAX_INFLIGHT_MESSAGES": "many"}, "Input should be a valid integer"),
+        ({"ZANZARA_MQTT__MAX_INFLIGHT_MESSAGES": "0"}, "Input should be greater than or equal to 1"),
+        ({"ZANZARA_LOG_LEVEL": "loud"}, "Input should be 'debug', 'info', 'warning' or 'error'"),
+        ({"ZANZARA_MQTT__MAX_INFLIGHT": "5"}, "unknown key 'mqtt.max_inflight'; did you mean"),
+        ({"ZANZARA_MQT__MAX_QOS": "1"}, "unknown key 'mqt'; did you mean ZANZARA_MQTT?"),
+        ({"ZANZARA_LOG_LEVEL__X": "1"}, "log_level is not a table"),
+        ({"ZANZARA_STORAGE__URL": "http://x"}, "must start with redis://, rediss:// or unix://"),
+    ],
+)
+def test_a_bad_environment_value_names_the_variable(environ: dict[str, str], problem: str) -> None:
+    [variable] = environ
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ)
+    assert caught.value.field == variable
+    assert caught.value.problem.startswith(problem), caught.value.problem
+
+
+def test_merge_overrides_leaves_the_document_alone() -> None:
+    document: dict[str, object] = {"mqtt": {"max_qos": 1}}
+    merged = merge_overrides(document, environment_overrides({"ZANZARA_MQTT__RETAIN_AVAILABLE": "false"}))
+    assert merged == {"mqtt": {"max_qos": 1, "retain_available": False}}
+    assert document == {"mqtt": {"max_qos": 1}}
+
+
+# --- data_dir, shutdown_grace, storage.url ------------------------------------------------------------
+
+
+def test_sqlite_path_is_in_data_dir_unless_storage_path_is_set() -> None:
+    assert Config().data_dir == "data"
+    assert Config().sqlite_path == "data/zanzara.db"
+    assert config_from_dict({"data_dir": "/srv/z"}).sqlite_path == "/srv/z/zanzara.db"
+    assert config_from_dict({"data_dir": "/srv/z", "storage": {"path": "x.db"}}).sqlite_path == "x.db"
+
+
+def test_shutdown_grace() -> None:
+    assert Config().shutdown_grace == 5.0
+    assert config_from_dict({"shutdown_grace": 0}).shutdown_grace == 0
+    assert_config_error({"shutdown_grace": -1}, "shutdown_grace")
+
+
+@pytest.mark.parametrize("url", ["localhost:6379", "redis://h:port/0"])
+def test_malformed_redis_url_is_a_config_error(url: str) -> None:
+    assert_config_error({"storage": {"url": url}}, "storage.url")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from types import TracebackType
@@ -213,8 +214,8 @@ class Broker:
             store = RedisStore(cfg.url, prefix=cfg.prefix, durability=cfg.durability, lease=cfg.lease)
             where = f"{cfg.url} prefix {cfg.prefix!r}"
         else:
-            store = SqliteStore(cfg.path, durability=cfg.durability)
-            where = f"{cfg.path} (durability {cfg.durability})"
+            store = SqliteStore(self.config.sqlite_path, durability=cfg.durability)
+            where = f"{self.config.sqlite_path} (durability {cfg.durability})"
         snapshot = await store.open()
         self._store = store
         self.core.attach_store(store, snapshot)
@@ -252,9 +253,17 @@ class Broker:
         """(host, port) of every listener, with the real port when 0 was configured."""
         return [(lst.host, lst.port) for lst in self.listeners]
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Graceful shutdown: stop accepting, DISCONNECT everyone (v5: 0x8B), flush, close."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful shutdown: stop accepting, DISCONNECT everyone (v5: 0x8B), flush, close.
+
+        Clients get ``grace`` seconds (default: the configuration's ``shutdown_grace``) to
+        close before the rest are cut off.  Stopping a stopped broker does nothing.
+        """
+        if self._stopped.is_set():
+            return
         self._stopping = True
+        if grace is None:
+            grace = self.config.shutdown_grace
         for listener in self.listeners:
             await listener.stop()
         self.listeners.clear()
@@ -278,6 +287,48 @@ class Broker:
 
     async def wait_closed(self) -> None:
         await self._stopped.wait()
+
+    async def serve_forever(self, *, on_reload: Callable[[], object] | None = None) -> None:
+        """Serve until SIGTERM or SIGINT, then shut down as :meth:`stop` does; starts the broker if needed.
+
+        What the ``zanzara`` command does, for a program that embeds the broker: Ctrl-C
+        gives every client its DISCONNECT (v5: 0x8B), the store is flushed and closed,
+        and the call returns (no KeyboardInterrupt).  SIGHUP calls ``on_reload``
+        (default :meth:`reload`: the password and ACL files).  It also returns when
+        :meth:`stop` is called elsewhere, and stops the broker when it is cancelled.
+        Signals can only be handled in the main thread; elsewhere it serves until
+        cancelled or stopped.  Named after :meth:`asyncio.Server.serve_forever`.
+        """
+        if not self._started:
+            await self.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        handlers: dict[signal.Signals, Callable[[], object]] = {
+            signal.SIGINT: stop.set,
+            signal.SIGTERM: stop.set,
+            signal.SIGHUP: on_reload or self.reload,
+        }
+        installed = []
+        for sig, handler in handlers.items():
+            try:
+                loop.add_signal_handler(sig, handler)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or Windows
+                continue
+            installed.append(sig)
+        if not installed:
+            logger.warning("signals cannot be handled here (not the main thread): serving until stopped")
+        logger.info("ready (%s event loop): SIGTERM or SIGINT stops, SIGHUP reloads", type(loop).__module__)
+        waiters = [loop.create_task(stop.wait()), loop.create_task(self._stopped.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                logger.info("shutting down (shutdown_grace %g s)", self.config.shutdown_grace)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.stop()
 
     # -- publishing from the server side --------------------------------------------
 

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import json
 import logging
+import os
 import sys
+import textwrap
 import typing
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
 
+from . import logs
 from .config import DEFAULT_PORTS, Config, LogFormat, LogLevel, config_from_dict, load_config
 from .errors import ConfigError
+from .logs import JsonFormatter
 
-__all__ = ["JsonFormatter", "build_config", "build_parser", "configure_logging", "main"]
+__all__ = ["JsonFormatter", "build_config", "build_parser", "check_config", "configure_logging", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +35,22 @@ EXIT_CONFIG_ERROR = 2
 # 128 + SIGINT, the shell convention for "interrupted".
 EXIT_INTERRUPTED = 130
 
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The subcommands, as --help lists them (each is dispatched on argv[0] in main()).
+COMMANDS = """\
+commands:
+  zanzara [options]                          run the broker (the default)
+  zanzara check-config [options] FILE        validate FILE with the environment and the
+                                             options, start nothing; exit 0 if it is valid
+  zanzara passwd [-c] [-b] [-D] FILE USER [PASSWORD]
+                                             add, change or delete (-D) a user of a password
+                                             file, as mosquitto_passwd (zanzara passwd -h)
 
-_LEVELS: dict[LogLevel, int] = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
+environment:
+  ZANZARA_<KEY>=VALUE and ZANZARA_<SECTION>__<KEY>=VALUE override the file's keys (the
+  options override both), e.g. ZANZARA_LOG_LEVEL=debug, ZANZARA_MQTT__MAX_QOS=1,
+  ZANZARA_STORAGE__BACKEND=redis.  Values are TOML values (numbers, true/false, arrays)
+  where they parse, else text.  docs/configuration.md lists every key.
+"""
 
 
 def _version() -> str:
@@ -68,13 +78,19 @@ def _host(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The argument parser of the ``zanzara`` command."""
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="An MQTT 3.1/3.1.1/5.0 broker. Without -c it listens on 127.0.0.1:1883 (MQTT) "
+    description = (
+        "An MQTT 3.1/3.1.1/5.0 broker. Without -c it listens on 127.0.0.1:1883 (MQTT) "
         "and 127.0.0.1:8083 (MQTT over WebSocket, any path) and allows anonymous clients; "
-        "with --certfile and --keyfile also on 8883 (MQTT over TLS) and 8084 (secure WebSocket).",
+        "with --certfile and --keyfile also on 8883 (MQTT over TLS) and 8084 (secure WebSocket)."
+    )
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=textwrap.fill(description, width=90),
+        epilog=COMMANDS,
+        # Keeps the command table of the epilog as it is written.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-c", "--config", metavar="FILE", help="TOML configuration file")
     parser.add_argument(
@@ -105,14 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="same as --log-level debug")
     verbosity.add_argument("--log-level", choices=typing.get_args(LogLevel), help="overrides log_level")
+    parser.add_argument(
+        "--log-format",
+        choices=typing.get_args(LogFormat),
+        help="overrides log_format: text lines, or JSON lines (time, level, logger, message, "
+        "client_id, event)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     return parser
 
 
-def build_config(args: argparse.Namespace) -> Config:
+def build_config(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Config:
     """The configuration the parsed command line asks for; starts nothing.
 
-    The file (or the built-in defaults) comes first.  Without a file the
+    The file (or the built-in defaults) comes first, then the ``ZANZARA_*`` variables
+    of ``environ`` (:func:`zanzara.config.environment_overrides`).  Without a file the
     command also serves MQTT over WebSocket on 8083 (the embedded ``Config()``
     does not: it has only what it is given).  Then the flags:
 
@@ -123,7 +146,7 @@ def build_config(args: argparse.Namespace) -> Config:
       --tls-port) and, when WebSocket is served, a secure WebSocket one (8084,
       --wss-port); with a file that has TLS listeners, the flags change the first
       of each kind instead.  A port flag 0 removes that listener;
-    - -v/--log-level replace ``log_level``.
+    - -v/--log-level replace ``log_level``, --log-format ``log_format``.
 
     The result is validated again as a whole, so a flag that makes two listeners
     clash is reported like the same mistake in the file.  Raises :class:`ConfigError`.
@@ -131,12 +154,14 @@ def build_config(args: argparse.Namespace) -> Config:
     config_path: str | None = args.config
     log_level: str | None = "debug" if args.verbose else args.log_level
 
-    config = load_config(config_path) if config_path is not None else Config()
+    config = load_config(config_path, environ)
     data = config.model_dump()
     listeners = _Listeners(list(data["listeners"]), host=args.host)
     if args.host is not None or args.port is not None:
         listeners.update("mqtt", False, port=args.port, host=args.host)
-    if config_path is None and args.ws_port is None:
+    # Listeners given whole in the environment are all the listeners, as in a file.
+    from_file = config_path is not None or "ZANZARA_LISTENERS" in (environ or {})
+    if not from_file and args.ws_port is None:
         listeners.update("ws", False, port=DEFAULT_PORTS["ws", False])
     elif args.ws_port is not None:
         listeners.update("ws", False, port=args.ws_port)
@@ -144,6 +169,8 @@ def build_config(args: argparse.Namespace) -> Config:
     data["listeners"] = listeners.items
     if log_level is not None:
         data["log_level"] = log_level
+    if args.log_format is not None:
+        data["log_format"] = args.log_format
     if data == config.model_dump():
         return config
     return config_from_dict(data, source=config_path or "<command line>")
@@ -206,33 +233,9 @@ def _apply_tls_flags(args: argparse.Namespace, listeners: _Listeners) -> None:
         raise ConfigError("--cafile", "needs --certfile and --keyfile")
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``msg``.
-
-    ``exc`` and ``stack`` are added when the record carries them, so a log
-    shipper never has to reassemble a multi-line traceback.
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, str] = {
-            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
 def configure_logging(level: LogLevel, log_format: LogFormat) -> None:
     """Send every log record at ``level`` or above to stderr in ``log_format``."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
-    # force: the command owns the process, so replace whatever was set up before.
-    logging.basicConfig(level=_LEVELS[level], handlers=[handler], force=True)
+    logs.configure(level, log_format)
 
 
 def _report(error: ConfigError) -> int:
@@ -240,25 +243,78 @@ def _report(error: ConfigError) -> int:
     return EXIT_CONFIG_ERROR
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``zanzara`` command; returns the process exit status."""
+def check_config(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """``zanzara check-config [options] FILE``: validate as the broker would, start nothing.
+
+    Prints a summary on stdout and returns 0, or the error on stderr and returns 2.
+    """
+    parser = build_parser(prog=f"{PROG} check-config")
+    parser.epilog = None
+    parser.add_argument("file", metavar="FILE", help="TOML configuration file (or -c FILE)", nargs="?")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return _exit_status(exc)
+    if args.file is not None:
+        if args.config is not None:
+            return _report(ConfigError(args.file, "give the file once, as FILE or -c FILE"))
+        args.config = args.file
+    try:
+        config = build_config(args, environ)
+        _check_auth_files(config)
+    except ConfigError as error:
+        return _report(error)
+    print(f"{args.config or 'built-in defaults'}: ok ({_summary(config)})")
+    return 0
+
+
+def _check_auth_files(config: Config) -> None:
+    """Read the password and ACL files as the broker would at start (ConfigError if one is bad)."""
+    if config.password_file or config.acl_file:
+        from zanzara.auth.files import FileAuth  # noqa: PLC0415 - only this subcommand needs it
+
+        FileAuth(config.password_file, config.acl_file)
+
+
+def _summary(config: Config) -> str:
+    listeners = ", ".join(
+        f"{lc.protocol}{'s' if lc.tls else ''}://{lc.host}:{lc.port}" for lc in config.listeners
+    )
+    storage = config.storage
+    where = {"sqlite": config.sqlite_path, "redis": storage.url, "memory": "in memory"}[storage.backend]
+    anonymous = "allowed" if config.allow_anonymous else "refused"
+    return f"listeners {listeners}; storage {storage.backend} {where}; anonymous clients {anonymous}"
+
+
+def _exit_status(exc: SystemExit) -> int:
+    # argparse exits for --help, --version and usage errors; hand its status back so
+    # that callers of main() always get an int.
+    if exc.code is None:
+        return 0
+    return exc.code if isinstance(exc.code, int) else EXIT_CONFIG_ERROR
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run the ``zanzara`` command; returns the process exit status.
+
+    ``environ`` (default ``os.environ``) is where the ``ZANZARA_*`` overrides come from.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    env = os.environ if environ is None else environ
     if argv[:1] == ["passwd"]:
         # `zanzara passwd [-c] [-b] [-D] FILE USER [PASSWORD]`, as mosquitto_passwd.
         from zanzara.auth.passwd_command import passwd_main  # noqa: PLC0415
 
         return passwd_main(argv[1:])
+    if argv[:1] == ["check-config"]:
+        return check_config(argv[1:], env)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
-        # argparse exits for --help, --version and usage errors; hand its
-        # status back so that callers of main() always get an int.
-        if exc.code is None:
-            return 0
-        return exc.code if isinstance(exc.code, int) else EXIT_CONFIG_ERROR
+        return _exit_status(exc)
     try:
-        config = build_config(args)
+        config = build_config(args, env)
     except ConfigError as error:
         return _report(error)
 
@@ -269,8 +325,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # dependencies (and tests of this module need no server at all).
     from zanzara import server  # noqa: PLC0415
 
+    # SIGHUP builds the configuration again as at start (file, environment, flags): a level
+    # given by a flag or a variable keeps winning over the file's.
+    reread: Callable[[], Config] | None = None
+    if args.config is not None:
+        reread = lambda: build_config(args, env)  # noqa: E731
     try:
-        return server.run(config)
+        return server.run(config, reread=reread)
     except ConfigError as error:
         # Some problems show only when the server applies the configuration;
         # they are reported the same way as those found while loading it.

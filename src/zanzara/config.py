@@ -7,7 +7,10 @@ broker starts, and every problem surfaces as one :class:`ConfigError` naming
 the dotted path of the offending key (``listeners.1.port``,
 ``mqtt.max_keepalive``), so a typo fails at start instead of being ignored.
 
-The broker reads attributes only; it never sees pydantic errors or raw dicts.
+Values come from the file, then from ``ZANZARA_<SECTION>__<KEY>`` environment
+variables (:func:`environment_overrides`, given the environment as a mapping), and
+the command's flags on top (``cli.py``).  The broker reads attributes only; it never
+sees pydantic errors or raw dicts.
 ``zanzara.example.toml`` at the repository root is the reference for every
 key and its default; ``tests/test_config.py`` keeps the two in step.
 
@@ -24,7 +27,9 @@ import ipaddress
 import os
 import tomllib
 import typing
+import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal, Self
 
 from pydantic import (
@@ -43,10 +48,12 @@ from .mqtt.topics import validate_topic_filter
 
 __all__ = [
     "DEFAULT_PORTS",
+    "ENV_PREFIX",
     "AdminConfig",
     "AdminScope",
     "AdminToken",
     "Config",
+    "EnvOverride",
     "ListenerConfig",
     "ListenerProtocol",
     "LogFormat",
@@ -58,7 +65,9 @@ __all__ = [
     "TopicPriority",
     "TopicTtl",
     "config_from_dict",
+    "environment_overrides",
     "load_config",
+    "merge_overrides",
 ]
 
 ListenerProtocol = Literal["mqtt", "ws"]
@@ -385,8 +394,9 @@ class StorageConfig(_Section):
     # "sqlite": embedded file (the default); "redis": a Redis server (several nodes);
     # "memory": nothing survives a restart.
     backend: Literal["sqlite", "redis", "memory"] = "sqlite"
-    # SQLite database file; its directory is created when missing.
-    path: str = Field(default="data/zanzara.db", min_length=1)
+    # SQLite database file; its directory is created when missing.  Unset: zanzara.db in
+    # data_dir (Config.sqlite_path); a relative path is relative to the working directory.
+    path: str | None = Field(default=None, min_length=1)
     # "fsync": a committed batch survives kill -9 and power loss.  "os": survives
     # kill -9; on power loss the last batches the OS had not written are lost.
     durability: Literal["fsync", "os"] = "fsync"
@@ -397,6 +407,20 @@ class StorageConfig(_Section):
     # Seconds a broker's hold on its Redis prefix outlives it (renewed every third of it): a
     # second broker on the same prefix is refused meanwhile, a killed one's restart waits this long.
     lease: float = Field(default=5.0, ge=1.0, le=300.0)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        # The shape only (as redis-py parses it), so that check-config catches a typo; whether
+        # Redis answers there is found out at start.
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise PydanticCustomError("redis_url", "must start with redis://, rediss:// or unix://")
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise PydanticCustomError("redis_url", "the port is not a number") from None
+        return url
 
 
 class AdminToken(_Section):
@@ -466,6 +490,17 @@ class Config(_Section):
     acl_file: str | None = Field(default=None, min_length=1)
     log_level: LogLevel = "info"
     log_format: LogFormat = "text"
+    # Where the broker keeps its state (the SQLite database unless storage.path says
+    # otherwise); relative to the working directory, created when missing.
+    data_dir: str = Field(default="data", min_length=1)
+    # Seconds clients get, once SIGTERM/SIGINT asked the broker to stop, to take their
+    # DISCONNECT and close before the rest are cut off.
+    shutdown_grace: float = Field(default=5.0, ge=0, allow_inf_nan=False)
+
+    @property
+    def sqlite_path(self) -> str:
+        """The SQLite database file: storage.path, or zanzara.db in data_dir."""
+        return self.storage.path or os.path.join(self.data_dir, "zanzara.db")
 
     @model_validator(mode="after")
     def _check_listeners_distinct(self) -> Self:
@@ -493,13 +528,27 @@ class Config(_Section):
         return self
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a TOML configuration file.
+def load_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML configuration file, with ``ZANZARA_*`` overrides from ``environ``.
 
+    ``path`` None: the built-in defaults (and ``environ``).  ``environ`` is a mapping
+    such as ``os.environ``, read and never changed; None: no overrides.
     Raises :class:`ConfigError`: for an unreadable file or a TOML syntax error
-    the field is the file name; otherwise it is the dotted key path.
+    the field is the file name; for a value from the environment the variable's
+    name; otherwise the dotted key path.
     """
-    source = os.fspath(path)
+    data = _read_toml(os.fspath(path)) if path is not None else {}
+    source = os.fspath(path) if path is not None else "<defaults>"
+    if not environ:
+        return config_from_dict(data, source=source)
+    overrides = environment_overrides(environ)
+    try:
+        return config_from_dict(merge_overrides(data, overrides), source=source)
+    except ConfigError as error:
+        raise _blame_variable(error, overrides) from None
+
+
+def _read_toml(source: str) -> dict[str, object]:
     try:
         with open(source, "rb") as file:
             data = tomllib.load(file)
@@ -511,7 +560,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except tomllib.TOMLDecodeError as exc:
         # The message ends with "(at line N, column M)".
         raise ConfigError(source, f"invalid TOML: {exc}") from None
-    return config_from_dict(data, source=source)
+    return data
 
 
 def config_from_dict(data: Mapping[str, object], source: str = "<dict>") -> Config:
@@ -600,3 +649,108 @@ def _model_in(annotation: object) -> type[BaseModel] | None:
         if found is not None:
             return found
     return None
+
+
+# -- environment overrides ------------------------------------------------------------
+
+# ZANZARA_LOG_LEVEL=debug sets log_level; ZANZARA_MQTT__MAX_INFLIGHT_MESSAGES=50 sets
+# mqtt.max_inflight_messages: "__" separates a table from its key, since key names hold "_".
+ENV_PREFIX = "ZANZARA_"
+_ENV_NESTING = "__"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvOverride:
+    """One ``ZANZARA_*`` variable: the key it sets (``("mqtt", "max_qos")``) and its parsed value."""
+
+    variable: str
+    path: tuple[str, ...]
+    value: object
+
+    @property
+    def key(self) -> str:
+        """The dotted key, as configuration errors name it."""
+        return ".".join(self.path)
+
+
+def environment_overrides(environ: Mapping[str, str]) -> list[EnvOverride]:
+    """The configuration keys that the ``ZANZARA_*`` variables of ``environ`` set.
+
+    A value is read as a TOML value where it is one (``50``, ``true``, ``[1, 2]``,
+    ``'"quoted"'``, an inline table), else taken as a string, as it is for a key that
+    only takes strings (``ZANZARA_STORAGE__PREFIX=123`` is the text "123").  Arrays
+    of tables (``listeners``, ``push.priority``, ``admin.tokens``) are given whole,
+    e.g. ``ZANZARA_LISTENERS='[{port = 1884}]'``.  Raises :class:`ConfigError` naming
+    the variable when it names no key.
+    """
+    overrides = []
+    for variable in sorted(environ):
+        if variable.startswith(ENV_PREFIX) and variable != ENV_PREFIX:
+            path = tuple(variable[len(ENV_PREFIX) :].lower().split(_ENV_NESTING))
+            annotation = _annotation_at(variable, path)
+            overrides.append(EnvOverride(variable, path, _env_value(environ[variable], annotation)))
+    return overrides
+
+
+def merge_overrides(data: Mapping[str, object], overrides: list[EnvOverride]) -> dict[str, object]:
+    """``data`` (a TOML document's shape) with each override's key replaced; ``data`` is not changed."""
+    merged = dict(data)
+    for override in overrides:
+        table = merged
+        for part in override.path[:-1]:
+            inner = table.get(part)
+            # A table of the file is copied before it changes; anything else is replaced.
+            table[part] = dict(inner) if isinstance(inner, Mapping) else {}
+            table = typing.cast(dict[str, object], table[part])
+        table[override.path[-1]] = override.value
+    return merged
+
+
+def _annotation_at(variable: str, path: tuple[str, ...]) -> object:
+    """The type of the key ``path`` names; ConfigError naming ``variable`` if there is none."""
+    section: type[BaseModel] | None = Config
+    annotation: object = None
+    for depth, part in enumerate(path):
+        if section is None:
+            raise ConfigError(variable, f"{'.'.join(path[:depth])} is not a table")
+        field = section.model_fields.get(part)
+        if field is None:
+            matches = difflib.get_close_matches(part, list(section.model_fields), n=1)
+            hint = f"; did you mean {_env_name((*path[:depth], matches[0]))}?" if matches else ""
+            raise ConfigError(variable, f"unknown key {'.'.join(path[: depth + 1])!r}{hint}")
+        annotation = field.annotation
+        model = annotation if inspect.isclass(annotation) else None
+        section = model if model is not None and issubclass(model, BaseModel) else None
+    return annotation
+
+
+def _env_name(path: tuple[str, ...]) -> str:
+    return ENV_PREFIX + _ENV_NESTING.join(path).upper()
+
+
+def _env_value(raw: str, annotation: object) -> object:
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+    if not isinstance(value, str) and _takes_text_only(annotation):
+        return raw
+    return value
+
+
+def _takes_text_only(annotation: object) -> bool:
+    """True for ``str``, ``str | None`` and Literals of strings."""
+    if annotation is str:
+        return True
+    if typing.get_origin(annotation) is Literal:
+        return all(isinstance(choice, str) for choice in typing.get_args(annotation))
+    arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return bool(arguments) and all(_takes_text_only(a) for a in arguments)
+
+
+def _blame_variable(error: ConfigError, overrides: list[EnvOverride]) -> ConfigError:
+    """The error, naming the variable instead of the key when the key's value came from one."""
+    for override in overrides:
+        if error.field == override.key or error.field.startswith(override.key + "."):
+            return ConfigError(override.variable, error.problem)
+    return error

@@ -1,7 +1,9 @@
 """The ``zanzara`` command's runtime: the event loop, signals, garbage collection.
 
 :func:`run` runs a :class:`~zanzara.broker.Broker` until SIGINT or SIGTERM
-(SIGHUP reloads the password and ACL files), on uvloop where it is installed.
+(SIGHUP reloads the password and ACL files and the log level), on uvloop where it is
+installed.  The signals and the graceful shutdown are :meth:`Broker.serve_forever`'s, so
+that a program embedding the broker gets the same.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import signal
+from collections.abc import Callable
 
+from . import logs
 from .broker import Broker
 from .config import Config
-from .errors import StoreError
+from .errors import ConfigError, StoreError, StoreInUse
 
 __all__ = ["Broker", "run", "tune_gc"]
 
@@ -45,34 +48,69 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-def run(config: Config) -> int:
-    """Run the broker until SIGINT/SIGTERM; returns the process exit code."""
+# Exit status when the store cannot be opened (as for a configuration error: the operator
+# must change something); 1 when another broker holds it or a port is taken.
+EXIT_STORE_ERROR = 2
+
+
+def run(config: Config, reread: Callable[[], Config] | None = None) -> int:
+    """Run the broker until SIGINT/SIGTERM; returns the process exit code.
+
+    ``reread`` builds the configuration again (from its file) on SIGHUP, for the settings
+    that can change while the broker runs: today ``log_level``.
+    """
     loop_name = _install_loop_policy()
     tune_gc()
+    logger.debug("event loop: %s", loop_name)
 
     async def main() -> int:
         broker = Broker(config)
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, broker.reload)
         try:
             await broker.start()
+        except StoreInUse as exc:  # another broker holds the store: stop it first, or wait
+            logger.error("cannot open the store: %s", exc)
+            return 1
+        except StoreError as exc:  # a path, a file or a server that cannot be used as configured
+            logger.error("cannot open the store: %s", exc)
+            return EXIT_STORE_ERROR
         except OSError as exc:
             logger.error("cannot listen: %s", exc)
-            return 1
-        except StoreError as exc:  # another broker holds the store, or it cannot be reached
-            logger.error("cannot open the store: %s", exc)
             return 1
         # What start() loaded (sessions, queues, retained messages) lives long: keep it out
         # of every later collection.
         gc.freeze()
-        for listener in broker.listeners:
-            print(f"zanzara listening on {listener.url} ({loop_name})", flush=True)
-        await stop.wait()
-        logger.info("shutting down")
-        await broker.stop()
+        await broker.serve_forever(on_reload=_Reloader(broker, config.log_level, reread))
         return 0
 
     return asyncio.run(main())
+
+
+class _Reloader:
+    """SIGHUP: the password and ACL files, and the log level; says what it did, or that there was nothing."""
+
+    def __init__(self, broker: Broker, log_level: str, reread: Callable[[], Config] | None) -> None:
+        self._broker = broker
+        self._log_level = log_level
+        self._reread = reread
+
+    def __call__(self) -> None:
+        if self._broker.file_auth is None and self._reread is None:
+            logger.info("SIGHUP: nothing to reload (no password_file or acl_file, and no configuration file)")
+            return
+        if self._broker.file_auth is not None:
+            self._broker.reload()  # logs what it reloaded, or why it kept the old rules
+        if self._reread is not None:
+            self._reload_log_level(self._reread)
+
+    def _reload_log_level(self, reread: Callable[[], Config]) -> None:
+        try:
+            level = reread().log_level
+        except ConfigError as exc:
+            logger.error("SIGHUP: configuration not reloaded, keeping log level %s: %s", self._log_level, exc)
+            return
+        if level == self._log_level:
+            logger.info("SIGHUP: log level unchanged (%s)", level)
+            return
+        logs.set_level(level)
+        logger.info("SIGHUP: log level %s -> %s", self._log_level, level)
+        self._log_level = level

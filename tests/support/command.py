@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 ZANZARA = Path(sys.executable).with_name("zanzara")
+# What the broker logs once every listener is up (Broker.serve_forever), in text and JSON logs.
+READY = "ready ("
 
 
 def free_port() -> int:
@@ -16,10 +18,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def read_until_ready(proc: subprocess.Popen[str]) -> tuple[bool, str]:
+    """The command's log (stderr) up to its "ready" line: (True, lines), or (False, all) if it exited.
+
+    What comes after stays in the pipe, for ``proc.communicate()``.
+    """
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if READY in line:
+            return True, "".join(lines)
+    return False, "".join(lines)
+
+
 def start(*args: str, cwd: Path | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Start ``zanzara *args``; returns it and its log up to "ready" (which names every listener)."""
     proc = subprocess.Popen(
         [str(ZANZARA), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    return proc, line
+    _, log = read_until_ready(proc)
+    return proc, log

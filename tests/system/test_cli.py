@@ -6,6 +6,7 @@ import importlib.metadata
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 import types
@@ -18,6 +19,9 @@ import zanzara
 from zanzara.cli import JsonFormatter, build_config, build_parser, configure_logging, main
 from zanzara.config import Config, ListenerConfig
 from zanzara.errors import ConfigError
+from zanzara.logs import CLIENT_ID, EVENT, JSON_FIELDS
+
+from command import ZANZARA
 
 
 def config_for(*argv: str) -> Config:
@@ -48,7 +52,7 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
     """Replace zanzara.server with a stub whose run() records its config and returns 0."""
     calls: list[Config] = []
 
-    def run(config: Config) -> int:
+    def run(config: Config, reread: object = None) -> int:
         calls.append(config)
         return 0
 
@@ -267,7 +271,7 @@ def test_main_runs_server_with_built_config(fake_server: list[Config]) -> None:
 
 @pytest.mark.usefixtures("restore_logging")
 def test_main_returns_server_exit_code(fake_server: list[Config], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys.modules["zanzara.server"], "run", lambda config: 3)
+    monkeypatch.setattr(sys.modules["zanzara.server"], "run", lambda config, reread: 3)
     assert main([]) == 3
 
 
@@ -312,9 +316,26 @@ def test_json_formatter_one_object_per_line() -> None:
     entry = json.loads(line)
     assert entry["level"] == "warning"
     assert entry["logger"] == "zanzara.test"
-    assert entry["msg"] == "client c1 said 'ciao\\nmondo'"
-    assert entry["ts"].endswith("+00:00")
-    assert set(entry) == {"ts", "level", "logger", "msg"}
+    assert entry["message"] == "client c1 said 'ciao\\nmondo'"
+    assert entry["time"].endswith("+00:00")
+    assert set(entry) == {"time", "level", "logger", "message"}
+
+
+def test_json_formatter_adds_client_id_and_event_from_extra() -> None:
+    logger = logging.getLogger("zanzara.test.extra")
+    record = logger.makeRecord(
+        logger.name,
+        logging.INFO,
+        __file__,
+        1,
+        "connected",
+        (),
+        None,
+        extra={CLIENT_ID: "dev-1", EVENT: "connected"},
+    )
+    entry = json.loads(JsonFormatter().format(record))
+    assert (entry["client_id"], entry["event"]) == ("dev-1", "connected")
+    assert tuple(entry) == JSON_FIELDS
 
 
 def test_json_formatter_includes_exception() -> None:
@@ -337,6 +358,103 @@ def test_configure_logging(log_format: str, monkeypatch: pytest.MonkeyPatch) -> 
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
     if log_format == "json":
-        assert json.loads(lines[0])["msg"] == "shown 1"
+        assert json.loads(lines[0])["message"] == "shown 1"
     else:
         assert lines[0].endswith(" INFO zanzara.x: shown 1")
+
+
+# --- the environment, and flags over it -------------------------------------------------------------------
+
+
+def test_environment_overrides_file_and_flags_override_both(tmp_path: Path) -> None:
+    path = write(tmp_path, 'log_level = "warning"\n[mqtt]\nmax_qos = 2\n')
+    environ = {"ZANZARA_LOG_LEVEL": "error", "ZANZARA_MQTT__MAX_QOS": "1"}
+    config = build_config(build_parser().parse_args(["-c", str(path)]), environ)
+    assert (config.log_level, config.mqtt.max_qos) == ("error", 1)
+    config = build_config(build_parser().parse_args(["-c", str(path), "--log-level", "debug"]), environ)
+    assert (config.log_level, config.mqtt.max_qos) == ("debug", 1)
+
+
+def test_bad_environment_value_is_one_line_naming_the_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([], environ={"ZANZARA_MQTT__MAX_QOS": "3"}) == 2
+    err = capsys.readouterr().err
+    assert err == "zanzara: config error: ZANZARA_MQTT__MAX_QOS: Input should be less than or equal to 2\n"
+
+
+def test_log_format_flag() -> None:
+    assert config_for().log_format == "text"
+    assert config_for("--log-format", "json").log_format == "json"
+
+
+# --- check-config and --help ---------------------------------------------------------------------------
+
+
+def test_check_config_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, '[[listeners]]\nhost = "0.0.0.0"\nport = 1884\n[storage]\nbackend = "memory"\n')
+    assert main(["check-config", str(path)], environ={}) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}: ok (")
+    assert "mqtt://0.0.0.0:1884" in out and "anonymous clients refused" in out
+
+
+def test_check_config_reads_environment_and_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "[mqtt]\nmax_qos = 1\n")
+    assert main(["check-config", str(path), "--port", "1999"], environ={"ZANZARA_DATA_DIR": "/srv/z"}) == 0
+    out = capsys.readouterr().out
+    assert "mqtt://127.0.0.1:1999" in out and "sqlite /srv/z/zanzara.db" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "error"),
+    [
+        ("[mqtt]\nmax_qos = 3\n", {}, "mqtt.max_qos: Input should be less than or equal to 2"),
+        (
+            "",
+            {"ZANZARA_MQTT__MAX_QOS": "3"},
+            "ZANZARA_MQTT__MAX_QOS: Input should be less than or equal to 2",
+        ),
+        ('acl_file = "missing-acl"\n', {}, "missing-acl"),
+    ],
+)
+def test_check_config_error(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    environ: dict[str, str],
+    error: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, text)
+    assert main(["check-config", str(path)], environ=environ) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("zanzara: config error: ") and error in err
+    assert err.count("\n") == 1
+
+
+def test_check_config_through_the_command(tmp_path: Path) -> None:
+    good = write(tmp_path, "[mqtt]\nmax_qos = 1\n")
+    ok = subprocess.run([ZANZARA, "check-config", str(good)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith(f"{good}: ok")
+    bad = subprocess.run(
+        [ZANZARA, "check-config", str(good)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ZANZARA_MQTT__MAX_QOS": "7"},
+    )
+    assert bad.returncode == 2
+    assert (
+        bad.stderr
+        == "zanzara: config error: ZANZARA_MQTT__MAX_QOS: Input should be less than or equal to 2\n"
+    )
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for usage in ("zanzara [options]", "zanzara check-config", "zanzara passwd [-c] [-b] [-D] FILE USER"):
+        assert usage in out
+    assert "ZANZARA_<SECTION>__<KEY>" in out

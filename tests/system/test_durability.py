@@ -38,7 +38,7 @@ from zanzara.mqtt.properties import Properties
 
 from brokerthread import BrokerThread
 from clients import V5, V311, PahoClient, RawClient
-from command import free_port
+from command import free_port, read_until_ready
 from redisserver import RedisServer, storage_section
 
 ZANZARA = Path(sys.executable).with_name("zanzara")
@@ -67,10 +67,10 @@ class BrokerProcess:
             self.proc = subprocess.Popen(
                 [str(ZANZARA), "-c", str(self.cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
-            assert self.proc.stdout is not None and self.proc.stderr is not None
-            if "listening" in self.proc.stdout.readline():
+            ready, log = read_until_ready(self.proc)
+            if ready:
                 return
-            _, err = self.proc.communicate(timeout=30)
+            err = log + self.proc.communicate(timeout=30)[1]
             assert "is in use by another broker" in err and time.monotonic() < deadline, err
             time.sleep(0.1)  # between two tries, each a whole process start
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from clients import V5, PahoClient
-from command import ZANZARA, free_port
+from command import ZANZARA, free_port, read_until_ready
 from redisserver import storage_section
 
 LEASE = 5.0  # the default storage.lease, which these tests keep
@@ -49,11 +49,11 @@ class Zanzara:
         proc = subprocess.Popen(
             [str(ZANZARA), "-c", str(self.cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        assert proc.stdout is not None and proc.stderr is not None
-        if "listening" in proc.stdout.readline():
+        ready, log = read_until_ready(proc)
+        if ready:
             self.proc = proc
             return None
-        _, err = proc.communicate(timeout=30)
+        err = log + proc.communicate(timeout=30)[1]
         assert proc.returncode != 0, err
         return err
 

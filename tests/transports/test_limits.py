@@ -18,6 +18,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -36,7 +37,7 @@ from zanzara.transports.admission import PENDING_REFUSALS, Admission, Connection
 from brokerthread import BrokerThread
 from certs import paho_client
 from clients import V5, V311, PahoClient, RawClient
-from command import ZANZARA, free_port
+from command import ZANZARA, free_port, read_until_ready
 from peers import require
 
 V5_WIRE = ProtocolVersion.MQTT5
@@ -428,11 +429,14 @@ def zanzara_process(tmp_path: Any, **mqtt: object) -> Iterator[int]:
         encoding="utf-8",
     )
     proc = subprocess.Popen(
-        [str(ZANZARA), "-c", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [str(ZANZARA), "-c", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        assert proc.stdout is not None
-        assert f":{port}" in proc.stdout.readline()
+        ready, log = read_until_ready(proc)
+        assert ready and f":{port}" in log, log
+        assert proc.stderr is not None
+        # The rest of the log is read and dropped, so that a full pipe never blocks the broker.
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
         yield port
     finally:
         proc.send_signal(signal.SIGTERM)

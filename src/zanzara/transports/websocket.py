@@ -47,6 +47,8 @@ from .static import StaticFolder
 __all__ = ["SUBPROTOCOLS", "MqttWebSocket", "WebSocketListener"]
 
 logger = logging.getLogger(__name__)
+# websockets announces its server on this logger; the broker already announces every listener once.
+logger.addFilter(lambda record: record.msg != "server listening on %s")
 
 # [MQTT-6.0.0-4] "mqtt" for 3.1.1 and 5.0, preferred; "mqttv3.1" is what old 3.1 clients offer.
 SUBPROTOCOLS = (Subprotocol("mqtt"), Subprotocol("mqttv3.1"))
