@@ -125,9 +125,12 @@ class RedisStore(BatchedStore):
         # A stopped Redis fails a batch within ``timeout`` (then retried) instead of stalling acks.
         # Typed Any: with decode_responses off every reply is bytes, which redis-py's stubs
         # (``bytes | str`` everywhere) cannot express.
-        self._redis: Any = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        try:
+            self._redis: Any = aioredis.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+        except ValueError as exc:  # a malformed URL: redis-py says which part
+            raise StoreError(f"storage.url {url!r} is not a Redis URL: {exc}") from None
         self._apply_sha = hashlib.sha1(_APPLY.encode(), usedforsecurity=False).hexdigest()
         self._lease = Lease(self._redis, self._k("lease"), prefix=prefix, seconds=lease)
         super().__init__()
@@ -150,8 +153,8 @@ class RedisStore(BatchedStore):
         except BaseException as exc:
             await self._lease.release()
             await self._redis.aclose()
-            if isinstance(exc, RedisError):
-                raise StoreError(f"redis store at {self.url} unavailable: {exc}") from exc
+            if isinstance(exc, RedisError | OSError):
+                raise StoreError(f"redis store at {self.url} unavailable (storage.url): {exc}") from exc
             raise
         self._writer.start()
         self._lease.start()

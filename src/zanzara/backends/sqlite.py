@@ -30,6 +30,7 @@ from operator import attrgetter, eq
 from pathlib import Path
 from typing import Any, Literal, assert_never
 
+from ..errors import StoreError
 from ..ids import first_message_id
 from ..message import Message
 from ..mqtt.codec import decode_properties, encode_properties
@@ -195,15 +196,18 @@ class SqliteStore(BatchedStore):
         loop = asyncio.get_running_loop()
         try:
             snapshot = await loop.run_in_executor(self._executor, self._open_and_load)
-        except BaseException:
+        except BaseException as exc:
             # Nobody will close a store that did not open: let go of what it took.
             self._lock.release()
             self._executor.shutdown(wait=False)
+            if isinstance(exc, OSError | sqlite3.Error):
+                # A StoreError, not an OSError that the command would take for its port.
+                raise StoreError(_open_failure(self.path, exc)) from exc
             raise
         self._writer.start()
         return snapshot
 
-    def _open_and_load(self) -> Snapshot:
+    def _open_and_load(self) -> Snapshot:  # errors: see _open_failure
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Before the database is touched: a second broker must not even migrate it.
         self._lock.acquire()
@@ -520,3 +524,18 @@ def _migrate(db: sqlite3.Connection) -> None:
         db.execute(f"INSERT OR IGNORE INTO {table} SELECT * FROM old_{table}")
         db.execute(f"DROP TABLE old_{table}")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _open_failure(path: Path, exc: OSError | sqlite3.Error) -> str:
+    """One line saying which file or folder could not be used, and why."""
+    where = os.path.abspath(path)
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return (
+            f"database {where} is not a SQLite database or is damaged ({exc}):"
+            " move it away or set storage.path"
+        )
+    if isinstance(exc, FileExistsError | NotADirectoryError) and exc.filename is not None:
+        return f"{os.path.abspath(exc.filename)} is not a directory, so database {where} cannot be there"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"cannot use {os.path.abspath(exc.filename)} for database {where}: {exc.strerror or exc}"
+    return f"cannot open database {where}: {exc}"
