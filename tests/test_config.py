@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from zanzara.config import (
     AdminConfig,
@@ -550,3 +552,81 @@ def test_shutdown_grace() -> None:
 @pytest.mark.parametrize("url", ["localhost:6379", "redis://h:port/0"])
 def test_malformed_redis_url_is_a_config_error(url: str) -> None:
     assert_config_error({"storage": {"url": url}}, "storage.url")
+
+
+# --- docs/configuration.md is the reference too ------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+
+
+def _documented_tables(text: str) -> dict[str, dict[str, list[str]]]:
+    """{table path ("" for the top level): {key: [type, default, meaning]}} from the page's tables."""
+    tables: dict[str, dict[str, list[str]]] = {}
+    rows: dict[str, list[str]] | None = None
+    for line in text.splitlines():
+        heading = re.match(r"^#{2,3} (.*)$", line)
+        if heading:
+            title = heading.group(1)
+            path = re.fullmatch(r"`\[{1,2}([a-z_.]+)\]{1,2}`", title)
+            rows = (
+                tables.setdefault(path.group(1) if path else "", {})
+                if path or title == "Top-level keys"
+                else None
+            )
+            continue
+        if rows is not None and line.startswith("| `"):
+            # Table cells never hold a "|" of their own (the alternatives are written "or").
+            key, *cells = (cell.strip() for cell in line.strip().strip("|").split("|"))
+            rows[key.strip("`")] = cells
+    return tables
+
+
+def _tables_of(model: type[BaseModel], prefix: str = "") -> dict[str, type[BaseModel]]:
+    """Every table of the configuration: its dotted path and the model that validates it."""
+    found = {prefix: model}
+    for name, field in model.model_fields.items():
+        inner = _model_in_annotation(field.annotation)
+        if inner is not None:
+            found |= _tables_of(inner, f"{prefix}.{name}" if prefix else name)
+    return found
+
+
+def _model_in_annotation(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _model_in_annotation(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _default_cell(field: FieldInfo) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if value is None:
+        return "`unset`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    return f"`{value!r}`"
+
+
+def test_configuration_doc_has_every_table_and_nothing_else() -> None:
+    documented = _documented_tables(DOC.read_text(encoding="utf-8"))
+    assert set(documented) == set(_tables_of(Config))
+
+
+@pytest.mark.parametrize(("path", "model"), sorted(_tables_of(Config).items()))
+def test_configuration_doc_lists_every_key_with_its_default(path: str, model: type[BaseModel]) -> None:
+    rows = _documented_tables(DOC.read_text(encoding="utf-8")).get(path, {})
+    keys = {name: f for name, f in model.model_fields.items() if _model_in_annotation(f.annotation) is None}
+    where = f"docs/configuration.md, table {path or 'top level'}"
+    assert set(rows) - set(keys) == set(), f"{where} documents keys that do not exist"
+    assert set(keys) - set(rows) == set(), f"{where} misses keys"
+    for name, field in keys.items():
+        type_, default, meaning = rows[name]
+        assert default == _default_cell(field), f"{where}: {name}'s default is {_default_cell(field)}"
+        assert type_ and meaning, f"{where}: {name} needs a type and a meaning"
