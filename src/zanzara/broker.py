@@ -138,6 +138,7 @@ class Broker:
     def reload(self) -> bool:
         """Re-read the password and ACL files (SIGHUP); on an error the old rules stay."""
         if self.file_auth is None:
+            logger.info("reload: nothing to reload (no password_file or acl_file)")
             return True
         try:
             self.file_auth.reload()

@@ -185,3 +185,21 @@ def test_embedded_serve_forever_shuts_down_like_the_command(tmp_path: Path, sig:
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert out == "returned\n"
+
+
+def test_embedded_sighup_says_when_there_is_nothing_to_reload(tmp_path: Path) -> None:
+    port = free_port()
+    script = tmp_path / "embedded.py"
+    script.write_text(EMBEDDED, encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        ready, log = read_until_ready(proc)
+        assert ready, log
+        proc.send_signal(signal.SIGHUP)
+        assert "nothing to reload" in _read_until(proc, "reload").splitlines()[-1]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
