@@ -1,7 +1,8 @@
 """Inbound PUBLISH and PUBREL, and the embedded publish: a message in, routed, acknowledged.
 
 The steps of :func:`handle_publish`: count it; refuse RETAIN if unavailable;
-ask the publish authorizers (a coroutine if there are any); then
+refuse the broker's own topics (``$SYS``, ``$share/``); ask the publish
+authorizers (a coroutine if there are any); then
 :func:`_accept_publish`: a resent QoS 2 id is acknowledged, not delivered
 again; a refused message is acknowledged with its reason (3.1.1: dropped);
 else the message is built by the push rules, routed, and acknowledged once
@@ -28,7 +29,7 @@ from .commits import ack_after_commit
 from .push_rules import make_message
 from .state import CoreState
 
-__all__ = ["PublishResult", "handle_publish", "handle_pubrel", "publish"]
+__all__ = ["PublishResult", "handle_publish", "handle_pubrel", "is_reserved", "publish"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ Pending = Coroutine[Any, Any, None]
 
 # v5 publishers learn that the message reached live subscribers but is not durable.
 _UNSTORED = Properties(reason_string="store unavailable")
+_RESERVED = ("$SYS/", "$share/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +61,26 @@ def handle_publish(state: CoreState, client: Client, packet: Publish) -> Pending
         raise ProtocolError(
             "retain not supported", ReasonCode.RETAIN_NOT_SUPPORTED
         )  # section 3.3.1.3, [MQTT-3.2.2-14]
+    topic = packet.topic
+    # '$' sorts just below '%': topics not starting with '$' cost one cheap comparison.
+    if topic < "%" and is_reserved(topic):
+        _accept_publish(state, client, packet, ReasonCode.NOT_AUTHORIZED)
+        return None
     if state.publish_authorizers:
         return _authorize_publish(state, client, packet)
     _accept_publish(state, client, packet, ReasonCode.SUCCESS)
     return None
+
+
+def is_reserved(topic: str) -> bool:
+    """A topic name only the broker publishes to: ``$SYS`` and below, ``$share/...``.
+
+    MQTT 5.0 section 4.7.2: the server SHOULD prevent clients from using topic names
+    beginning with ``$`` to exchange messages with other clients; ``$SYS/`` is the
+    server's own tree, and ``$share/`` names shared subscriptions, not topics
+    (section 4.8.2), so a message there could only confuse its readers.
+    """
+    return topic == "$SYS" or topic.startswith(_RESERVED)
 
 
 async def _authorize_publish(state: CoreState, client: Client, packet: Publish) -> None:
@@ -85,6 +103,7 @@ def _accept_publish(state: CoreState, client: Client, packet: Publish, code: int
             return
     if code and reason_codes.is_failure(code):  # most publishes are allowed: 0, no call
         # Refused: 3.1.1 has no way to say so, the message is acknowledged and dropped.
+        state.stats.publishes_refused += 1
         logger.debug("publish to %s by %s refused (0x%02x)", packet.topic, client.info.client_id, code)
         if qos == 1:
             client.link.send(PubAck(packet_id=pid, reason_code=code))  # type: ignore[arg-type]

@@ -77,6 +77,9 @@ class Stats:
     slow_subscriber_drops: int = 0
     # Connections that sent more unacknowledged QoS 1/2 PUBLISH than receive_maximum (paused).
     receive_maximum_exceeded: int = 0
+    # -- observability ($SYS, metrics) --
+    # Client PUBLISH refused (an authorizer, or a topic of the broker's own): acknowledged, dropped.
+    publishes_refused: int = 0
 
 
 @dataclass(eq=False, slots=True)
