@@ -94,6 +94,7 @@ def _handle_pingreq(state: CoreState, client: Client, packet: PingReq) -> None:
 
 
 def _handle_pubacks(state: CoreState, client: Client, run: PubAcks) -> None:
+    state.stats.packets_received += len(run.packets) - 1  # the transport counted the run as one
     acks.handle_pubacks(state, client, run.packets)
 
 

@@ -33,6 +33,7 @@ V31 = ProtocolVersion.MQTT31
 
 def connect(state: CoreState, link: ClientLink, packet: Connect) -> ConnectResult:
     """Admit or refuse a CONNECT (or say what must be awaited first)."""
+    state.stats.connects_received += 1
     if link.over_connection_limit:
         # "An implementation or administrative imposed limit has been exceeded": CONNACK 0x97
         # (section 3.2.2.2, Table 3-1); 3.1.1: 0x03 Server unavailable.

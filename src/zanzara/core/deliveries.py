@@ -20,7 +20,7 @@ from ..protocol import PublishEncoder
 from ..session import Delivery, Session
 from ..storage import DeliveryStatus, QueueRecord
 from .client import Client
-from .state import CoreState
+from .state import CoreState, Stats
 
 __all__ = [
     "completed",
@@ -60,6 +60,7 @@ def _drop_for_slowness(state: CoreState, client: Client, message: Message) -> No
     stats = state.stats
     stats.messages_dropped += 1
     stats.slow_subscriber_drops += 1
+    _count_drops(stats, "slow subscriber")
     if state.events.active:
         cid = client.info.client_id
         state.events.emit(Dropped(client_id=cid, message=message, reason="slow subscriber"))
@@ -133,6 +134,7 @@ def dropped(state: CoreState, session: Session, out: Delivery, why: str) -> None
     """``out`` will never be delivered: unstore it, count it, note its receipt, tell listeners."""
     forget(state, session, out)
     state.stats.messages_dropped += 1
+    _count_drops(state.stats, why)
     if state.track_deliveries:
         _finish(state, out, DeliveryStatus.DROPPED, state.clock(), why)
     if state.events.active:
@@ -140,9 +142,16 @@ def dropped(state: CoreState, session: Session, out: Delivery, why: str) -> None
     logger.debug("dropped a message on %s for %s: %s", out.message.topic, session.client_id, why)
 
 
+def _count_drops(stats: Stats, why: str, n: int = 1) -> None:
+    drops = stats.drops
+    drops[why] = drops.get(why, 0) + n
+
+
 def discard(state: CoreState, pending: list[Delivery], why: str) -> None:
     """Report what a session held when it ended (it is not stored any more)."""
     state.stats.messages_dropped += len(pending)
+    if pending:
+        _count_drops(state.stats, why, len(pending))
     if state.track_deliveries:
         now = state.clock()
         for out in pending:

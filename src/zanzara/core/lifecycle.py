@@ -109,6 +109,7 @@ def expire_session(state: CoreState, cid: str) -> None:
     state.expiry_timers.pop(cid, None)
     session = state.sessions.get(cid)
     if session is not None and cid not in state.clients:
+        state.stats.sessions_expired += 1
         end_session(state, session, with_will=True)
 
 

@@ -80,6 +80,19 @@ class Stats:
     # -- observability ($SYS, metrics) --
     # Client PUBLISH refused (an authorizer, or a topic of the broker's own): acknowledged, dropped.
     publishes_refused: int = 0
+    # Bytes read from and written to clients' sockets (one add per read and per write).
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    # MQTT packets of every type read and written (Mosquitto's messages/received and /sent).
+    packets_received: int = 0
+    packets_sent: int = 0
+    # Connections accepted by a listener (sockets), and CONNECT packets the core was given.
+    sockets_opened: int = 0
+    connects_received: int = 0
+    # Persistent sessions that ended because their expiry interval passed.
+    sessions_expired: int = 0
+    # why -> messages dropped for it (as in messages_dropped, which counts them all).
+    drops: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(eq=False, slots=True)

@@ -98,6 +98,7 @@ class MqttConnection(WriteFlowControl, asyncio.Protocol):
         "_on_close",
         "_pending",
         "_reading_paused",
+        "_stats",
         "_task",
         "_timer",
         "_window_full",
@@ -122,6 +123,7 @@ class MqttConnection(WriteFlowControl, asyncio.Protocol):
     ) -> None:
         cfg = broker.config
         self.broker = broker
+        self._stats = broker.stats  # counted once per read and per write
         self.flusher = flusher
         self.protocol = new_protocol(cfg)
         # Set by the server from the connection limits before the transport attaches.
@@ -285,6 +287,7 @@ class MqttConnection(WriteFlowControl, asyncio.Protocol):
     def attach(self, transport: ByteTransport) -> None:
         """Start serving over ``transport`` (after its TLS and WebSocket handshakes)."""
         self.transport = transport
+        self._stats.sockets_opened += 1
         if self.admission is Admission.DROP:
             logger.info("closing a new connection: over max_connections, too many refusals pending")
             self.abort()
@@ -300,6 +303,8 @@ class MqttConnection(WriteFlowControl, asyncio.Protocol):
         self._timer = self._loop.call_later(self.broker.config.connect_timeout, self._connect_timeout)
 
     def data_received(self, data: bytes) -> None:
+        stats = self._stats
+        stats.bytes_received += len(data)
         if self._lingering:
             # After our last packet: read and discard, within bounds.
             self._linger_budget -= len(data)
@@ -310,6 +315,7 @@ class MqttConnection(WriteFlowControl, asyncio.Protocol):
         protocol = self.protocol
         publishes = protocol.publishes_received
         packets = protocol.receive_data(data, now)
+        stats.packets_received += len(packets)  # a run of PUBACKs is one: the core adds the rest
         if self._task is not None:
             self._pending.extend(packets)
             if self._bytes_bucket is not None:
@@ -525,7 +531,11 @@ class MqttConnection(WriteFlowControl, asyncio.Protocol):
         if transport is None or self._lingering or transport.is_closing():
             return  # the socket is gone or going: what was queued for it can never be written
         if out:
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            data = out[0] if len(out) == 1 else b"".join(out)
+            transport.write(data)
+            stats = self._stats
+            stats.bytes_sent += len(data)
+            stats.packets_sent += len(out)  # the protocol queues one bytes object per packet
             if self._write_paused:
                 self._recount_held(transport)
         if self._closing:
