@@ -15,6 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from types import TracebackType
@@ -177,6 +178,9 @@ class Broker:
                 self.listeners.append(listener)
                 logger.info("listening on %s", listener.url)
             self._warn_about_access()
+            cfg = self.config
+            node = (cfg.sys_node_name or _host_name()) if cfg.sys_presence_events else None
+            self.core.start_sys_topics(cfg.sys_interval, presence_node=node)
         except BaseException:
             await self.stop()
             raise
@@ -451,6 +455,11 @@ async def _committed(store: Store, topic: str, result: PublishResult) -> None:
         await asyncio.shield(store.commit())
     except StoreError as exc:
         raise StoreError(f"message {result.message_id} to {topic!r} was not stored: {exc}") from exc
+
+
+def _host_name() -> str:
+    """The default ``<node>`` of the $SYS presence topics: the host name, as one topic level."""
+    return socket.gethostname().replace("/", "_").replace("+", "_").replace("#", "_") or "zanzara"
 
 
 def _is_loopback(host: str) -> bool:

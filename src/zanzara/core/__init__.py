@@ -62,7 +62,18 @@ from ..mqtt.properties import EMPTY_PROPERTIES, Properties
 from ..protocol import PubAcks
 from ..session import Session
 from ..storage import Snapshot, Store
-from . import acks, deliveries, enhanced_auth, lifecycle, publish, restore, routing, service, subscribe
+from . import (
+    acks,
+    deliveries,
+    enhanced_auth,
+    lifecycle,
+    publish,
+    restore,
+    routing,
+    service,
+    subscribe,
+    sys_topics,
+)
 from .client import Admitted, Awaiting, Challenge, Client, ClientLink, ConnectResult, Refused
 from .connect import connect as _connect
 from .publish import PublishResult
@@ -327,10 +338,20 @@ class Core:
         if store is not None:
             store.retained_delete(topic)
         return True
+    def start_sys_topics(self, interval: float, *, presence_node: str | None = None) -> None:
+        """Publish ``$SYS/broker/...`` now and every ``interval`` seconds (0: never), and, given
+        a node name, ``$SYS/brokers/<node>/clients/<id>/connected|disconnected``."""
+        state = self.state
+        state.presence_node = presence_node
+        if interval > 0 and state.sys_topics is None:
+            state.sys_topics = sys_topics.SysTopics(state, interval)
+            state.sys_topics.start()
 
     async def close(self) -> None:
         """Stop every timer and the event listeners."""
         state = self.state
+        if state.sys_topics is not None:
+            state.sys_topics.stop()
         for timer in state.expiry_timers.values():
             timer.cancel()
         state.expiry_timers.clear()

@@ -19,7 +19,7 @@ from ..mqtt.enums import ProtocolVersion, ReasonCode
 from ..mqtt.packets import ConnAck, Connect
 from ..mqtt.properties import EMPTY_PROPERTIES, Properties
 from ..session import NEVER_EXPIRES, Session
-from . import deliveries, lifecycle
+from . import deliveries, lifecycle, sys_topics
 from .client import REFUSED, Admitted, Client, ClientLink, Refused
 from .state import CoreState
 
@@ -114,6 +114,17 @@ def admit(
     deliveries.pump(state, client)
     if state.events.active:
         state.events.emit(ClientConnected(client=info, session_present=session_present))
+    if state.presence_node is not None:
+        sys_topics.presence(
+            state,
+            state.presence_node,
+            info,
+            "connected",
+            clean_start=packet.clean_start,
+            session_expiry=expiry,
+            session_present=session_present,
+            keep_alive=keep_alive,
+        )
     return Admitted(client)
 
 

@@ -16,7 +16,7 @@ from ..mqtt.packets import Disconnect, Will
 from ..mqtt.properties import EMPTY_PROPERTIES
 from ..session import NEVER_EXPIRES, Session
 from ..storage import SessionRecord
-from . import deliveries, routing
+from . import deliveries, routing, sys_topics
 from .client import Client
 from .push_rules import make_message
 from .state import CoreState, TimerHandle
@@ -70,6 +70,10 @@ def disconnected(state: CoreState, client: Client) -> None:
             schedule_expiry(state, cid, session.expiry_interval)
     if state.events.active:
         state.events.emit(ClientDisconnected(client=client.info, reason=client.disconnect_reason))
+    if state.presence_node is not None:
+        sys_topics.presence(
+            state, state.presence_node, client.info, "disconnected", reason=str(client.disconnect_reason)
+        )
 
 
 def schedule_expiry(state: CoreState, cid: str, delay: float) -> None:

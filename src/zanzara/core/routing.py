@@ -185,7 +185,9 @@ def _plan_for(state: CoreState, topic: str) -> Plan:
 
 
 def _retain(state: CoreState, message: Message) -> None:
-    store = state.store
+    # The broker's $SYS tree describes the running broker: not kept across a restart
+    # (as Mosquitto), and clients cannot publish there (publish.is_reserved).
+    store = state.store if not message.topic.startswith("$SYS/") else None
     if message.payload:
         state.retained.set(message.topic, message)
         if store is not None:

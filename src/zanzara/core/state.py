@@ -37,6 +37,7 @@ from .plan import Plan
 
 if TYPE_CHECKING:
     from .client import Client
+    from .sys_topics import SysTopics
 
 __all__ = ["CoreState", "Scheduler", "Stats", "TimerHandle"]
 
@@ -134,6 +135,10 @@ class CoreState:
     expiry_timers: dict[str, TimerHandle] = field(default_factory=dict)
     will_timers: dict[str, tuple[TimerHandle, Will]] = field(default_factory=dict)
     purge_timer: TimerHandle | None = None
+    # -- $SYS (sys_topics.py) --
+    sys_topics: SysTopics | None = None
+    # <node> of the $SYS/brokers/<node>/clients/... presence events; None: not published.
+    presence_node: str | None = None
 
     def persisted(self, session: Session) -> Store | None:
         """The store that keeps ``session``, or None: it ends with its connection, or no store."""
