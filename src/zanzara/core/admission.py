@@ -28,6 +28,7 @@ __all__ = ["admit", "take_over", "unchecked_decision"]
 logger = logging.getLogger(__name__)
 
 V5 = ProtocolVersion.MQTT5
+_VERSIONS = {ProtocolVersion.MQTT31: "3.1", ProtocolVersion.MQTT311: "3.1.1", V5: "5.0"}
 
 
 def unchecked_decision(state: CoreState, link: ClientLink) -> ReasonCode:
@@ -114,6 +115,17 @@ def admit(
     deliveries.pump(state, client)
     if state.events.active:
         state.events.emit(ClientConnected(client=info, session_present=session_present))
+    logger.info(
+        "%s connected from %s on %s: MQTT %s, clean start %s, session expiry %s, session present %s",
+        client_id,
+        info.address or "an unknown address",
+        info.listener or "the embedded API",
+        _VERSIONS[version],
+        "yes" if packet.clean_start else "no",
+        "never" if expiry == NEVER_EXPIRES else f"{expiry} s",
+        "yes" if session_present else "no",
+        extra={"client_id": client_id, "event": "connected"},
+    )
     if state.presence_node is not None:
         sys_topics.presence(
             state,

@@ -9,6 +9,8 @@ still publishes it) and its expiry timer set.  Timers come from
 
 from __future__ import annotations
 
+import logging
+
 from ..errors import ProtocolViolation
 from ..events import ClientDisconnected, DisconnectReason
 from ..mqtt.enums import ReasonCode
@@ -32,6 +34,22 @@ __all__ = [
     "schedule_will",
     "set_quota",
 ]
+
+
+logger = logging.getLogger(__name__)
+
+# How each DisconnectReason reads in the log.
+_REASONS = {
+    DisconnectReason.DISCONNECT: "sent DISCONNECT",
+    DisconnectReason.TAKEOVER: "taken over by a new connection with its client id",
+    DisconnectReason.KEEPALIVE: "keep alive timeout",
+    DisconnectReason.PROTOCOL_ERROR: "protocol error",
+    DisconnectReason.CONNECTION_LOST: "connection lost",
+    DisconnectReason.SHUTDOWN: "server shutting down",
+    DisconnectReason.NOT_AUTHORIZED: "re-authentication failed",
+    DisconnectReason.WRITE_TIMEOUT: "took nothing we wrote for write_timeout",
+    DisconnectReason.STORE_FAILURE: "an acknowledgement could not be made durable",
+}
 
 
 def handle_disconnect(state: CoreState, client: Client, packet: Disconnect) -> None:
@@ -70,6 +88,14 @@ def disconnected(state: CoreState, client: Client) -> None:
             schedule_expiry(state, cid, session.expiry_interval)
     if state.events.active:
         state.events.emit(ClientDisconnected(client=client.info, reason=client.disconnect_reason))
+    reason = client.disconnect_reason
+    logger.info(
+        "%s disconnected: %s%s",
+        cid,
+        _REASONS.get(reason, reason),
+        "" if session.expiry_interval else ", session ended",
+        extra={"client_id": cid, "event": "disconnected", "reason": str(reason)},
+    )
     if state.presence_node is not None:
         sys_topics.presence(
             state, state.presence_node, client.info, "disconnected", reason=str(client.disconnect_reason)

@@ -41,10 +41,12 @@ def restore(state: CoreState, store: Store, snapshot: Snapshot) -> None:
     _wills(state, snapshot, now)
     _expiry(state, snapshot, now)
     logger.info(
-        "restored %d sessions, %d retained messages from the %s store",
+        "restored %d sessions, %d messages queued or in flight, %d retained messages from the %s store",
         len(snapshot.sessions),
+        sum(len(records) for records in snapshot.queues.values()),
         len(snapshot.retained),
         store.name,
+        extra={"event": "restored"},
     )
 
 

@@ -12,6 +12,7 @@ its UNSUBACK too waits for the removal to be durable.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Coroutine
 from typing import Any
 
@@ -29,6 +30,8 @@ from .commits import ack_after_commit, after_commit
 from .state import CoreState
 
 __all__ = ["handle_subscribe", "handle_unsubscribe"]
+
+logger = logging.getLogger(__name__)
 
 V5 = ProtocolVersion.MQTT5
 Pending = Coroutine[Any, Any, None]
@@ -118,6 +121,8 @@ def _complete_subscribe(state: CoreState, client: Client, packet: Subscribe, cod
             store.subscription_put(entry)
         if group is None:
             retained.append((sub, code, is_new))
+    if logger.isEnabledFor(logging.DEBUG):
+        _log_subscribe(session.client_id, packet, codes)
     codes = list(reason_codes.for_suback(codes, client.version))
 
     def finish() -> None:
@@ -139,6 +144,20 @@ def _complete_subscribe(state: CoreState, client: Client, packet: Subscribe, cod
         client.link.send(SubAck(packet_id=packet.packet_id, reason_codes=(0x80,) * len(codes)))
 
     after_commit(state, client, finish, failed)
+
+
+def _log_subscribe(client_id: str, packet: Subscribe, codes: list[int]) -> None:
+    """One line per filter, as Mosquitto's debug log: the filter, the QoS asked and the answer."""
+    for sub, code in zip(packet.subscriptions, codes, strict=True):
+        outcome = f"refused (0x{code:02x})" if reason_codes.is_failure(code) else f"granted QoS {code}"
+        logger.debug(
+            "%s subscribed to %s at QoS %d: %s",
+            client_id,
+            sub.topic_filter,
+            sub.qos,
+            outcome,
+            extra={"client_id": client_id, "event": "subscribed"},
+        )
 
 
 def _subscription_room(state: CoreState, session: Session) -> int | None:
@@ -165,6 +184,13 @@ def handle_unsubscribe(state: CoreState, client: Client, packet: Unsubscribe) ->
         if existed and store is not None:
             store.subscription_delete(session.client_id, topic_filter)
         codes.append(ReasonCode.SUCCESS if existed else ReasonCode.NO_SUBSCRIPTION_EXISTED)
+        logger.debug(
+            "%s unsubscribed from %s%s",
+            session.client_id,
+            topic_filter,
+            "" if existed else " (no such subscription)",
+            extra={"client_id": session.client_id, "event": "unsubscribed"},
+        )
     # [MQTT-3.10.4-4] UNSUBACK even when nothing was removed; for a stored session, once the
     # removal is durable (as SUBACK waits for subscriptions), so a restart cannot bring back
     # a subscription the client was told is gone.
