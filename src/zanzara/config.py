@@ -497,10 +497,6 @@ class Config(_Section):
     # DISCONNECT and close before the rest are cut off.
     shutdown_grace: float = Field(default=5.0, ge=0, allow_inf_nan=False)
 
-    @property
-    def sqlite_path(self) -> str:
-        """The SQLite database file: storage.path, or zanzara.db in data_dir."""
-        return self.storage.path or os.path.join(self.data_dir, "zanzara.db")
     # -- $SYS topics (core/sys_topics.py) --
     # Seconds between $SYS/broker/... updates (Mosquitto's sys_interval); 0: none.
     sys_interval: float = Field(default=10.0, ge=0, allow_inf_nan=False)
@@ -508,6 +504,11 @@ class Config(_Section):
     sys_presence_events: bool = False
     # <node> in those topics; unset: the host name.
     sys_node_name: str | None = Field(default=None, min_length=1, pattern=r"^[^/+#]+$")
+
+    @property
+    def sqlite_path(self) -> str:
+        """The SQLite database file: storage.path, or zanzara.db in data_dir."""
+        return self.storage.path or os.path.join(self.data_dir, "zanzara.db")
 
     @model_validator(mode="after")
     def _check_listeners_distinct(self) -> Self:

@@ -338,6 +338,7 @@ class Core:
         if store is not None:
             store.retained_delete(topic)
         return True
+
     def start_sys_topics(self, interval: float, *, presence_node: str | None = None) -> None:
         """Publish ``$SYS/broker/...`` now and every ``interval`` seconds (0: never), and, given
         a node name, ``$SYS/brokers/<node>/clients/<id>/connected|disconnected``."""
