@@ -233,6 +233,7 @@ def completed(state: CoreState, client: Client, outs: list[Delivery]) -> None:
     persist = state.persisted(session)
     step = store.receipt_step if store is not None and state.track_deliveries else None
     now = state.clock() if step is not None else 0.0
+    state.stats.deliveries_acknowledged += len(outs)
     cid = session.client_id
     for out in outs:
         mid = out.message.message_id

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,6 +71,17 @@ class Stats:
     messages_dropped: int = 0
     messages_expired: int = 0
     connections_total: int = 0
+    # -- by kind, for the Prometheus collector (metrics.py); each costs one add where it counts --
+    # PUBLISH received from clients by QoS (index 0-2): one add per publish, never per delivery.
+    received_by_qos: list[int] = field(default_factory=lambda: [0, 0, 0])
+    # QoS 1/2 deliveries ended by the subscriber's PUBACK or PUBCOMP (added once per ack run).
+    deliveries_acknowledged: int = 0
+    # Messages dropped, by the reason their receipt gives ("queue full", "session ended", ...);
+    # slow_subscriber_drops are not in it.  The reasons are the code's own few strings.
+    drops_by_reason: Counter[str] = field(default_factory=Counter)
+    # CONNECTs refused, by CONNACK reason code (the accepted ones are connections_total).
+    connects_refused: Counter[int] = field(default_factory=Counter)
+
     # Connections closed for a protocol error of the client's (not only malformed packets).
     malformed_packets: int = 0
     # Connections closed because handling their packet raised an error of ours.

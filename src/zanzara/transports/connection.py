@@ -255,6 +255,7 @@ class MqttConnection(WriteFlowControl, asyncio.Protocol):
 
     def refuse(self, reason_code: int, reason: str | None = None) -> None:
         logger.info("refusing %s: %s (0x%02x)", self.who(), reason or "refused", reason_code)
+        self.broker.stats.connects_refused[reason_code] += 1
         self.protocol.refuse(reason_code, reason)
         self._mark()
 
