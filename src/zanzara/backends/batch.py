@@ -10,24 +10,52 @@ Failure policy: when a batch fails, the commits waiting on it fail at once
 and the same batch is retried with backoff before anything newer, so the
 store never sees operations out of order and catches up when it comes back.
 The batch is bounded only by what arrives while the previous one commits;
-its size is reported in :attr:`BatchWriter.last_batch`.
+its size is reported in :attr:`BatchWriter.last_batch`, and how long each
+written batch took in :attr:`BatchWriter.commit_times` (one clock read
+before and after a batch, never per operation).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from ..errors import StoreError
 from .ops import Op
 
-__all__ = ["LINGER", "SETTLE_ITERATIONS", "BatchWriter"]
+__all__ = ["COMMIT_BUCKETS", "LINGER", "SETTLE_ITERATIONS", "BatchWriter", "CommitTimes"]
 
 logger = logging.getLogger(__name__)
 
 LINGER = 0.05  # seconds a durable write may wait for a commit to carry it
 SETTLE_ITERATIONS = 2  # event-loop iterations a woken writer lets pass before taking the batch
+# Upper bounds (seconds) of the commit-time buckets: an in-memory SQLite commit takes tens of
+# microseconds, an fsync on a disk milliseconds, a Redis round trip over a network up to seconds.
+COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class CommitTimes:
+    """How long the written batches took: counts per bucket of :data:`COMMIT_BUCKETS`, sum, count.
+
+    Kept here rather than in a metrics library so that the store depends on nothing of the
+    sort; ``metrics.py`` turns it into a Prometheus histogram when scraped.  ``counts`` has one
+    more slot than there are bounds: the batches slower than the last one.
+    """
+
+    __slots__ = ("count", "counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(COMMIT_BUCKETS) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(COMMIT_BUCKETS, seconds)] += 1
+        self.sum += seconds
+        self.count += 1
 
 
 class BatchWriter:
@@ -36,7 +64,8 @@ class BatchWriter:
     Owned by a :class:`~.batched.BatchedStore`, which calls :meth:`start` and :meth:`close` on
     the event loop; ``write_batch`` is called by one task only, never concurrently, and must
     raise to fail a batch (it is retried).  ``failing`` is true from a failed batch until one
-    succeeds; ``batches`` and ``last_batch`` count batches written and the last one's operations.
+    succeeds; ``batches`` and ``last_batch`` count batches written and the last one's operations;
+    ``commit_times`` holds how long each batch with operations took to write.
     """
 
     def __init__(self, name: str, write_batch: Callable[[list[Op]], Awaitable[None]]) -> None:
@@ -55,6 +84,7 @@ class BatchWriter:
         self.failing = False
         self.batches = 0
         self.last_batch = 0
+        self.commit_times = CommitTimes()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"zanzara-{self.name}-writer")
@@ -136,7 +166,9 @@ class BatchWriter:
                 ops, waiters = retry
             try:
                 if ops:
+                    started = time.perf_counter()
                     await self._write_batch(ops)
+                    self.commit_times.observe(time.perf_counter() - started)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -13,7 +13,7 @@ from ..message import Message
 from ..session import Delivery
 from ..storage import DeliveryStatus, QueueRecord, SessionRecord
 from ..topic_tree import SubscriptionEntry
-from .batch import BatchWriter
+from .batch import BatchWriter, CommitTimes
 from .ops import (
     IncomingDelete,
     IncomingPut,
@@ -49,6 +49,11 @@ class BatchedStore:
 
     def commit(self) -> asyncio.Future[None]:
         return self._writer.commit()
+
+    @property
+    def commit_times(self) -> CommitTimes:
+        """How long each batch took to write (the group commit's, read by metrics.py)."""
+        return self._writer.commit_times
 
     def session_put(self, record: SessionRecord) -> None:
         self._writer.add(SessionPut(record))
