@@ -29,6 +29,7 @@ from .hooks import (
     EnhancedAuthenticator,
 )
 from .message import Message
+from .metrics import BrokerCollector, BrokerMetrics
 from .mqtt.enums import ReasonCode
 from .mqtt.packets import Subscription
 from .mqtt.properties import Properties
@@ -41,6 +42,8 @@ __all__ = [
     "Authenticator",
     "Authorizer",
     "Broker",
+    "BrokerCollector",
+    "BrokerMetrics",
     "ClientConnected",
     "ClientDisconnected",
     "ClientInfo",
