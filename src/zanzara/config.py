@@ -126,6 +126,9 @@ class ListenerConfig(_Section):
     # Folder whose files plain HTTP GET/HEAD requests for other paths receive
     # (Mosca's http.static): a web app and its broker on one origin.  "ws" only.
     static_dir: str | None = Field(default=None, min_length=1)
+    # MQTT.js's browser bundle, shipped in the package, at /mqtt.min.js for plain HTTP
+    # GET/HEAD (Mosca's http.bundle): a page on the same origin needs nothing else.  "ws" only.
+    bundle: bool = False
     # Shown in logs and metrics; defaults to "host:port" wherever it is used.
     name: str | None = Field(default=None, min_length=1)
     # Open connections on this listener, counted from accept (before CONNECT);
@@ -227,6 +230,13 @@ class ListenerConfig(_Section):
                 "static_dir", "{path} is not an existing directory", {"path": static_dir}
             )
         return static_dir
+
+    @field_validator("bundle")
+    @classmethod
+    def _check_bundle(cls, bundle: bool, info: ValidationInfo) -> bool:
+        if bundle and info.data.get("protocol") != "ws":
+            raise PydanticCustomError("ws_only", 'only used when protocol = "ws"')
+        return bundle
 
     @field_validator("max_connections")
     @classmethod

@@ -61,6 +61,7 @@ def create_listener(
             max_message_size=max(mqtt.max_packet_size, _MIN_WS_MESSAGE),
             open_timeout=mqtt.connect_timeout,
             static_dir=config.static_dir,
+            bundle=config.bundle,
         )
     return TcpListener(
         factory,

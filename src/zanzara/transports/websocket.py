@@ -19,7 +19,9 @@ any path opens MQTT (``mqtt.connect('ws://host:port')`` asks for ``/``), unless
 the listener has a ``path``: then that one only, and 404 elsewhere.  With a
 static folder, plain HTTP requests (no WebSocket upgrade) get its files
 instead (:mod:`.static`), except on a configured ``path``, which behaves the
-same with or without one.
+same with or without one.  With ``bundle``, a plain HTTP request for
+``/mqtt.min.js`` gets MQTT.js's browser bundle shipped in the package (before
+the static folder is looked at: the listener's setting, not a file, decides).
 
 This module may import the broker's configuration and the connection; nothing
 above the transports.
@@ -42,7 +44,7 @@ from websockets.protocol import Event, State
 from websockets.typing import Subprotocol
 
 from .connection import MqttConnection
-from .static import StaticFolder
+from .static import PackagedFile, StaticFolder, mqtt_js
 
 __all__ = ["SUBPROTOCOLS", "MqttWebSocket", "WebSocketListener"]
 
@@ -210,6 +212,7 @@ class WebSocketListener:
         max_message_size: int | None = None,
         open_timeout: float = 10.0,
         static_dir: str | None = None,
+        bundle: bool = False,
     ) -> None:
         self._factory = factory
         self.host = host
@@ -220,6 +223,7 @@ class WebSocketListener:
         self._max_message_size = max_message_size
         self._open_timeout = open_timeout
         self._static = StaticFolder(static_dir) if static_dir is not None else None
+        self._bundle: PackagedFile | None = mqtt_js() if bundle else None
         self._server: Server | None = None
         # Handler tasks of connections between their request and an MQTT session:
         # handshakes, and refusals and static files, which end once the response is
@@ -265,6 +269,9 @@ class WebSocketListener:
         if task is not None:
             self._responding.add(task)
             task.add_done_callback(self._responding.discard)
+        bundle = self._bundle
+        if bundle is not None and bundle.serves(request.path) and not _is_upgrade(request):
+            return bundle.respond(request)
         path = self.path
         static = self._static
         if path is None:
