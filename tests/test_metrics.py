@@ -209,6 +209,16 @@ def test_collector_over_a_core_alone():
     assert names == set(TYPES)
 
 
+def test_registering_twice_in_one_registry_is_refused():
+    """describe() names the families, so a registry refuses a second collector with the same names."""
+    from zanzara.core import Core
+
+    registry = CollectorRegistry()
+    registry.register(BrokerCollector(Core()))
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        registry.register(BrokerCollector(Core()))
+
+
 def test_commit_times_buckets_are_upper_bounds():
     """A batch that took exactly a bound is in that bound's bucket (Prometheus's le: less or equal)."""
     from zanzara.backends.batch import COMMIT_BUCKETS, CommitTimes

@@ -108,9 +108,11 @@ class BrokerCollector(Collector):
     """A prometheus-client collector over one broker (a :class:`~zanzara.Broker`, or its ``Core``).
 
     Register it in any :class:`prometheus_client.CollectorRegistry`; each scrape reads the
-    counters and walks the sessions once, on the thread that scrapes.  Scrape from the broker's
-    event loop (the admin API does): the sessions are changed there, and a scrape from another
-    thread may read them half-changed (the figures, not the broker, would suffer).
+    counters and walks the sessions once, on the thread that scrapes.  The broker's event loop
+    is the best place (the admin API scrapes there).  From another thread (prometheus-client's
+    ``start_http_server``) a scrape works too: the sessions are copied in one step before the
+    walk, so it never fails, but figures read while the loop runs may disagree by the messages
+    of that moment.
     """
 
     def __init__(self, broker: Broker | Core) -> None:
@@ -119,11 +121,14 @@ class BrokerCollector(Collector):
         self._version = _version()
 
     def describe(self) -> Iterator[Metric]:
-        # Registering must not scrape: the families are the same whatever the values.
-        return iter(())
+        # The families of an empty broker: what a registry checks for clashing names, without
+        # reading the live state (registering may happen on any thread, at any time).
+        return self._families(CoreState())
 
     def collect(self) -> Iterator[Metric]:
-        state = self._core.state
+        return self._families(self._core.state)
+
+    def _families(self, state: CoreState) -> Iterator[Metric]:
         yield from self._info()
         yield from self._gauges(state)
         yield from self._message_counters(state)
@@ -136,11 +141,13 @@ class BrokerCollector(Collector):
         yield info
 
     def _gauges(self, state: CoreState) -> Iterator[Metric]:
-        sessions = state.sessions
+        # One C-level copy (atomic under the GIL): a scrape from another thread never sees the
+        # dict change size under it.
+        sessions = tuple(state.sessions.values())
         queued = queued_bytes = inflight = 0
         depths = [0] * (len(QUEUE_DEPTH_BUCKETS) + 1)
         bounds = QUEUE_DEPTH_BUCKETS
-        for session in sessions.values():
+        for session in sessions:
             depth = session.queued
             queued += depth
             queued_bytes += session.queued_bytes
@@ -152,7 +159,7 @@ class BrokerCollector(Collector):
             "zanzara_sessions", "Sessions, by whether their client is connected.", labels=["state"]
         )
         by_state.add_metric(["connected"], connected)
-        by_state.add_metric(["offline"], len(sessions) - connected)
+        by_state.add_metric(["offline"], max(len(sessions) - connected, 0))
         yield by_state
         yield GaugeMetricFamily(
             "zanzara_subscriptions",
@@ -210,7 +217,7 @@ class BrokerCollector(Collector):
         # drop makes rate() miss that drop.
         by_reason = dict.fromkeys(_DROP_REASONS.values(), 0)
         by_reason["slow_subscriber"] = stats.slow_subscriber_drops
-        for why, count in stats.drops_by_reason.items():
+        for why, count in tuple(stats.drops_by_reason.items()):
             label = _label(why)
             by_reason[label] = by_reason.get(label, 0) + count
         for label, count in sorted(by_reason.items()):
