@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 
 from .backends.batch import COMMIT_BUCKETS, CommitTimes
 from .broker import Broker
-from .core import Core, CoreState
+from .core import Core, CoreState, Stats
 from .mqtt.enums import ReasonCode
 
 __all__ = ["QUEUE_DEPTH_BUCKETS", "BrokerCollector", "BrokerMetrics"]
@@ -79,6 +79,29 @@ def _reason_name(code: int) -> str:
         return ReasonCode(code).name.lower()
     except ValueError:
         return f"0x{code:02x}"
+
+
+# Stats fields counted for $SYS (bytes by the transports, the rest by the core) -> family and
+# help.  Read when present: the collector does not require a core that keeps them.
+_OPTIONAL_COUNTERS = {
+    "bytes_received": ("zanzara_bytes_received", "Bytes read from client connections."),
+    "bytes_sent": ("zanzara_bytes_sent", "Bytes written to client connections."),
+    "publishes_refused": (
+        "zanzara_publishes_refused",
+        "Client PUBLISH refused (an authorizer, or a topic of the broker's own).",
+    ),
+    "sessions_expired": (
+        "zanzara_sessions_expired",
+        "Persistent sessions ended because their expiry interval passed.",
+    ),
+}
+
+
+def _optional_counters(stats: Stats) -> Iterator[Metric]:
+    for field, (name, documentation) in _OPTIONAL_COUNTERS.items():
+        count = getattr(stats, field, None)
+        if isinstance(count, int):
+            yield CounterMetricFamily(name, documentation, value=count)
 
 
 def _version() -> str:
@@ -198,13 +221,7 @@ class BrokerCollector(Collector):
             "PUBLISH packets sent to clients (resends included).",
             value=stats.messages_sent,
         )
-        # Counted by the transports for $SYS; absent from a core that does not count them yet.
-        for direction in ("received", "sent"):
-            nbytes = getattr(stats, f"bytes_{direction}", None)
-            if isinstance(nbytes, int):
-                yield CounterMetricFamily(
-                    f"zanzara_bytes_{direction}", f"Bytes {direction} on client connections.", value=nbytes
-                )
+        yield from _optional_counters(stats)
         yield CounterMetricFamily(
             "zanzara_deliveries",
             "QoS 1/2 deliveries acknowledged by their subscriber (PUBACK or PUBCOMP).",
@@ -216,8 +233,7 @@ class BrokerCollector(Collector):
         # Every known reason from the first scrape on: a series that appears only with its first
         # drop makes rate() miss that drop.
         by_reason = dict.fromkeys(_DROP_REASONS.values(), 0)
-        by_reason["slow_subscriber"] = stats.slow_subscriber_drops
-        for why, count in tuple(stats.drops_by_reason.items()):
+        for why, count in tuple(stats.drops.items()):
             label = _label(why)
             by_reason[label] = by_reason.get(label, 0) + count
         for label, count in sorted(by_reason.items()):

@@ -76,9 +76,6 @@ class Stats:
     received_by_qos: list[int] = field(default_factory=lambda: [0, 0, 0])
     # QoS 1/2 deliveries ended by the subscriber's PUBACK or PUBCOMP (added once per ack run).
     deliveries_acknowledged: int = 0
-    # Messages dropped, by the reason their receipt gives ("queue full", "session ended", ...);
-    # slow_subscriber_drops are not in it.  The reasons are the code's own few strings.
-    drops_by_reason: Counter[str] = field(default_factory=Counter)
     # CONNECTs refused, by CONNACK reason code (the accepted ones are connections_total).
     connects_refused: Counter[int] = field(default_factory=Counter)
 
