@@ -71,6 +71,7 @@ def sqlite_broker(tmp_path) -> Iterator[BrokerThread]:
     config = Config(
         storage=StorageConfig(backend="sqlite", path=str(tmp_path / "z.db")),
         mqtt=MqttConfig(max_queued_messages=3),
+        sys_interval=0,  # no $SYS topics: the retained gauge counts the test's own only
     )
     with BrokerThread(config, setup=_setup) as b:
         yield b
