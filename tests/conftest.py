@@ -6,6 +6,7 @@ drive blocking clients (paho-mqtt, mosquitto_pub/sub subprocesses) naturally.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -19,6 +20,10 @@ from peers import JS_DIR
 from redisserver import RedisServer
 
 MEMORY = Config(storage=StorageConfig(backend="memory"))
+
+# Every `zanzara` command a test starts would serve its admin API on 18083, and tests run in
+# parallel: off unless a test asks for it (ZANZARA_ADMIN__PORT in its own environment).
+os.environ.setdefault("ZANZARA_ADMIN__PORT", "0")
 
 
 @pytest.fixture

@@ -427,7 +427,7 @@ def test_ws_path_must_be_absolute() -> None:
 def test_admin_beyond_loopback_needs_tokens() -> None:
     """Anyone who reaches the admin API could publish and kick clients: no tokens, no start."""
     with pytest.raises(ConfigError) as info:
-        config_from_dict({"admin": {"host": "0.0.0.0"}})
+        config_from_dict({"admin": {"host": "0.0.0.0", "port": 18083}})
     assert info.value.field == "admin.tokens"
     assert "admin.host = '0.0.0.0'" in str(info.value)
 
@@ -438,9 +438,9 @@ def test_admin_beyond_loopback_needs_tokens() -> None:
         {"host": "127.0.0.1"},
         {"host": "::1"},
         {"host": "localhost"},
-        {"host": "0.0.0.0", "port": 0},  # off
-        {"host": "0.0.0.0", "token_file": "tokens"},
-        {"host": "0.0.0.0", "tokens": [{"token": "x" * 16, "scope": "admin"}]},
+        {"host": "0.0.0.0"},  # off (port 0)
+        {"host": "0.0.0.0", "port": 18083, "token_file": "tokens"},
+        {"host": "0.0.0.0", "port": 18083, "tokens": [{"token": "x" * 16, "scope": "admin"}]},
     ],
 )
 def test_admin_without_tokens_on_loopback_or_with_them_anywhere(admin: dict[str, object]) -> None:

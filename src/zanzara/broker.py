@@ -21,6 +21,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
+from .admin.server import AdminServer
 from .auth.files import FileAuth
 from .backends.memory import MemoryStore
 from .backends.redis import RedisStore
@@ -94,6 +95,8 @@ class Broker:
         self._started = False
         self._stopping = False
         self._store: Store | None = None
+        # The admin HTTP API ([admin]; port 0: none), started with the listeners.
+        self.admin: AdminServer | None = None
 
     # -- hooks and events ---------------------------------------------------------
 
@@ -181,6 +184,9 @@ class Broker:
             cfg = self.config
             node = (cfg.sys_node_name or _host_name()) if cfg.sys_presence_events else None
             self.core.start_sys_topics(cfg.sys_interval, presence_node=node)
+            if cfg.admin.port:
+                self.admin = AdminServer(self)
+                await self.admin.start()
         except BaseException:
             await self.stop()
             raise
@@ -269,6 +275,9 @@ class Broker:
         self._stopping = True
         if grace is None:
             grace = self.config.shutdown_grace
+        if self.admin is not None:
+            # First: no operator action lands on a broker that is going away.
+            await self.admin.stop()
         for listener in self.listeners:
             await listener.stop()
         self.listeners.clear()

@@ -127,8 +127,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="overrides log_format: text lines, or JSON lines (time, level, logger, message, "
         "client_id, event)",
     )
+    parser.add_argument(
+        "--admin-port",
+        type=_port,
+        metavar="PORT",
+        help=f"port of the admin HTTP API, metrics and dashboard ({ADMIN_PORT} unless the "
+        "configuration says); 0: none",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     return parser
+
+
+# The admin API's port when nothing else says (EMQX's dashboard port).
+ADMIN_PORT = 18083
 
 
 def build_config(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Config:
@@ -146,7 +157,9 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] | None = N
       --tls-port) and, when WebSocket is served, a secure WebSocket one (8084,
       --wss-port); with a file that has TLS listeners, the flags change the first
       of each kind instead.  A port flag 0 removes that listener;
-    - -v/--log-level replace ``log_level``, --log-format ``log_format``.
+    - -v/--log-level replace ``log_level``, --log-format ``log_format``;
+    - --admin-port sets ``admin.port``; unset anywhere, the command serves the admin
+      API on 18083.
 
     The result is validated again as a whole, so a flag that makes two listeners
     clash is reported like the same mistake in the file.  Raises :class:`ConfigError`.
@@ -167,6 +180,11 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] | None = N
         listeners.update("ws", False, port=args.ws_port)
     _apply_tls_flags(args, listeners)
     data["listeners"] = listeners.items
+    if args.admin_port is not None:
+        data["admin"]["port"] = args.admin_port
+    elif "port" not in config.admin.model_fields_set:
+        # The command's default (the embedded Config() serves no HTTP unless told).
+        data["admin"]["port"] = ADMIN_PORT
     if log_level is not None:
         data["log_level"] = log_level
     if args.log_format is not None:

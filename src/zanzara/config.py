@@ -447,8 +447,9 @@ class AdminConfig(_Section):
     """The HTTP admin API, the Prometheus metrics and the dashboard ([admin])."""
 
     host: str = Field(default="127.0.0.1", min_length=1)
-    # 0 turns the admin API off.
-    port: int = Field(default=18083, ge=0, le=_UINT16_MAX)
+    # 0: off.  The zanzara command serves it on 18083 when neither the file, the
+    # environment nor --admin-port says (an embedded Config() has only what it is given).
+    port: int = Field(default=0, ge=0, le=_UINT16_MAX)
     tokens: tuple[AdminToken, ...] = Field(default=(), strict=False)
     # One token a line: "SCOPE TOKEN [NAME]" ('#' starts a comment); re-read on SIGHUP.
     token_file: str | None = Field(default=None, min_length=1)

@@ -16,8 +16,8 @@ and for serving the text exposition (the admin API's ``/metrics``)::
     metrics = BrokerMetrics(broker)
     body, content_type = metrics.render(request.headers.get("accept"))
 
-Sits beside ``broker.py``: it reads the broker, the core and the store, and
-nothing below imports it.
+Sits below ``broker.py`` and beside the admin API, which serves it: it reads the
+core and the store's commit times, and takes a broker as anything with a ``core``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import bisect
 import re
 from collections.abc import Iterator, Sequence
 from importlib import metadata
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder, generate_latest
@@ -38,7 +39,6 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from .backends.batch import COMMIT_BUCKETS, CommitTimes
-from .broker import Broker
 from .core import Core, CoreState, Stats
 from .mqtt.enums import ReasonCode
 
@@ -127,6 +127,13 @@ def _bound(bound: float) -> str:
     return repr(float(bound))
 
 
+class HasCore(Protocol):
+    """A broker, as far as metrics go (``zanzara.Broker`` is one)."""
+
+    @property
+    def core(self) -> Core: ...
+
+
 class BrokerCollector(Collector):
     """A prometheus-client collector over one broker (a :class:`~zanzara.Broker`, or its ``Core``).
 
@@ -138,9 +145,8 @@ class BrokerCollector(Collector):
     of that moment.
     """
 
-    def __init__(self, broker: Broker | Core) -> None:
-        self._broker = broker if isinstance(broker, Broker) else None
-        self._core = broker.core if isinstance(broker, Broker) else broker
+    def __init__(self, broker: HasCore | Core) -> None:
+        self._core = broker if isinstance(broker, Core) else broker.core
         self._version = _version()
 
     def describe(self) -> Iterator[Metric]:
@@ -307,7 +313,7 @@ class BrokerMetrics:
     ``python_gc_*`` and ``python_info`` families, as a prometheus-client program exports them.
     """
 
-    def __init__(self, broker: Broker | Core, *, process: bool = True) -> None:
+    def __init__(self, broker: HasCore | Core, *, process: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(BrokerCollector(broker))
         if process:

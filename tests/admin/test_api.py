@@ -12,8 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from zanzara import Broker
-from zanzara.admin.server import AdminServer
 from zanzara.config import AdminConfig, AdminToken, Config, PushConfig, StorageConfig
 
 from brokerthread import BrokerThread
@@ -26,14 +24,9 @@ class Admin:
     """A broker in a thread with its admin API on a free port, and an HTTP client for it."""
 
     def __init__(self, config: Config, token: str | None = None) -> None:
-        self.thread = BrokerThread(config)
-        broker = self.thread.broker
-        assert broker is not None
-        self.broker: Broker = broker
-        self.server = AdminServer(broker)
-        self.thread.run(self.server.start(port=0))
+        self.thread = BrokerThread(config, admin=True)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.server.port}", headers=headers, timeout=10)
+        self.http = httpx.Client(base_url=self.thread.admin_url, headers=headers, timeout=10)
 
     @property
     def port(self) -> int:
@@ -41,7 +34,6 @@ class Admin:
 
     def close(self) -> None:
         self.http.close()
-        self.thread.run(self.server.stop())
         self.thread.stop()
 
 

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 from zanzara import Broker
 from zanzara.config import Config, ListenerConfig, StorageConfig
 
+from command import free_port
+
 T = TypeVar("T")
 
 
@@ -21,13 +23,16 @@ class BrokerThread:
         *,
         setup: Callable[[Broker], None] | None = None,
         loop: str = "asyncio",
+        admin: bool = False,
     ) -> None:
-        """``loop``: "asyncio" (the stock loop) or "uvloop" (the zanzara command's default)."""
+        """``loop``: "asyncio" (the stock loop) or "uvloop" (the zanzara command's default);
+        ``admin``: serve the admin API too, on a free port (:attr:`admin_url`)."""
         config = config or Config(storage=StorageConfig(backend="memory"))
         listeners = tuple(lc.model_copy(update={"port": 0}) for lc in config.listeners) or (
             ListenerConfig(port=0),
         )
-        self.config = config.model_copy(update={"listeners": listeners})
+        admin_config = config.admin.model_copy(update={"port": free_port() if admin else 0})
+        self.config = config.model_copy(update={"listeners": listeners, "admin": admin_config})
         self._setup = setup
         if loop == "uvloop":
             import uvloop
@@ -69,6 +74,11 @@ class BrokerThread:
     def port(self) -> int:
         assert self.broker is not None
         return self.broker.addresses[0][1]
+
+    @property
+    def admin_url(self) -> str:
+        assert self.broker is not None and self.broker.admin is not None, "started without admin=True"
+        return f"http://127.0.0.1:{self.broker.admin.port}"
 
     @property
     def core(self) -> Any:

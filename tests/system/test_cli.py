@@ -17,7 +17,7 @@ import pytest
 
 import zanzara
 from zanzara.cli import JsonFormatter, build_config, build_parser, configure_logging, main
-from zanzara.config import Config, ListenerConfig
+from zanzara.config import AdminConfig, Config, ListenerConfig
 from zanzara.errors import ConfigError
 from zanzara.logs import CLIENT_ID, EVENT, JSON_FIELDS
 
@@ -70,10 +70,26 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
 WS_DEFAULT = ListenerConfig(protocol="ws", port=8083)
 
 
+def test_the_command_serves_the_admin_api_on_18083_unless_told(tmp_path: Path) -> None:
+    assert config_for().admin.port == 18083
+    assert config_for("--admin-port", "9999").admin.port == 9999
+    assert config_for("--admin-port", "0").admin.port == 0
+    # A file without [admin] gets the command's default; one that sets the port keeps it.
+    assert config_for("-c", str(write(tmp_path, "log_level = 'info'\n"))).admin.port == 18083
+    assert config_for("-c", str(write(tmp_path, "[admin]\nport = 0\n"))).admin.port == 0
+    args = build_parser().parse_args([])
+    assert build_config(args, {"ZANZARA_ADMIN__PORT": "0"}).admin.port == 0
+    # The embedded Config() serves no HTTP unless given a port.
+    assert Config().admin.port == 0
+
+
 def test_no_arguments_is_mosquitto_like_default_plus_websocket() -> None:
     config = config_for()
-    # The command adds MQTT over WebSocket; the embedded Config() has only what it is given.
-    assert config == Config().model_copy(update={"listeners": (ListenerConfig(), WS_DEFAULT)})
+    # The command adds MQTT over WebSocket and the admin API; the embedded Config() has only
+    # what it is given.
+    assert config == Config().model_copy(
+        update={"listeners": (ListenerConfig(), WS_DEFAULT), "admin": AdminConfig(port=18083)}
+    )
     assert [(lc.host, lc.port, lc.protocol, lc.path) for lc in config.listeners] == [
         ("127.0.0.1", 1883, "mqtt", None),
         ("127.0.0.1", 8083, "ws", None),  # the MQTT handshake on any path, as Mosquitto

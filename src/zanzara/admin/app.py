@@ -29,6 +29,7 @@ from ..core.service import SessionView
 from ..errors import InvalidArgument, StoreError
 from ..events import Event
 from ..message import Message
+from ..metrics import BrokerMetrics
 from ..mqtt.properties import Properties
 from ..storage import Receipt
 from . import schemas as s
@@ -491,6 +492,16 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
             else:
                 reloaded.append("admin.token_file")
         return s.ReloadResponse(reloaded=reloaded, failed=failed)
+
+    # -- metrics --------------------------------------------------------------------------------
+
+    metrics = BrokerMetrics(core)
+
+    @app.get("/metrics", tags=["metrics"], response_class=Response)
+    async def prometheus(request: Request, _: Read) -> Response:
+        """Prometheus text (or OpenMetrics, when asked) of the broker's counters, read now."""
+        body, content_type = metrics.render(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     # -- events ---------------------------------------------------------------------------------
 
