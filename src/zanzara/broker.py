@@ -140,17 +140,41 @@ class Broker:
     add_listener = add_event_listener
 
     def reload(self) -> bool:
-        """Re-read the password and ACL files (SIGHUP); on an error the old rules stay."""
-        if self.file_auth is None:
-            logger.info("reload: nothing to reload (no password_file or acl_file)")
-            return True
-        try:
-            self.file_auth.reload()
-        except ConfigError as exc:
-            logger.error("reload failed, keeping the previous rules: %s", exc)
-            return False
-        logger.info("reloaded the password and ACL files")
-        return True
+        """Re-read the password and ACL files and the admin token file (SIGHUP); on an error
+        the old ones stay.  False if anything failed."""
+        return all(self.reload_files().values())
+
+    @property
+    def reloadable(self) -> bool:
+        """Whether :meth:`reload` has any file to read."""
+        return self.file_auth is not None or (
+            self.admin is not None and self.config.admin.token_file is not None
+        )
+
+    def reload_files(self) -> dict[str, bool]:
+        """Re-read each file the broker reloads; what was read, and whether it worked."""
+        done: dict[str, bool] = {}
+        if self.file_auth is not None:
+            try:
+                self.file_auth.reload()
+            except ConfigError as exc:
+                logger.error("reload failed, keeping the previous rules: %s", exc)
+                done["password and ACL files"] = False
+            else:
+                logger.info("reloaded the password and ACL files")
+                done["password and ACL files"] = True
+        if self.admin is not None and self.config.admin.token_file is not None:
+            try:
+                self.admin.tokens.reload()
+            except ConfigError as exc:
+                logger.error("admin tokens not reloaded, keeping the previous ones: %s", exc)
+                done["admin.token_file"] = False
+            else:
+                logger.info("reloaded the admin token file")
+                done["admin.token_file"] = True
+        if not done:
+            logger.info("reload: nothing to reload (no password_file, acl_file or admin.token_file)")
+        return done
 
     # -- lifecycle ----------------------------------------------------------------
 

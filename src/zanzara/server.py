@@ -94,10 +94,13 @@ class _Reloader:
         self._reread = reread
 
     def __call__(self) -> None:
-        if self._broker.file_auth is None and self._reread is None:
-            logger.info("SIGHUP: nothing to reload (no password_file or acl_file, and no configuration file)")
+        if not self._broker.reloadable and self._reread is None:
+            logger.info(
+                "SIGHUP: nothing to reload (no password_file, acl_file or admin.token_file, "
+                "and no configuration file)"
+            )
             return
-        if self._broker.file_auth is not None:
+        if self._broker.reloadable:
             self._broker.reload()  # logs what it reloaded, or why it kept the old rules
         if self._reread is not None:
             self._reload_log_level(self._reread)

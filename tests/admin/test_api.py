@@ -7,12 +7,15 @@ import base64
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from zanzara import Broker
 from zanzara.config import AdminConfig, AdminToken, Config, PushConfig, StorageConfig
+from zanzara.errors import ConfigError
 
 from brokerthread import BrokerThread
 from clients import V5, V311, PahoClient
@@ -25,6 +28,8 @@ class Admin:
 
     def __init__(self, config: Config, token: str | None = None) -> None:
         self.thread = BrokerThread(config, admin=True)
+        assert self.thread.broker is not None
+        self.broker: Broker = self.thread.broker
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.thread.admin_url, headers=headers, timeout=10)
 
@@ -415,3 +420,38 @@ def test_event_stream(admin: Admin) -> None:
     assert [e["event"] for e in events] == ["client_connected", "subscribed"]
     assert events[0]["client_id"] == "ev-1" and events[0]["protocol_version"] == 5
     assert events[1]["subscriptions"] == [{"topic_filter": "ev/#", "qos": 1}]
+
+
+# -- the token file -------------------------------------------------------------------------------
+
+
+def test_token_file_is_read_and_reloaded(tmp_path: Path) -> None:
+    first, second = "f" * 24, "s" * 24
+    path = tmp_path / "tokens"
+    path.write_text(f"# scope token name\nadmin {first} ops\n", encoding="utf-8")
+    a = Admin(config(token_file=str(path)))
+    try:
+        as_first = {"Authorization": f"Bearer {first}"}
+        as_second = {"Authorization": f"Bearer {second}"}
+        assert a.http.get("/api/v1/stats").status_code == 401
+        assert a.http.get("/api/v1/stats", headers=as_first).status_code == 200
+        path.write_text(f"read {second}\n", encoding="utf-8")
+        reload = a.http.post("/api/v1/reload", headers=as_first).json()
+        assert reload == {"reloaded": ["admin.token_file"], "failed": []}
+        assert a.http.get("/api/v1/stats", headers=as_first).status_code == 401
+        assert a.http.get("/api/v1/stats", headers=as_second).status_code == 200
+        assert a.http.post("/api/v1/reload", headers=as_second).status_code == 403
+        # A broken file keeps the tokens in force.
+        path.write_text("root nope\n", encoding="utf-8")
+        assert a.broker.reload() is False
+        assert a.http.get("/api/v1/stats", headers=as_second).status_code == 200
+    finally:
+        a.close()
+
+
+def test_a_bad_token_file_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("\nread short\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        BrokerThread(config(token_file=str(path)), admin=True)
+    assert info.value.field == f"{path}:2"

@@ -74,7 +74,7 @@ class BrokerAPI(Protocol):
 
     async def receipts(self, message_id: str) -> list[Receipt]: ...
 
-    def reload(self) -> bool: ...
+    def reload_files(self) -> dict[str, bool]: ...
 
 
 class ApiError(Exception):
@@ -478,19 +478,10 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
 
     @app.post("/api/v1/reload", tags=["broker"])
     async def reload(_: Admin) -> s.ReloadResponse:
-        """Re-read the password and ACL files and the admin token file."""
-        reloaded: list[str] = []
-        failed: list[str] = []
-        if broker.config.password_file or broker.config.acl_file:
-            (reloaded if broker.reload() else failed).append("password and ACL files")
-        if admin_cfg.token_file is not None:
-            try:
-                tokens.reload()
-            except Exception as exc:
-                logger.error("admin token file not reloaded: %s", exc)
-                failed.append("admin.token_file")
-            else:
-                reloaded.append("admin.token_file")
+        """Re-read the password and ACL files and the admin token file (as SIGHUP does)."""
+        done = broker.reload_files()
+        reloaded = [name for name, ok in done.items() if ok]
+        failed = [name for name, ok in done.items() if not ok]
         return s.ReloadResponse(reloaded=reloaded, failed=failed)
 
     # -- metrics --------------------------------------------------------------------------------
