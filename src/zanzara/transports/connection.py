@@ -45,9 +45,9 @@ from ..core.client import Traffic
 from ..errors import ProtocolError
 from ..events import DisconnectReason
 from ..message import Message
-from ..mqtt.enums import ProtocolVersion, ReasonCode
-from ..mqtt.packets import ConnAck, Packet
-from ..protocol import ConnectionPhase, Event, Hold, PublishEncoder, ServerProtocol
+from ..mqtt.enums import PacketType, ProtocolVersion, ReasonCode
+from ..mqtt.packets import ConnAck, Connect, Packet, Publish, Subscribe, Unsubscribe
+from ..protocol import ConnectionPhase, Event, Hold, PubAcks, PublishEncoder, ServerProtocol
 from ..throttle import TokenBucket
 from .admission import Admission
 from .backpressure import WriteFlowControl
@@ -62,6 +62,28 @@ logger = logging.getLogger(__name__)
 # The lingering close: how long, and how many bytes, we read and discard after our last packet.
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1024 * 1024
+
+
+def describe(event: Event) -> str:
+    """A packet in one line for the debug log, as Mosquitto's: flags, ids, topic and size; never
+    a payload or a password."""
+    match event:
+        case Publish(topic=topic, qos=qos, retain=retain, dup=dup, packet_id=pid, payload=payload):
+            flags = f"d{int(dup)}, q{qos}, r{int(retain)}, m{pid or 0}"
+            return f"PUBLISH ({flags}, {topic!r}, ... ({len(payload)} bytes))"
+        case Connect(client_id=cid, protocol_version=version, clean_start=clean, keep_alive=keep):
+            return f"CONNECT ({cid!r}, p{int(version)}, c{int(clean)}, k{keep})"
+        case Subscribe(packet_id=pid, subscriptions=subs):
+            return f"SUBSCRIBE (m{pid}, " + ", ".join(f"{s.topic_filter!r} q{s.qos}" for s in subs) + ")"
+        case Unsubscribe(packet_id=pid, topic_filters=filters):
+            return f"UNSUBSCRIBE (m{pid}, " + ", ".join(repr(f) for f in filters) + ")"
+        case PubAcks(packets=acks):
+            return f"PUBACK x{len(acks)} (m{acks[0].packet_id}..m{acks[-1].packet_id})"
+        case Hold(until=until):
+            return f"a hold until {until:.3f} (max_publish_rate)"
+    pid = getattr(event, "packet_id", None)
+    name = PacketType(event.packet_type).name
+    return f"{name} (m{pid})" if pid is not None else name
 
 
 def new_protocol(cfg: MqttConfig) -> ServerProtocol:
@@ -317,6 +339,9 @@ class MqttConnection(WriteFlowControl, asyncio.Protocol):
         publishes = protocol.publishes_received
         packets = protocol.receive_data(data, now)
         stats.packets_received += len(packets)  # a run of PUBACKs is one: the core adds the rest
+        if logger.isEnabledFor(logging.DEBUG):  # one test per read; the lines only at debug
+            for packet in packets:
+                logger.debug("received %s from %s", describe(packet), self.who())
         if self._task is not None:
             self._pending.extend(packets)
             if self._bytes_bucket is not None:
