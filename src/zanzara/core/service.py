@@ -112,46 +112,28 @@ class QueuedView:
 def session_view(state: CoreState, session: Session) -> SessionView:
     """A snapshot of ``session`` (and its client, when connected)."""
     client = state.clients.get(session.client_id)
-    subscriptions = tuple(SubscriptionView.of(e) for e in session.subscriptions.values())
-    common = {
-        "client_id": session.client_id,
-        "session_expiry_interval": session.expiry_interval,
-        "disconnected_at": session.disconnected_at,
-        "subscriptions": subscriptions,
-        "queued_messages": session.queued,
-        "queued_bytes": session.queued_bytes,
-        "inflight": len(session.inflight),
-        "max_inflight": session.max_inflight,
-        "max_queued_messages": session.max_queued,
-        "max_queued_bytes": session.max_queued_bytes,
-    }
-    if client is None:
-        return SessionView(
-            connected=False,
-            username=None,
-            address=None,
-            listener=None,
-            protocol_version=None,
-            keep_alive=None,
-            clean_start=None,
-            connected_at=None,
-            traffic=_NO_TRAFFIC,
-            messages_dropped=0,
-            **common,  # type: ignore[arg-type]
-        )
-    info = client.info
+    info = client.info if client is not None else None
     return SessionView(
-        connected=True,
-        username=info.username,
-        address=info.address,
-        listener=info.listener,
-        protocol_version=int(client.version),
-        keep_alive=client.keep_alive,
-        clean_start=client.clean_start,
-        connected_at=client.connected_at,
-        traffic=client.link.traffic,
-        messages_dropped=client.messages_dropped,
-        **common,  # type: ignore[arg-type]
+        client_id=session.client_id,
+        connected=client is not None,
+        username=info.username if info is not None else None,
+        address=info.address if info is not None else None,
+        listener=info.listener if info is not None else None,
+        protocol_version=int(client.version) if client is not None else None,
+        keep_alive=client.keep_alive if client is not None else None,
+        clean_start=client.clean_start if client is not None else None,
+        connected_at=client.connected_at if client is not None else None,
+        session_expiry_interval=session.expiry_interval,
+        disconnected_at=session.disconnected_at,
+        subscriptions=tuple(SubscriptionView.of(e) for e in session.subscriptions.values()),
+        queued_messages=session.queued,
+        queued_bytes=session.queued_bytes,
+        inflight=len(session.inflight),
+        max_inflight=session.max_inflight,
+        max_queued_messages=session.max_queued,
+        max_queued_bytes=session.max_queued_bytes,
+        traffic=client.link.traffic if client is not None else _NO_TRAFFIC,
+        messages_dropped=client.messages_dropped if client is not None else 0,
     )
 
 
