@@ -63,6 +63,7 @@ class AdminServer:
         config = uvicorn.Config(
             self.app,
             log_config=None,  # our logging, our format
+            log_level="warning",  # uvicorn's start and stop lines repeat ours
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,
