@@ -127,7 +127,7 @@ HANDLERS: Final[dict[type[Packet | PubAcks], Handler]] = {
 class Core:
     """The broker core: one state, the packet handlers, and what the embedded API needs."""
 
-    __slots__ = ("state",)
+    __slots__ = ("_sys_topics", "state")
 
     def __init__(
         self,
@@ -142,6 +142,8 @@ class Core:
         )
         if scheduler is not None:
             state.scheduler = scheduler
+        # $SYS/broker/... publishing (start_sys_topics): a service of the core, not its state.
+        self._sys_topics: sys_topics.SysTopics | None = None
 
     # -- what others read ----------------------------------------------------------
 
@@ -344,15 +346,15 @@ class Core:
         a node name, ``$SYS/brokers/<node>/clients/<id>/connected|disconnected``."""
         state = self.state
         state.presence_node = presence_node
-        if interval > 0 and state.sys_topics is None:
-            state.sys_topics = sys_topics.SysTopics(state, interval)
-            state.sys_topics.start()
+        if interval > 0 and self._sys_topics is None:
+            self._sys_topics = sys_topics.SysTopics(state, interval)
+            self._sys_topics.start()
 
     async def close(self) -> None:
         """Stop every timer and the event listeners."""
         state = self.state
-        if state.sys_topics is not None:
-            state.sys_topics.stop()
+        if self._sys_topics is not None:
+            self._sys_topics.stop()
         for timer in state.expiry_timers.values():
             timer.cancel()
         state.expiry_timers.clear()

@@ -38,7 +38,6 @@ from .plan import Plan
 
 if TYPE_CHECKING:
     from .client import Client
-    from .sys_topics import SysTopics
 
 __all__ = ["CoreState", "Scheduler", "Stats", "TimerHandle"]
 
@@ -145,7 +144,6 @@ class CoreState:
     will_timers: dict[str, tuple[TimerHandle, Will]] = field(default_factory=dict)
     purge_timer: TimerHandle | None = None
     # -- $SYS (sys_topics.py) --
-    sys_topics: SysTopics | None = None
     # <node> of the $SYS/brokers/<node>/clients/... presence events; None: not published.
     presence_node: str | None = None
 
