@@ -33,6 +33,7 @@ from ..metrics import BrokerMetrics
 from ..mqtt.properties import Properties
 from ..storage import Receipt
 from . import schemas as s
+from .dashboard import router as dashboard_router
 from .events import event_json
 from .tokens import OPEN, Grant, TokenTable
 
@@ -508,6 +509,7 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    app.include_router(dashboard_router)  # the page at / and its files (no data, no token)
     return app
 
 
