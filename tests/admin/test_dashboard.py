@@ -365,9 +365,13 @@ def test_overview_counts_traffic(broker: BrokerThread, page: Page) -> None:
         expect(page.locator("#s-connections")).to_have_text("2")
         expect(page.locator("#s-retained")).to_have_text(re.compile(r"^[1-9][0-9]*$"))
         expect(page.locator("#s-subscriptions")).to_have_text("1")
-        # Two polls at least, so the rates have a difference to show.
         page.wait_for_function("() => document.querySelectorAll('.chart canvas').length === 3")
-        page.wait_for_timeout(4500)
+        # The rates are differences of the counters between polls: the bursts show in and out.
+        page.wait_for_function("() => Math.max(...window.zanzaraSeries.received) > 0")
+        page.wait_for_function("() => Math.max(...window.zanzaraSeries.sent) > 0")
+        assert page.evaluate("Math.max(...window.zanzaraSeries.dropped)") == 0
+        assert min(page.evaluate("window.zanzaraSeries.connections")) >= 2
+        page.wait_for_timeout(4500)  # a few more points, for the picture
         screenshot(page, "overview")
     finally:
         sub.disconnect()
