@@ -351,12 +351,7 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
             (kicked if core.kick(cid, with_will=req.will) else absent).append(cid)
         return s.KickResponse(kicked=kicked, not_connected=absent)
 
-    @app.get("/api/v1/clients/{client_id}", tags=["clients"])
-    async def get_client(client_id: str, _: Read) -> s.ClientDetail:
-        """One session and its client: connection, subscriptions, queue, traffic."""
-        return _detail(session_or_404(client_id))
-
-    @app.delete("/api/v1/clients/{client_id}/connection", tags=["clients"], status_code=204)
+    @app.delete("/api/v1/clients/{client_id:path}/connection", tags=["clients"], status_code=204)
     async def kick(client_id: str, _: Admin, will: bool = True) -> Response:
         """Disconnect the client (v5: DISCONNECT 0x98); its session stays. ``will=false``
         discards its will."""
@@ -364,14 +359,7 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
             raise ApiError(404, "NOT_CONNECTED", f"client {client_id!r} is not connected")
         return Response(status_code=204)
 
-    @app.delete("/api/v1/clients/{client_id}", tags=["clients"], status_code=204)
-    async def end_session(client_id: str, _: Admin, will: bool = False) -> Response:
-        """End the session: disconnect the client, drop its queue and subscriptions."""
-        if not core.end_session(client_id, with_will=will):
-            raise ApiError(404, "NOT_FOUND", f"no session for client {client_id!r}")
-        return Response(status_code=204)
-
-    @app.post("/api/v1/clients/{client_id}/subscriptions", tags=["clients"], status_code=201)
+    @app.post("/api/v1/clients/{client_id:path}/subscriptions", tags=["clients"], status_code=201)
     async def subscribe(client_id: str, req: s.SubscribeRequest, _: Admin) -> s.SubscriptionItem:
         """Subscribe the session from the server side; a connected client gets the retained messages."""
         ok = core.subscribe(
@@ -386,14 +374,14 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
         [item] = core.list_subscriptions(topic_filter=req.topic_filter, client_id=client_id)
         return _subscription(item)
 
-    @app.delete("/api/v1/clients/{client_id}/subscriptions", tags=["clients"], status_code=204)
+    @app.delete("/api/v1/clients/{client_id:path}/subscriptions", tags=["clients"], status_code=204)
     async def unsubscribe(client_id: str, topic_filter: str, _: Admin) -> Response:
         """Remove one subscription (``topic_filter`` as a query parameter: it may hold '/' and '#')."""
         if not core.unsubscribe(client_id, topic_filter):
             raise ApiError(404, "NOT_FOUND", f"client {client_id!r} has no subscription {topic_filter!r}")
         return Response(status_code=204)
 
-    @app.get("/api/v1/clients/{client_id}/queue", tags=["clients"])
+    @app.get("/api/v1/clients/{client_id:path}/queue", tags=["clients"])
     async def get_queue(client_id: str, _: Read) -> s.QueuePage:
         """What the session holds: in flight first, then queued in delivery order."""
         queue = core.queue(client_id)
@@ -401,13 +389,27 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
             raise ApiError(404, "NOT_FOUND", f"no session for client {client_id!r}")
         return s.QueuePage(items=[s.QueuedItem(**_fields(q)) for q in queue])
 
-    @app.delete("/api/v1/clients/{client_id}/queue", tags=["clients"])
+    @app.delete("/api/v1/clients/{client_id:path}/queue", tags=["clients"])
     async def purge_queue(client_id: str, _: Admin) -> dict[str, int]:
         """Drop what waits in the queue (not what is in flight); receipts say "purged"."""
         purged = core.purge_queue(client_id)
         if purged is None:
             raise ApiError(404, "NOT_FOUND", f"no session for client {client_id!r}")
         return {"purged": purged}
+
+    # A client id may hold '/': the routes above, with a suffix, come first, so that
+    # /clients/a/b/queue is a/b's queue and /clients/a/b (or a%2Fb) is a/b itself.
+    @app.get("/api/v1/clients/{client_id:path}", tags=["clients"])
+    async def get_client(client_id: str, _: Read) -> s.ClientDetail:
+        """One session and its client: connection, subscriptions, queue, traffic."""
+        return _detail(session_or_404(client_id))
+
+    @app.delete("/api/v1/clients/{client_id:path}", tags=["clients"], status_code=204)
+    async def end_session(client_id: str, _: Admin, will: bool = False) -> Response:
+        """End the session: disconnect the client, drop its queue and subscriptions."""
+        if not core.end_session(client_id, with_will=will):
+            raise ApiError(404, "NOT_FOUND", f"no session for client {client_id!r}")
+        return Response(status_code=204)
 
     # -- subscriptions, retained, listeners, stats ----------------------------------------------
 
