@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "BulkItemResult",
@@ -49,6 +49,28 @@ MAX_BULK = 10_000
 MAX_TARGETS = 10_000
 
 
+def _utf8(text: str) -> str:
+    # JSON's "\ud800" escapes decode to lone surrogates, which have no UTF-8 form: caught here
+    # they are a 422, not an encoding error when the message is sent to a subscriber.
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError("not valid UTF-8 text (a lone surrogate)") from None
+    return text
+
+
+def _mqtt_string(text: str) -> str:
+    # MQTT's UTF-8 strings must not hold U+0000 [MQTT-1.5.4-2]: a subscriber may close on it.
+    if "\x00" in _utf8(text):
+        raise ValueError("null character (U+0000) not allowed")
+    return text
+
+
+# Text that goes out as an MQTT UTF-8 string (topics, properties) or as the payload's bytes.
+MqttString = Annotated[str, AfterValidator(_mqtt_string)]
+Utf8Text = Annotated[str, AfterValidator(_utf8)]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,12 +85,12 @@ class ErrorBody(BaseModel):
 class MessageProperties(_Request):
     """MQTT 5 properties forwarded to subscribers (3.1.1 subscribers get the payload only)."""
 
-    content_type: str | None = Field(default=None, max_length=_U16)
-    response_topic: str | None = Field(default=None, min_length=1, max_length=_U16)
+    content_type: MqttString | None = Field(default=None, max_length=_U16)
+    response_topic: MqttString | None = Field(default=None, min_length=1, max_length=_U16)
     # Base64, as it is binary data in MQTT.
     correlation_data: str | None = Field(default=None, max_length=(_U16 * 4) // 3 + 4)
     payload_format_indicator: Literal[0, 1] | None = None
-    user_properties: list[tuple[str, str]] = Field(default_factory=list, max_length=1000)
+    user_properties: list[tuple[MqttString, MqttString]] = Field(default_factory=list, max_length=1000)
 
     @model_validator(mode="after")
     def _correlation_is_base64(self) -> Self:
@@ -80,9 +102,9 @@ class MessageProperties(_Request):
 class PublishRequest(_Request):
     """One notification to publish."""
 
-    topic: str = Field(min_length=1, max_length=_U16, examples=["devices/42/alerts"])
+    topic: MqttString = Field(min_length=1, max_length=_U16, examples=["devices/42/alerts"])
     # The payload: UTF-8 text, or base64 for binary data (at most one of the two; neither: empty).
-    payload: str | None = None
+    payload: Utf8Text | None = None
     payload_base64: str | None = None
     qos: Literal[0, 1, 2] = 1
     retain: bool = False
@@ -251,7 +273,7 @@ class KickResponse(BaseModel):
 class SubscribeRequest(_Request):
     """A subscription made from the server side."""
 
-    topic_filter: str = Field(min_length=1, max_length=_U16)
+    topic_filter: MqttString = Field(min_length=1, max_length=_U16)
     qos: Literal[0, 1, 2] = 0
     no_local: bool = False
     retain_as_published: bool = False
