@@ -74,3 +74,30 @@ def test_a_server_side_subscription_with_a_surrogate_is_a_422(broker: BrokerThre
         answer = post_raw(http, "/api/v1/clients/sub/subscriptions", {"topic_filter": "a/\ud800"})
         assert_error(answer, 422, "INVALID_REQUEST")
     sub.disconnect()
+
+
+def test_ids_and_topics_holding_a_slash_are_reached_with_percent_2f(broker: BrokerThread) -> None:
+    # A client id is any UTF-8 string [MQTT-3.1.3-5] (zanzara takes '/' in it), and so is a message
+    # id to the API; such ids matched no route (a bare 404 "Not Found") when sent as %2F.
+    odd = PahoClient(broker.port, "site/7/dev", version=V5, clean=False, session_expiry=60)
+    odd.subscribe("x/#", qos=1)
+    percent = PahoClient(broker.port, "50%2F", version=V5)
+    with httpx.Client(base_url=broker.admin_url, timeout=10) as http:
+        detail = http.get("/api/v1/clients/site%2F7%2Fdev")
+        assert detail.status_code == 200, detail.text
+        assert detail.json()["client_id"] == "site/7/dev"
+        assert http.get("/api/v1/clients/site%2F7%2Fdev/queue").json() == {"items": []}
+        added = http.post("/api/v1/clients/site%2F7%2Fdev/subscriptions", json={"topic_filter": "y/+"})
+        assert added.status_code == 201 and added.json()["client_id"] == "site/7/dev"
+        # A literal "%2F" in an id is sent as %252F and stays itself.
+        assert http.get("/api/v1/clients/50%252F").json()["client_id"] == "50%2F"
+        # Not the same client: "site" has no session, and "site/7/dev/queue" is not a route to it.
+        assert_error(http.get("/api/v1/clients/site/7/dev"), 404, "NOT_FOUND")
+        # Retained topics: '/' encoded or not.
+        http.post("/api/v1/publish", json={"topic": "r/1", "payload": "x", "qos": 0, "retain": True})
+        assert http.get("/api/v1/retained/r%2F1").json()["topic"] == "r/1"
+        assert http.get("/api/v1/retained/r/1").json()["topic"] == "r/1"
+        assert http.delete("/api/v1/retained/r%2F1").status_code == 204
+        assert http.delete("/api/v1/clients/site%2F7%2Fdev/connection").status_code == 204
+    odd.disconnect()
+    percent.disconnect()

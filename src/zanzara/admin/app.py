@@ -16,11 +16,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from importlib.metadata import version
 from typing import Annotated, Any, Protocol
+from urllib.parse import quote, unquote
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import AdminScope, Config, ListenerConfig
@@ -105,6 +107,48 @@ _STATUS_CODES = {
     503: "UNAVAILABLE",
 }
 
+# -- path parameters that may hold '/' -------------------------------------------------------------
+#
+# Client ids, message ids and topics may hold '/', sent as %2F.  The server hands the routes a
+# path already decoded, where %2F is a '/' like any other, so /clients/a%2Fb/queue could not be
+# told from /clients/a/b/queue and matched no route.  Under /api/ the path is decoded again from
+# the raw one, segment by segment, keeping '/' and '%' of a segment encoded; the convertors below
+# decode a parameter's value last.
+
+
+class _Segment(Convertor[str]):
+    """One path segment, decoded: a client id or a message id."""
+
+    regex = "[^/]+"
+
+    def convert(self, value: str) -> str:
+        return unquote(value)
+
+    def to_string(self, value: str) -> str:
+        return quote(value, safe="")
+
+
+class _Topic(Convertor[str]):
+    """The rest of the path, decoded: a topic, whose '/' may come encoded or not."""
+
+    regex = ".*"
+
+    def convert(self, value: str) -> str:
+        return unquote(value)
+
+    def to_string(self, value: str) -> str:
+        return quote(value, safe="/")
+
+
+register_url_convertor("zsegment", _Segment())
+register_url_convertor("ztopic", _Topic())
+
+
+def _segment_path(raw_path: bytes) -> str:
+    segments = (unquote(seg) for seg in raw_path.decode("latin-1").split("/"))
+    return "/".join(seg.replace("%", "%25").replace("/", "%2F") for seg in segments)
+
+
 # Documented on every route: what errors look like.
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": s.ErrorBody} for code in (400, 401, 403, 404, 413, 422, 503)
@@ -187,6 +231,9 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
 
     @app.middleware("http")
     async def _limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        raw_path = request.scope.get("raw_path")
+        if raw_path and b"%" in raw_path and request.scope["path"].startswith("/api/"):
+            request.scope["path"] = _segment_path(raw_path)
         length = request.headers.get("content-length")
         if length is not None:
             if not length.isdigit():
@@ -290,7 +337,7 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
             raise ApiError(404, "NOT_FOUND", f"no receipts for message {message_id!r}")
         return found
 
-    @app.get("/api/v1/messages/{message_id}", tags=["receipts"])
+    @app.get("/api/v1/messages/{message_id:zsegment}", tags=["receipts"])
     async def message_summary(message_id: str, _: Read) -> s.MessageSummary:
         """How many recipients the message has, by delivery status."""
         found = await receipts_of(message_id)
@@ -299,7 +346,7 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
             counts[receipt.status.value] = counts.get(receipt.status.value, 0) + 1
         return s.MessageSummary(message_id=message_id, recipients=len(found), by_status=counts)
 
-    @app.get("/api/v1/messages/{message_id}/receipts", tags=["receipts"])
+    @app.get("/api/v1/messages/{message_id:zsegment}/receipts", tags=["receipts"])
     async def message_receipts(
         message_id: str,
         _: Read,
@@ -367,7 +414,12 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
             (kicked if core.kick(cid, with_will=req.will) else absent).append(cid)
         return s.KickResponse(kicked=kicked, not_connected=absent)
 
-    @app.delete("/api/v1/clients/{client_id:path}/connection", tags=["clients"], status_code=204)
+    @app.get("/api/v1/clients/{client_id:zsegment}", tags=["clients"])
+    async def get_client(client_id: str, _: Read) -> s.ClientDetail:
+        """One session and its client: connection, subscriptions, queue, traffic."""
+        return _detail(session_or_404(client_id))
+
+    @app.delete("/api/v1/clients/{client_id:zsegment}/connection", tags=["clients"], status_code=204)
     async def kick(client_id: str, _: Admin, will: bool = True) -> Response:
         """Disconnect the client (v5: DISCONNECT 0x98); its session stays. ``will=false``
         discards its will."""
@@ -375,7 +427,14 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
             raise ApiError(404, "NOT_CONNECTED", f"client {client_id!r} is not connected")
         return Response(status_code=204)
 
-    @app.post("/api/v1/clients/{client_id:path}/subscriptions", tags=["clients"], status_code=201)
+    @app.delete("/api/v1/clients/{client_id:zsegment}", tags=["clients"], status_code=204)
+    async def end_session(client_id: str, _: Admin, will: bool = False) -> Response:
+        """End the session: disconnect the client, drop its queue and subscriptions."""
+        if not core.end_session(client_id, with_will=will):
+            raise ApiError(404, "NOT_FOUND", f"no session for client {client_id!r}")
+        return Response(status_code=204)
+
+    @app.post("/api/v1/clients/{client_id:zsegment}/subscriptions", tags=["clients"], status_code=201)
     async def subscribe(client_id: str, req: s.SubscribeRequest, _: Admin) -> s.SubscriptionItem:
         """Subscribe the session from the server side; a connected client gets the retained messages."""
         ok = core.subscribe(
@@ -390,14 +449,14 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
         [item] = core.list_subscriptions(topic_filter=req.topic_filter, client_id=client_id)
         return _subscription(item)
 
-    @app.delete("/api/v1/clients/{client_id:path}/subscriptions", tags=["clients"], status_code=204)
+    @app.delete("/api/v1/clients/{client_id:zsegment}/subscriptions", tags=["clients"], status_code=204)
     async def unsubscribe(client_id: str, topic_filter: str, _: Admin) -> Response:
         """Remove one subscription (``topic_filter`` as a query parameter: it may hold '/' and '#')."""
         if not core.unsubscribe(client_id, topic_filter):
             raise ApiError(404, "NOT_FOUND", f"client {client_id!r} has no subscription {topic_filter!r}")
         return Response(status_code=204)
 
-    @app.get("/api/v1/clients/{client_id:path}/queue", tags=["clients"])
+    @app.get("/api/v1/clients/{client_id:zsegment}/queue", tags=["clients"])
     async def get_queue(client_id: str, _: Read) -> s.QueuePage:
         """What the session holds: in flight first, then queued in delivery order."""
         queue = core.queue(client_id)
@@ -405,27 +464,13 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
             raise ApiError(404, "NOT_FOUND", f"no session for client {client_id!r}")
         return s.QueuePage(items=[s.QueuedItem(**_fields(q)) for q in queue])
 
-    @app.delete("/api/v1/clients/{client_id:path}/queue", tags=["clients"])
+    @app.delete("/api/v1/clients/{client_id:zsegment}/queue", tags=["clients"])
     async def purge_queue(client_id: str, _: Admin) -> dict[str, int]:
         """Drop what waits in the queue (not what is in flight); receipts say "purged"."""
         purged = core.purge_queue(client_id)
         if purged is None:
             raise ApiError(404, "NOT_FOUND", f"no session for client {client_id!r}")
         return {"purged": purged}
-
-    # A client id may hold '/': the routes above, with a suffix, come first, so that
-    # /clients/a/b/queue is a/b's queue and /clients/a/b (or a%2Fb) is a/b itself.
-    @app.get("/api/v1/clients/{client_id:path}", tags=["clients"])
-    async def get_client(client_id: str, _: Read) -> s.ClientDetail:
-        """One session and its client: connection, subscriptions, queue, traffic."""
-        return _detail(session_or_404(client_id))
-
-    @app.delete("/api/v1/clients/{client_id:path}", tags=["clients"], status_code=204)
-    async def end_session(client_id: str, _: Admin, will: bool = False) -> Response:
-        """End the session: disconnect the client, drop its queue and subscriptions."""
-        if not core.end_session(client_id, with_will=will):
-            raise ApiError(404, "NOT_FOUND", f"no session for client {client_id!r}")
-        return Response(status_code=204)
 
     # -- subscriptions, retained, listeners, stats ----------------------------------------------
 
@@ -457,14 +502,14 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
             items=[_retained(m) for m in page], next_cursor=page[-1].topic if more else None
         )
 
-    @app.get("/api/v1/retained/{topic:path}", tags=["retained"])
+    @app.get("/api/v1/retained/{topic:ztopic}", tags=["retained"])
     async def get_retained(topic: str, _: Read) -> s.RetainedItem:
         message = core.retained_message(topic)
         if message is None:
             raise ApiError(404, "NOT_FOUND", f"no retained message on {topic!r}")
         return _retained(message)
 
-    @app.delete("/api/v1/retained/{topic:path}", tags=["retained"], status_code=204)
+    @app.delete("/api/v1/retained/{topic:ztopic}", tags=["retained"], status_code=204)
     async def delete_retained(topic: str, _: Admin) -> Response:
         if not core.delete_retained(topic):
             raise ApiError(404, "NOT_FOUND", f"no retained message on {topic!r}")
