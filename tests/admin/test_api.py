@@ -469,3 +469,15 @@ def test_client_ids_with_slashes(admin: Admin) -> None:
     assert admin.http.get("/api/v1/clients/site%2Fa").status_code == 404
     # A raw '/' is a path separator: site/a is no client's id here.
     assert admin.http.get("/api/v1/clients/site/a").status_code == 404
+
+
+@pytest.mark.parametrize("topic", ["$SYS/broker/uptime", "$SYS", "$share/g/t"])
+def test_the_api_does_not_publish_into_the_brokers_tree(admin: Admin, topic: str) -> None:
+    """As clients may not (MQTT 5.0 section 4.7.2): a forged retained $SYS value is refused."""
+    answer = admin.http.post("/api/v1/publish", json={"topic": topic, "payload": "forged", "retain": True})
+    assert answer.status_code == 422 and answer.json()["code"] == "INVALID_REQUEST"
+    bulk = admin.http.post("/api/v1/publish/bulk", json={"messages": [{"topic": topic, "payload": "x"}]})
+    assert bulk.json()["results"][0]["ok"] is False
+    # The broker's own uptime (published at start, retained) is what a reader gets.
+    uptime = admin.http.get("/api/v1/retained/$SYS/broker/uptime").json()
+    assert uptime["payload"].endswith(" seconds")

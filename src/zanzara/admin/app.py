@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import AdminScope, Config, ListenerConfig
 from ..core import Core, PublishResult
+from ..core.publish import is_reserved
 from ..core.service import SessionView
 from ..errors import InvalidArgument, StoreError
 from ..events import Event
@@ -264,6 +265,10 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
     # -- push -----------------------------------------------------------------------------------
 
     async def publish_one(req: s.PublishRequest, *, wait: bool) -> PublishResult:
+        if is_reserved(req.topic):
+            # As for clients (MQTT 5.0 section 4.7.2): $SYS is the broker's own tree, and a
+            # $share/ name is no topic anyone can subscribe to.  The embedded API may.
+            raise InvalidArgument(f"topic {req.topic!r}: $SYS and $share/ are the broker's")
         props = req.properties
         # Most pushes carry none: the broker's shared empty properties then, not one each.
         properties = (
