@@ -100,6 +100,42 @@ class ConnectionPhase(Enum):
 class ServerProtocol:
     """One client connection, seen from the server."""
 
+    # Slots, not a __dict__: CPython 3.11 specializes attribute access only for instances with
+    # at most 30 dict keys, and this one is at 31; send_publish reads them once per delivery.
+    __slots__ = (
+        "_aliases_in",
+        "_aliases_out",
+        "_out",
+        "_pause_at",
+        "_publish_bucket",
+        "_short_topic",
+        "_unacked_in",
+        "auth_awaited",
+        "auth_method",
+        "bytes_received",
+        "bytes_sent",
+        "client_max_packet_size",
+        "client_receive_maximum",
+        "client_topic_alias_maximum",
+        "deferred_error",
+        "disconnect_over_receive_maximum",
+        "error",
+        "exceeded_receive_maximum",
+        "keep_alive_window",
+        "last_heard",
+        "max_qos",
+        "max_topic_length",
+        "max_topic_levels",
+        "phase",
+        "problem_information",
+        "publishes_received",
+        "publishes_sent",
+        "reader",
+        "receive_maximum",
+        "topic_alias_maximum",
+        "version",
+    )
+
     def __init__(
         self,
         *,
@@ -133,6 +169,10 @@ class ServerProtocol:
         self.client_receive_maximum = 65535
         self.client_topic_alias_maximum = 0
         self.problem_information = True
+        # The Authentication Method of the CONNECT (MQTT 5 enhanced authentication), and
+        # whether the server sent AUTH 0x18 and the client's AUTH 0x18 has not come yet.
+        self.auth_method: str | None = None
+        self.auth_awaited = False
         self.error: ProtocolError | None = None
         self.deferred_error: ProtocolError | None = None
         # Keep alive (section 3.1.2.10): the silence allowed, and when the client was last heard.
@@ -148,7 +188,7 @@ class ServerProtocol:
         self.publishes_received = 0
         self.publishes_sent = 0
         self.bytes_received = 0
-        self.bytes_sent = 0
+        self.bytes_sent = 0  # counted by the transport as it writes (the size is known there)
 
     # -- input ------------------------------------------------------------------
 
@@ -327,10 +367,6 @@ class ServerProtocol:
             if props.request_problem_information == 0:
                 self.problem_information = False
 
-    auth_method: str | None = None
-    # The server sent AUTH 0x18 and the client's AUTH 0x18 has not come yet.
-    auth_awaited = False
-
     # -- keep alive -------------------------------------------------------------
 
     def set_keep_alive(self, seconds: int) -> None:
@@ -477,7 +513,6 @@ class ServerProtocol:
         out = self._out
         if out:
             self._out = []
-            self.bytes_sent += sum(map(len, out))
         return out
 
     # -- errors -----------------------------------------------------------------

@@ -559,8 +559,10 @@ class MqttConnection(WriteFlowControl, asyncio.Protocol):
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             transport.write(data)
+            size = len(data)
+            self.protocol.bytes_sent += size  # counted here, where the size is known
             stats = self._stats
-            stats.bytes_sent += len(data)
+            stats.bytes_sent += size
             stats.packets_sent += len(out)  # the protocol queues one bytes object per packet
             if self._write_paused:
                 self._recount_held(transport)
