@@ -97,6 +97,9 @@ class Broker:
         self._store: Store | None = None
         # The admin HTTP API ([admin]; port 0: none), started with the listeners.
         self.admin: AdminServer | None = None
+        # More that reload() re-reads, by name, each saying whether it worked (the zanzara
+        # command adds the configuration file's log_level).
+        self.reload_hooks: dict[str, Callable[[], bool]] = {}
 
     # -- hooks and events ---------------------------------------------------------
 
@@ -146,10 +149,9 @@ class Broker:
 
     @property
     def reloadable(self) -> bool:
-        """Whether :meth:`reload` has any file to read."""
-        return self.file_auth is not None or (
-            self.admin is not None and self.config.admin.token_file is not None
-        )
+        """Whether :meth:`reload` has anything to read."""
+        tokens = self.admin is not None and self.config.admin.token_file is not None
+        return self.file_auth is not None or tokens or bool(self.reload_hooks)
 
     def reload_files(self) -> dict[str, bool]:
         """Re-read each file the broker reloads; what was read, and whether it worked."""
@@ -172,6 +174,8 @@ class Broker:
             else:
                 logger.info("reloaded the admin token file")
                 done["admin.token_file"] = True
+        for name, hook in self.reload_hooks.items():
+            done[name] = hook()
         if not done:
             logger.info("reload: nothing to reload (no password_file, acl_file or admin.token_file)")
         return done

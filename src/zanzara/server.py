@@ -79,41 +79,48 @@ def run(config: Config, reread: Callable[[], Config] | None = None) -> int:
         # What start() loaded (sessions, queues, retained messages) lives long: keep it out
         # of every later collection.
         gc.freeze()
-        await broker.serve_forever(on_reload=_Reloader(broker, config.log_level, reread))
+        if reread is not None:
+            # SIGHUP and the admin API's reload both re-read the file's log_level.
+            broker.reload_hooks["log_level"] = _LogLevel(config.log_level, reread)
+        await broker.serve_forever(on_reload=_Reloader(broker))
         return 0
 
     return asyncio.run(main())
 
 
 class _Reloader:
-    """SIGHUP: the password and ACL files, and the log level; says what it did, or that there was nothing."""
+    """SIGHUP: what the broker reloads (files, the log level); says what it did, or that there was nothing."""
 
-    def __init__(self, broker: Broker, log_level: str, reread: Callable[[], Config] | None) -> None:
+    def __init__(self, broker: Broker) -> None:
         self._broker = broker
-        self._log_level = log_level
-        self._reread = reread
 
     def __call__(self) -> None:
-        if not self._broker.reloadable and self._reread is None:
+        if not self._broker.reloadable:
             logger.info(
                 "SIGHUP: nothing to reload (no password_file, acl_file or admin.token_file, "
                 "and no configuration file)"
             )
             return
-        if self._broker.reloadable:
-            self._broker.reload()  # logs what it reloaded, or why it kept the old rules
-        if self._reread is not None:
-            self._reload_log_level(self._reread)
+        self._broker.reload()  # logs what it reloaded, or why it kept the old state
 
-    def _reload_log_level(self, reread: Callable[[], Config]) -> None:
+
+class _LogLevel:
+    """Re-read the configuration file's ``log_level`` and apply it; False if the file is bad."""
+
+    def __init__(self, log_level: str, reread: Callable[[], Config]) -> None:
+        self._log_level = log_level
+        self._reread = reread
+
+    def __call__(self) -> bool:
         try:
-            level = reread().log_level
+            level = self._reread().log_level
         except ConfigError as exc:
-            logger.error("SIGHUP: configuration not reloaded, keeping log level %s: %s", self._log_level, exc)
-            return
+            logger.error("configuration not reloaded, keeping log level %s: %s", self._log_level, exc)
+            return False
         if level == self._log_level:
-            logger.info("SIGHUP: log level unchanged (%s)", level)
-            return
+            logger.info("log level unchanged (%s)", level)
+            return True
         logs.set_level(level)
-        logger.info("SIGHUP: log level %s -> %s", self._log_level, level)
+        logger.info("log level %s -> %s", self._log_level, level)
         self._log_level = level
+        return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -35,3 +36,25 @@ def test_the_command_serves_the_admin_api_and_metrics() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
+
+
+def test_the_api_reloads_the_log_level_as_sighup_does(tmp_path: Path) -> None:
+    port, admin = free_port(), free_port()
+    config = tmp_path / "zanzara.toml"
+    config.write_text('log_level = "info"\n[storage]\nbackend = "memory"\n', encoding="utf-8")
+    listener = f"[[listeners]]\nport = {port}\n"
+    config.write_text(config.read_text(encoding="utf-8") + listener, encoding="utf-8")
+    proc, _ = start("-c", str(config), "--admin-port", str(admin))
+    try:
+        http = httpx.Client(base_url=f"http://127.0.0.1:{admin}", timeout=10)
+        assert http.post("/api/v1/reload").json() == {"reloaded": ["log_level"], "failed": []}
+        config.write_text(config.read_text(encoding="utf-8").replace('"info"', '"debug"'), encoding="utf-8")
+        assert http.post("/api/v1/reload").json() == {"reloaded": ["log_level"], "failed": []}
+        config.write_text("log_level = 3\n", encoding="utf-8")
+        assert http.post("/api/v1/reload").json() == {"reloaded": [], "failed": ["log_level"]}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert "log level unchanged (info)" in err
+    assert "log level info -> debug" in err
+    assert "configuration not reloaded, keeping log level debug" in err
