@@ -547,7 +547,7 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
 
     @app.post("/api/v1/reload", tags=["broker"])
     async def reload(_: Admin) -> s.ReloadResponse:
-        """Re-read the password and ACL files and the admin token file (as SIGHUP does)."""
+        """Re-read the password, ACL and token files and the configuration's log level (as SIGHUP does)."""
         done = broker.reload_files()
         reloaded = [name for name, ok in done.items() if ok]
         failed = [name for name, ok in done.items() if not ok]
