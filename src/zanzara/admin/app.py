@@ -533,7 +533,7 @@ def create_app(broker: BrokerAPI, tokens: TokenTable) -> FastAPI:  # noqa: C901 
         """The broker's counters and current sizes."""
         state = core.state
         sessions = state.sessions.values()
-        counters = {k: v for k, v in vars_of(core.stats).items() if isinstance(v, int)}
+        counters = core.stats.counters()
         counters["events_dropped"] = core.events.dropped
         return s.StatsResponse(
             connections=len(state.clients),
@@ -607,13 +607,6 @@ async def _event_stream(core: Core, names: tuple[str, ...], size: int) -> AsyncI
             yield f"event: {event.name}\ndata: {json.dumps(event_json(event))}\n\n"
     finally:
         remove()
-
-
-def vars_of(obj: object) -> dict[str, Any]:
-    slots = getattr(type(obj), "__slots__", None)
-    if slots is not None:
-        return {name: getattr(obj, name) for name in slots}
-    return dict(vars(obj))
 
 
 def _fields(obj: object) -> dict[str, Any]:

@@ -57,10 +57,7 @@ def send_qos0(
 def _drop_for_slowness(state: CoreState, client: Client, message: Message) -> None:
     """A QoS 0 message its subscriber's full socket cannot take: what it cannot take is its loss."""
     client.messages_dropped += 1
-    stats = state.stats
-    stats.messages_dropped += 1
-    stats.slow_subscriber_drops += 1
-    _count_drops(stats, "slow subscriber")
+    _count_drops(state.stats, "slow subscriber")
     if state.events.active:
         cid = client.info.client_id
         state.events.emit(Dropped(client_id=cid, message=message, reason="slow subscriber"))
@@ -133,7 +130,6 @@ def forget(state: CoreState, session: Session, out: Delivery) -> None:
 def dropped(state: CoreState, session: Session, out: Delivery, why: str) -> None:
     """``out`` will never be delivered: unstore it, count it, note its receipt, tell listeners."""
     forget(state, session, out)
-    state.stats.messages_dropped += 1
     _count_drops(state.stats, why)
     if state.track_deliveries:
         _finish(state, out, DeliveryStatus.DROPPED, state.clock(), why)
@@ -149,7 +145,6 @@ def _count_drops(stats: Stats, why: str, n: int = 1) -> None:
 
 def discard(state: CoreState, pending: list[Delivery], why: str) -> None:
     """Report what a session held when it ended (it is not stored any more)."""
-    state.stats.messages_dropped += len(pending)
     if pending:
         _count_drops(state.stats, why, len(pending))
     if state.track_deliveries:

@@ -56,7 +56,6 @@ class PublishResult:
 
 
 def handle_publish(state: CoreState, client: Client, packet: Publish) -> Pending | None:
-    state.stats.messages_received += 1
     state.stats.received_by_qos[packet.qos] += 1
     if packet.retain and not state.config.retain_available:
         raise ProtocolError(

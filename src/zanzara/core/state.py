@@ -65,9 +65,7 @@ class _RunningLoop:
 class Stats:
     """The broker's counters (read by $SYS, metrics and tests)."""
 
-    messages_received: int = 0
     messages_sent: int = 0
-    messages_dropped: int = 0
     messages_expired: int = 0
     connections_total: int = 0
     # -- by kind, for the Prometheus collector (metrics.py); each costs one add where it counts --
@@ -82,8 +80,6 @@ class Stats:
     malformed_packets: int = 0
     # Connections closed because handling their packet raised an error of ours.
     internal_errors: int = 0
-    # QoS 0 messages dropped because their subscriber's socket was full (also in messages_dropped).
-    slow_subscriber_drops: int = 0
     # Connections that sent more unacknowledged QoS 1/2 PUBLISH than receive_maximum (paused).
     receive_maximum_exceeded: int = 0
     # -- observability ($SYS, metrics) --
@@ -100,8 +96,32 @@ class Stats:
     connects_received: int = 0
     # Persistent sessions that ended because their expiry interval passed.
     sessions_expired: int = 0
-    # why -> messages dropped for it (as in messages_dropped, which counts them all).
+    # why -> messages dropped for it ("queue full", "slow subscriber", ...).
     drops: dict[str, int] = field(default_factory=dict)
+
+    # Totals derived from the counters above rather than counted a second time.
+    @property
+    def messages_received(self) -> int:
+        """PUBLISH received from clients, every QoS."""
+        return sum(self.received_by_qos)
+
+    @property
+    def messages_dropped(self) -> int:
+        """Messages dropped before delivery, every reason."""
+        return sum(self.drops.values())
+
+    @property
+    def slow_subscriber_drops(self) -> int:
+        """QoS 0 messages dropped because their subscriber's socket was full."""
+        return self.drops.get("slow subscriber", 0)
+
+    def counters(self) -> dict[str, int]:
+        """Every integer counter by name, the derived totals included."""
+        found = {name: getattr(self, name) for name in self.__slots__}
+        named = {name: value for name, value in found.items() if isinstance(value, int)}
+        for total in ("messages_received", "messages_dropped", "slow_subscriber_drops"):
+            named[total] = getattr(self, total)
+        return named
 
 
 @dataclass(eq=False, slots=True)
