@@ -12,6 +12,7 @@ target and one member of each shared group.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..events import Published
@@ -133,16 +134,16 @@ def route_counted(
     if state.events.active:
         state.events.emit(Published(client_id=message.sender, message=message))
     now = state.clock()
-    if not matched or message.expired(now):
+    if not matched:
+        return Reach(0)
+    if message.expired(now):
+        state.stats.messages_expired += 1  # as route() counts it
         return Reach(matched)
     encoder = PublishEncoder(message, now)
     sent = queued = 0
     for target in targets:
         if target.entries:
-            entries = target.entries
-            qos = min(message.qos, max(e.qos for e in entries))
-            retain = message.retain and any(e.retain_as_published for e in entries)
-            sub_ids = tuple(sorted({e.subscription_id for e in entries if e.subscription_id}))
+            qos, retain, sub_ids = _merged(message, target.entries)
         else:
             qos = min(message.qos, target.qos)
             retain = message.retain and target.retain_as_published
@@ -200,21 +201,18 @@ def _retain(state: CoreState, message: Message) -> None:
 
 
 def _deliver_overlapping(state: CoreState, target: Target, encoder: PublishEncoder) -> None:
-    # [MQTT-3.3.4-2] one copy at the highest QoS of the matching subscriptions;
-    # [MQTT-3.3.4-3] carrying all of their subscription identifiers.
     message = encoder.message
     entries = [e for e in target.entries if not (e.no_local and e.client_id == message.sender)]
-    if not entries:
-        return
+    if entries:
+        _deliver_one(state, target.client_id, encoder, *_merged(message, entries))
+
+
+def _merged(message: Message, entries: Sequence[SubscriptionEntry]) -> tuple[int, bool, tuple[int, ...]]:
+    """(QoS, retain, subscription ids) of one copy for a client's overlapping subscriptions:
+    [MQTT-3.3.4-2] the highest QoS of them; [MQTT-3.3.4-3] all of their identifiers."""
     qos = min(message.qos, max(e.qos for e in entries))
     retain = message.retain and any(e.retain_as_published for e in entries)
-    sub_ids = tuple(sorted({e.subscription_id for e in entries if e.subscription_id}))
-    client = state.clients.get(target.client_id)
-    if qos == 0:
-        if client is not None:
-            deliveries.send_qos0(state, client, encoder, retain, sub_ids)
-    else:
-        deliveries.deliver(state, target.client_id, client, encoder, qos, retain, sub_ids)
+    return qos, retain, tuple(sorted({e.subscription_id for e in entries if e.subscription_id}))
 
 
 def _make_plan(state: CoreState, topic: str, matches: Matches) -> Plan:
