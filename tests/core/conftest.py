@@ -33,7 +33,6 @@ import pytest
 from zanzara.auth.exchange import AuthExchange
 from zanzara.config import MqttConfig, PushConfig
 from zanzara.core import Admitted, Awaiting, Challenge, Client, ConnectResult, Core, Refused
-from zanzara.core.client import Traffic
 from zanzara.errors import ProtocolError
 from zanzara.message import Message
 from zanzara.mqtt.codec import Reader, encode
@@ -52,7 +51,7 @@ from zanzara.mqtt.packets import (
 )
 from zanzara.mqtt.properties import EMPTY_PROPERTIES, Properties
 from zanzara.protocol import ConnectionPhase, PublishEncoder
-from zanzara.transports.connection import new_protocol
+from zanzara.transports.connection import ProtocolFacts, new_protocol
 
 V31 = ProtocolVersion.MQTT31
 V311 = ProtocolVersion.MQTT311
@@ -128,7 +127,7 @@ class FakeScheduler:
 # -- the connection --------------------------------------------------------------------------------
 
 
-class FakeLink:
+class FakeLink(ProtocolFacts):
     """A :class:`~zanzara.core.ClientLink` over a real ServerProtocol, recording what it is told."""
 
     def __init__(self, config: MqttConfig, address: str | None = "192.0.2.1:50000") -> None:
@@ -158,27 +157,6 @@ class FakeLink:
     def send(self, packet: Packet) -> None:
         self.protocol.send(packet)
 
-    @property
-    def receive_maximum(self) -> int:
-        return self.protocol.client_receive_maximum
-
-    @property
-    def auth_method(self) -> str | None:
-        return self.protocol.auth_method
-
-    @property
-    def is_connecting(self) -> bool:
-        return self.protocol.phase is ConnectionPhase.CONNECTING
-
-    @property
-    def is_open(self) -> bool:
-        return self.protocol.phase is ConnectionPhase.CONNECTED
-
-    @property
-    def traffic(self) -> Traffic:
-        p = self.protocol
-        return Traffic(p.publishes_received, p.publishes_sent, p.bytes_received, p.bytes_sent)
-
     def send_publish(
         self, encoder: PublishEncoder, qos: int, retain: bool, sub_ids: tuple[int, ...], packet_id: int = 0
     ) -> bool:
@@ -196,9 +174,6 @@ class FakeLink:
         dup: bool = False,
     ) -> bool:
         return bool(self.protocol.send_message(message, qos, retain, sub_ids, packet_id, now, dup=dup))
-
-    def fits(self, packet: Packet) -> bool:
-        return self.protocol.fits(packet)
 
     def accept(self, connack: ConnAck, keep_alive: int) -> None:
         self.protocol.accept(connack)

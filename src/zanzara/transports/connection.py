@@ -55,7 +55,7 @@ from .byte_transport import ByteTransport
 from .flusher import Flusher
 from .tls import peer_common_name
 
-__all__ = ["ByteTransport", "Flusher", "MqttConnection", "new_protocol"]
+__all__ = ["ByteTransport", "Flusher", "MqttConnection", "ProtocolFacts", "new_protocol"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,38 @@ def describe(event: Event) -> str:
     return f"{name} (m{pid})" if pid is not None else name
 
 
+class ProtocolFacts:
+    """The part of ``ClientLink`` its protocol answers alone (the core tests' fake link shares it)."""
+
+    __slots__ = ()
+
+    protocol: ServerProtocol
+
+    @property
+    def receive_maximum(self) -> int:
+        return self.protocol.client_receive_maximum
+
+    @property
+    def auth_method(self) -> str | None:
+        return self.protocol.auth_method
+
+    @property
+    def is_connecting(self) -> bool:
+        return self.protocol.phase is ConnectionPhase.CONNECTING
+
+    @property
+    def is_open(self) -> bool:
+        return self.protocol.phase is ConnectionPhase.CONNECTED
+
+    @property
+    def traffic(self) -> Traffic:
+        p = self.protocol
+        return Traffic(p.publishes_received, p.publishes_sent, p.bytes_received, p.bytes_sent)
+
+    def fits(self, packet: Packet) -> bool:
+        return self.protocol.fits(packet)
+
+
 def new_protocol(cfg: MqttConfig) -> ServerProtocol:
     """The sans-I/O protocol of one connection, with the limits of ``[mqtt]``."""
     return ServerProtocol(
@@ -100,7 +132,7 @@ def new_protocol(cfg: MqttConfig) -> ServerProtocol:
     )
 
 
-class MqttConnection(WriteFlowControl, asyncio.Protocol):
+class MqttConnection(WriteFlowControl, ProtocolFacts, asyncio.Protocol):
     """A client connection; implements the broker's ``ClientLink``."""
 
     # Slots, not a __dict__: CPython 3.11 specializes attribute access only for instances
@@ -245,30 +277,6 @@ class MqttConnection(WriteFlowControl, asyncio.Protocol):
             self._dirty = True
             self.flusher.mark(self)
         return True
-
-    @property
-    def receive_maximum(self) -> int:
-        return self.protocol.client_receive_maximum
-
-    @property
-    def auth_method(self) -> str | None:
-        return self.protocol.auth_method
-
-    @property
-    def is_connecting(self) -> bool:
-        return self.protocol.phase is ConnectionPhase.CONNECTING
-
-    @property
-    def is_open(self) -> bool:
-        return self.protocol.phase is ConnectionPhase.CONNECTED
-
-    @property
-    def traffic(self) -> Traffic:
-        p = self.protocol
-        return Traffic(p.publishes_received, p.publishes_sent, p.bytes_received, p.bytes_sent)
-
-    def fits(self, packet: Packet) -> bool:
-        return self.protocol.fits(packet)
 
     def accept(self, connack: ConnAck, keep_alive: int) -> None:
         self.protocol.accept(connack)
